@@ -1,0 +1,45 @@
+"""The recurrent core with a forward (perform) head and an inverse (observe) head.
+
+Perform: action encoder -> GRU -> forward head predicts the sensory consequence.
+Observe: sensory encoder -> GRU -> inverse head infers the action.
+With `separate_cores` the two modes run through two GRUs of equal size, so nothing is shared but
+the data. The encoders and heads are passed in, so the toy study (token embedding, Linear(16, 96))
+and the embodied study (CNN frames, continuous torques) use this one core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class CoreOutput:
+    hidden: torch.Tensor      # [B, T, H]: the activations analysed for mirror units
+    prediction: torch.Tensor  # forward head (perform) or inverse head (observe) output, [B, T, *]
+
+
+class MirrorCore(nn.Module):
+    def __init__(self, action_encoder: nn.Module, sensory_encoder: nn.Module, input_dim: int,
+                 hidden_size: int, forward_head: nn.Module, inverse_head: nn.Module,
+                 separate_cores: bool = False) -> None:
+        super().__init__()
+        self.action_encoder = action_encoder
+        self.sensory_encoder = sensory_encoder
+        self.perform_core = nn.GRU(input_dim, hidden_size, batch_first=True)
+        # The observe core is the same module unless the separate-cores control asks for a second one.
+        self.observe_core = nn.GRU(input_dim, hidden_size, batch_first=True) if separate_cores else self.perform_core
+        self.forward_head = forward_head
+        self.inverse_head = inverse_head
+        self.separate_cores = separate_cores
+        self.hidden_size = hidden_size
+
+    def perform(self, actions: torch.Tensor) -> CoreOutput:
+        hidden, _ = self.perform_core(self.action_encoder(actions))
+        return CoreOutput(hidden, self.forward_head(hidden))
+
+    def observe(self, sensory: torch.Tensor) -> CoreOutput:
+        hidden, _ = self.observe_core(self.sensory_encoder(sensory))
+        return CoreOutput(hidden, self.inverse_head(hidden))

@@ -1,0 +1,161 @@
+"""The paper's figures 1-4, drawn from measured arrays; every panel shows its null or baseline beside it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.provenance import atomic_write_bytes  # noqa: E402
+
+COLORS = {"shared": "tab:blue", "separate": "tab:orange", "forward_only": "tab:green",
+          "shuffled_labels": "tab:red", "untrained": "tab:gray"}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _trace(ax, perform: np.ndarray, observe: np.ndarray, unit: int, n_seqs: int, color: str, label: str) -> None:
+    """Activation of one unit over `n_seqs` consecutive test sequences: perform solid, observe dashed."""
+    p = perform[:n_seqs, :, unit].reshape(-1)
+    o = observe[:n_seqs, :, unit].reshape(-1)
+    ax.plot(p, "-", color=color, label=f"{label} perform")
+    ax.plot(o, "--", color=color, label=f"{label} observe")
+    for k in range(1, n_seqs):
+        ax.axvline(k * perform.shape[1] - 0.5, color="0.85", lw=0.8, zorder=0)
+
+
+def figure_emergence(path: Path, r_by_cond: dict[str, np.ndarray], example: dict[str, np.ndarray],
+                     pooled_r: dict[str, np.ndarray], seed: int) -> Path:
+    """Figure 1: (A) per-unit r per condition, (B) r histograms, (C) traces of the top 3 shared units."""
+    fig = plt.figure(figsize=(13, 9))
+    grid = fig.add_gridspec(3, 2, height_ratios=[1, 1, 1.2])
+    ax = fig.add_subplot(grid[0, :])
+    names = list(r_by_cond)
+    mat = np.vstack([np.nan_to_num(r_by_cond[n]) for n in names])
+    im = ax.imshow(mat, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("hidden unit")
+    ax.set_title(f"A  per-unit perform-vs-observe r (seed {seed})")
+    fig.colorbar(im, ax=ax, fraction=0.02)
+    ax = fig.add_subplot(grid[1, :])
+    bins = np.linspace(-1, 1, 41)
+    for name in ("shared", "separate", "untrained"):
+        if name in pooled_r:
+            ax.hist(np.nan_to_num(pooled_r[name]), bins=bins, alpha=0.5, color=COLORS[name], label=name, density=True)
+    for thr in (0.6, 0.75):
+        ax.axvline(thr, color="k", ls=":", lw=0.8)
+    ax.axvline(-0.6, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("r (all units, all seeds)")
+    ax.set_ylabel("density")
+    ax.set_title("B  r histograms: shared vs separate (identity-paired) vs untrained")
+    ax.legend()
+    r = np.nan_to_num(r_by_cond.get("shared", next(iter(r_by_cond.values()))))
+    top = np.argsort(r)[::-1][:3]
+    for k, unit in enumerate(top):
+        ax = fig.add_subplot(grid[2, :]) if k == 0 else ax
+        _trace(ax, example["perform"], example["observe"], int(unit), 3, f"C{k}", f"unit {unit} (r={r[unit]:.2f})")
+    ax.set_xlabel("timestep (3 test sequences)")
+    ax.set_ylabel("activation")
+    ax.set_title("C  top 3 shared-core units: perform solid, observe dashed")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def figure_robustness(path: Path, null_example: np.ndarray, observed: float, unit_label: str,
+                      per_seed: dict[str, list[dict[str, Any]]]) -> Path:
+    """Figure 2: (A) sequence-level null vs observed r, (B) fractions across seeds, (C) decoding vs chance."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    ax.hist(null_example, bins=40, color="0.6", label=f"null (B={null_example.size}, sequences re-paired)")
+    ax.axvline(observed, color="tab:blue", lw=2, label=f"observed r={observed:.2f}")
+    ax.set_title(f"A  permutation null, {unit_label}")
+    ax.set_xlabel("r")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    names = list(per_seed)
+    for k, (metric, marker) in enumerate((("frac_r_gt_0.75", "o"), ("frac_abs_r_gt_0.6", "s"))):
+        for i, name in enumerate(names):
+            vals = [row[metric] for row in per_seed[name]]
+            ax.scatter(np.full(len(vals), i + (k - 0.5) * 0.25), vals, marker=marker, color=COLORS.get(name, "k"),
+                       label=metric if i == 0 else None, edgecolor="k" if k else None)
+    ax.axhspan(0.25, 0.30, color="tab:blue", alpha=0.12, label="paper: r>0.75 in 25-30%")
+    ax.axhspan(0.35, 0.40, color="tab:purple", alpha=0.12, label="paper: |r|>0.6 in 35-40%")
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_ylabel("fraction of units")
+    ax.set_title("B  mirror fractions across seeds")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    width = 0.38
+    for i, name in enumerate(names):
+        rows = per_seed[name]
+        for k, key in enumerate(("decode_perform_to_observe", "decode_observe_to_perform")):
+            vals = np.array([row[key] for row in rows])
+            ax.bar(i + (k - 0.5) * width, vals.mean(), width, color=COLORS.get(name, "k"), alpha=0.5 + 0.4 * k)
+            ax.scatter(np.full(vals.size, i + (k - 0.5) * width), vals, s=8, color="k")
+        chance = np.mean([row["decode_chance_q95"] for row in rows])
+        ax.hlines(chance, i - width, i + width, color="k", ls="--")
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_ylabel("accuracy")
+    ax.set_title("C  cross-mode decoding (light: perform->observe, dark: observe->perform);\n"
+                 "dashed: 95th pct of sequence-shuffled chance", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def figure_ablations(path: Path, pooled_r: dict[str, np.ndarray], per_seed: dict[str, list[dict[str, Any]]]) -> Path:
+    """Figure 3: r distributions and mirror-unit counts per condition, seeds pooled."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    names = list(pooled_r)
+    ax = axes[0]
+    parts = ax.violinplot([np.nan_to_num(pooled_r[n]) for n in names], showmedians=True)
+    for body, name in zip(parts["bodies"], names):
+        body.set_facecolor(COLORS.get(name, "k"))
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=20)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel("per-unit r (identity-paired)")
+    ax.set_title("A  r by condition (all seeds)")
+    ax = axes[1]
+    for i, name in enumerate(names):
+        vals = np.array([row["n_mirror_fdr"] / row["n_units"] for row in per_seed[name]])
+        ax.bar(i, vals.mean(), color=COLORS.get(name, "k"), alpha=0.7)
+        ax.scatter(np.full(vals.size, i), vals, s=10, color="k")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_ylabel("fraction of units: significant mirror (BH-FDR)")
+    ax.set_title("B  significant mirror units (sequence-level null)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def figure_temporal(path: Path, lags: np.ndarray | None, r: np.ndarray, example: dict[str, np.ndarray],
+                    max_lag: int) -> Path:
+    """Figure 4: (A) peak cross-correlation lag of the top mirror units, (B) the strongest anti-mirror unit."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    ax = axes[0]
+    r0 = np.nan_to_num(r)
+    top = np.argsort(r0)[::-1][:10]
+    if lags is not None:
+        ax.hist(lags[top], bins=np.arange(-max_lag - 0.5, max_lag + 1.5), color="tab:blue", rwidth=0.8)
+    ax.set_xlabel("peak lag (timesteps; + = observe lags perform)")
+    ax.set_ylabel("units (top 10 by r)")
+    ax.set_title("A  temporal alignment of top mirror units")
+    ax = axes[1]
+    unit = int(np.argmin(r0))
+    _trace(ax, example["perform"], example["observe"], unit, 3, "tab:red", f"unit {unit} (r={r0[unit]:.2f})")
+    ax.set_xlabel("timestep (3 test sequences)")
+    ax.set_title("B  strongest anti-mirror unit: perform solid, observe dashed")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

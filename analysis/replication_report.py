@@ -1,0 +1,163 @@
+"""The replication's outputs: units.csv, figures 1-4 and report.md (the paper's claims vs what was measured)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis import figures
+from experiments.provenance import atomic_write_text
+
+# Every number the paper states, with the metric that measures it. (lo, hi) is the paper's range.
+PAPER_CLAIMS = [
+    ("units with r > 0.75", "shared", "frac_r_gt_0.75", (0.25, 0.30), "25-30% (28% at seed 42)"),
+    ("units with |r| > 0.6", "shared", "frac_abs_r_gt_0.6", (0.35, 0.40), "35-40% (38% at seed 42)"),
+    ("largest r", "shared", "max_r", (0.912, 0.912), "0.912"),
+    ("strongest anti-mirror r", "shared", "min_r", (-0.791, -0.791), "-0.791 (unit 74)"),
+    ("separate cores: units with |r| > 0.6", "separate", "frac_abs_r_gt_0.6", (0.0, 0.05), "near zero"),
+    ("shuffled labels: units with |r| > 0.6", "shuffled_labels", "frac_abs_r_gt_0.6", (0.0, 0.05), "eliminated"),
+]
+
+UNIT_COLUMNS = ["condition", "seed", "unit", "r", "p", "q_fdr", "p_bonferroni", "peak_lag"]
+
+
+def _fmt(stat: dict[str, Any], pct: bool = False) -> str:
+    scale, unit = (100.0, "%") if pct else (1.0, "")
+    mean, (lo, hi) = stat["mean"], stat["ci95"]
+    if not np.isfinite(mean):
+        return "n/a"
+    if not np.isfinite(lo):
+        return f"{mean * scale:.3g}{unit}"
+    return f"{mean * scale:.3g}{unit} [{lo * scale:.3g}, {hi * scale:.3g}]"
+
+
+def _verdict(stat: dict[str, Any], lo: float, hi: float) -> str:
+    """Reproduced when the 95% interval over seeds overlaps the paper's range (a point: contains it)."""
+    mean, (clo, chi) = stat["mean"], stat["ci95"]
+    if not np.isfinite(clo):
+        clo = chi = mean
+    if chi < lo:
+        return "**not reproduced** (lower)"
+    if clo > hi:
+        return "**not reproduced** (higher)"
+    return "consistent"
+
+
+def units_csv(cells: dict[tuple[str, int], tuple[dict, dict]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(UNIT_COLUMNS)
+    for (cond, seed), (_, arrays) in cells.items():
+        lags = arrays.get("peak_lag")
+        for u in range(arrays["r"].size):
+            writer.writerow([cond, seed, u, f"{arrays['r'][u]:.6g}", f"{arrays['p'][u]:.6g}",
+                             f"{arrays['q_fdr'][u]:.6g}", f"{arrays['p_bonferroni'][u]:.6g}",
+                             "" if lags is None else int(lags[u])])
+    return buf.getvalue()
+
+
+def _claims_table(conds: dict[str, Any], first_seed: int) -> list[str]:
+    lines = ["| the paper says | paper | condition | measured, mean [95% CI over seeds] | seed "
+             f"{first_seed} | untrained network, same data | verdict |", "|---|---|---|---|---|---|---|"]
+    for label, cond, metric, (lo, hi), paper in PAPER_CLAIMS:
+        if cond not in conds:
+            continue
+        pct = metric.startswith("frac")
+        stat = conds[cond]["summary"][metric]
+        seed_row = next((r for r in conds[cond]["per_seed"] if r["seed"] == first_seed), None)
+        seed_val = "n/a" if seed_row is None else _fmt({"mean": seed_row[metric], "ci95": [np.nan, np.nan]}, pct)
+        base = _fmt(conds["untrained"]["summary"][metric], pct) if "untrained" in conds else "not run"
+        lines.append(f"| {label} | {paper} | {cond} | {_fmt(stat, pct)} | {seed_val} | {base} | "
+                     f"{_verdict(stat, lo, hi)} |")
+    return lines
+
+
+def _condition_table(conds: dict[str, Any]) -> list[str]:
+    cols = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
+            ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
+            ("inverse_accuracy", True), ("forward_mse", False), ("decode_perform_to_observe", True),
+            ("decode_observe_to_perform", True), ("decode_chance", True)]
+    lines = ["| condition | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for cond, entry in conds.items():
+        lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in cols) + " |")
+    return lines
+
+
+def _effect_table(conds: dict[str, Any]) -> list[str]:
+    cols = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("n_mirror_fdr", False),
+            ("decode_perform_to_observe", True)]
+    lines = ["| condition minus untrained (paired by seed) | " + " | ".join(c for c, _ in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for cond, entry in conds.items():
+        if "minus_untrained" in entry:
+            lines.append(f"| {cond} | " + " | ".join(_fmt(entry["minus_untrained"][c], pct) for c, pct in cols) + " |")
+    return lines
+
+
+def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
+                              cells: dict[tuple[str, int], tuple[dict, dict]]) -> Path:
+    conds = metrics["conditions"]
+    seed0 = config.seeds[0]
+    atomic_write_text(out / "units.csv", units_csv(cells))
+
+    fig_dir = out / "figures"
+    r_seed0 = {c: cells[(c, seed0)][1]["r"] for c in config.conditions}
+    pooled = {c: np.concatenate([cells[(c, s)][1]["r"] for s in config.seeds]) for c in config.conditions}
+    per_seed = {c: conds[c]["per_seed"] for c in config.conditions}
+    main_cond = "shared" if "shared" in config.conditions else config.conditions[0]
+    example = cells[(main_cond, seed0)][1]
+    r_main = np.nan_to_num(example["r"])
+    top = int(np.argmax(np.abs(r_main)))
+    paths = [
+        figures.figure_emergence(fig_dir / "fig1_emergence.png", r_seed0, example, pooled, seed0),
+        figures.figure_robustness(fig_dir / "fig2_robustness.png", example["null_example"], float(r_main[top]),
+                                  f"{main_cond} unit {top}, seed {seed0}", per_seed),
+        figures.figure_ablations(fig_dir / "fig3_ablations.png", pooled, per_seed),
+        figures.figure_temporal(fig_dir / "fig4_temporal.png", example.get("peak_lag"), example["r"], example,
+                                config.max_lag),
+    ]
+
+    lines = [
+        "# Replication of the seed paper's toy experiment",
+        "",
+        f"Protocol: K={config.n_actions} actions, effects ~ N(0, I) in R^{config.sensory_dim}, "
+        f"s_t = {config.decay} s_(t-1) + effect(a_t) + N(0, {config.noise_sigma}^2 I), T={config.seq_len}, "
+        f"{config.n_train} train / {config.n_test} test sequences, GRU hidden {config.hidden_size}, "
+        f"Adam {config.lr}, batch {config.batch_size}, {config.epochs} epochs, loss = "
+        f"{config.forward_weight} forward + {config.inverse_weight} inverse. Seeds: "
+        f"{', '.join(map(str, config.seeds))} (seed {seed0} first). Significance: sequence-level null with "
+        f"B={config.n_permutations} re-pairings of whole sequences; mirror unit = BH-FDR (or Bonferroni) "
+        f"< {config.alpha} and r >= {config.mirror_min_abs_r}. Wall time {metrics['wall_time_s']:.0f} s. "
+        f"Git commit {metrics.get('git_commit')}.",
+        "",
+        "## The paper's claims vs what was measured",
+        "",
+        *_claims_table(conds, seed0),
+        "",
+        "A claim is *consistent* when the 95% interval over seeds overlaps the paper's range; the untrained",
+        "column is the same network before any training step on the same data, the baseline any",
+        "'emergence' has to beat.",
+        "",
+        "## All conditions (mean [95% CI] over seeds)",
+        "",
+        *_condition_table(conds),
+        "",
+        "## Effect of training: each condition minus the untrained network of the same seed",
+        "",
+        *_effect_table(conds),
+        "",
+        "## Figures",
+        "",
+        *[f"![{p.stem}](figures/{p.name})" for p in paths],
+        "",
+        "Files: `metrics.json` (every number, per seed, with the protocol, versions and git commit), "
+        "`units.csv` (one row per condition, seed and unit), `cells/` (per-cell arrays).",
+        "",
+    ]
+    report = out / "report.md"
+    atomic_write_text(report, "\n".join(lines))
+    return report

@@ -1,0 +1,15 @@
+"""Encoders for the toy world: a token embedding for discrete actions, a linear projection for sensory vectors."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def discrete_action_encoder(n_actions: int, dim: int) -> nn.Module:
+    """Perform-mode input: one learnt vector per action token (the paper's 96-d action embedding)."""
+    return nn.Embedding(n_actions, dim)
+
+
+def sensory_vector_encoder(sensory_dim: int, dim: int) -> nn.Module:
+    """Observe-mode input: the paper's Linear(16, 96) projection of the sensory vector."""
+    return nn.Linear(sensory_dim, dim)

@@ -1,0 +1,107 @@
+"""Typed dataclass configs from files and flags: an unknown key or a wrong type is one clear error.
+
+Each study has one frozen dataclass holding every default. A config file (TOML or JSON) may set any
+subset of its fields; `--set`-style overrides are validated the same way, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from experiments.errors import UserError
+
+C = TypeVar("C")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against a field type (bool, int, float, str, tuple[X, ...], Optional); return it typed."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return coerce(value, arg, where)
+            except UserError:
+                continue
+        raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise UserError(f"{where}: expected null, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        (item_tp, *_rest) = typing.get_args(tp)
+        return tuple(coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"{where}: unsupported config field type {tp!r}")
+    raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def replace_checked(config: C, updates: dict[str, Any], source: str) -> C:
+    """`dataclasses.replace` that names an unknown key or a mistyped value, then runs the config's checks."""
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    unknown = [k for k in updates if k not in names]
+    if unknown:
+        raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(names)}")
+    typed = {k: coerce(v, hints[k], f"{source}: {k}") for k, v in updates.items()}
+    return dataclasses.replace(config, **typed)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A flat mapping from a .toml or .json file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise UserError(f"config file {path}: expected a .toml or .json file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"config file {path}: not valid {path.suffix[1:].upper()}: {err}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    """'42,1,2' -> (42, 1, 2); anything else names the flag."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{what}: expected comma-separated integers such as 42,1,2, got {text!r}") from None
+    if not values:
+        raise UserError(f"{what}: expected at least one integer")
+    return values

@@ -1,0 +1,306 @@
+"""`mirrorlab replicate`: the seed paper's toy experiment under its own protocol, with the nulls it lacks.
+
+Per seed, one toy world and one paired data set; every condition (shared, separate, forward_only,
+shuffled_labels, untrained) is trained on it from the same initialisation and analysed on the same
+held-out sequences. Each (condition, seed) is a *cell*, saved atomically as it finishes, so a killed
+run continues with `--resume` and recomputes nothing that is already on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.conditions import CONDITIONS, get_condition
+from analysis.intervals import mean_ci95
+from experiments.config import parse_int_list, read_config_file, replace_checked
+from experiments.errors import UserError
+from experiments.provenance import atomic_save_npz, atomic_write_json, provenance
+
+
+@dataclass(frozen=True)
+class ReplicateConfig:
+    """Every default of the replication; the defaults are the paper's protocol exactly."""
+
+    # The toy world (paper: K = 6, R^16, A = 0.9 I, small Gaussian noise, T = 12).
+    n_actions: int = 6
+    sensory_dim: int = 16
+    decay: float = 0.9
+    noise_sigma: float = 0.05
+    seq_len: int = 12
+    n_train: int = 2000
+    n_test: int = 300
+    # The network (paper: GRU hidden 96, 96-d action embedding, Linear(16, 96) sensory projection).
+    hidden_size: int = 96
+    action_embed_dim: int = 96
+    # Training (paper: Adam 1e-3, batch 64, 20 epochs, loss = forward + inverse).
+    lr: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 20
+    forward_weight: float = 1.0
+    inverse_weight: float = 1.0
+    # The study: seed 42 is the paper's; four more give intervals.
+    seeds: tuple[int, ...] = (42, 1, 2, 3, 4)
+    conditions: tuple[str, ...] = tuple(CONDITIONS)
+    # Analysis. B >= n_units / alpha so that Bonferroni over all units can reject (1,920 for 96).
+    n_permutations: int = 2000
+    alpha: float = 0.05
+    mirror_min_abs_r: float = 0.4   # "strong": the paper calls |r| > 0.4-0.5 strong candidates
+    decode_folds: int = 5
+    decode_shuffles: int = 10
+    max_lag: int = 3
+    workers: int = 0                # 0: one per CPU core
+
+    def validate(self) -> None:
+        from analysis.mirror_stats import min_permutations_for_bonferroni
+
+        for name in ("n_actions", "sensory_dim", "seq_len", "n_train", "n_test", "hidden_size",
+                     "action_embed_dim", "batch_size", "decode_folds", "decode_shuffles"):
+            if getattr(self, name) < 1:
+                raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.n_actions < 2:
+            raise UserError(f"config: n_actions must be >= 2, got {self.n_actions}")
+        if self.epochs < 0 or self.max_lag < 0 or self.workers < 0:
+            raise UserError("config: epochs, max_lag and workers must be >= 0")
+        if self.n_test < max(2 * self.decode_folds, 4):
+            raise UserError(f"config: n_test must be >= 2 * decode_folds, got {self.n_test}")
+        if not self.seeds:
+            raise UserError("config: seeds must name at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"config: seeds must be distinct, got {list(self.seeds)}")
+        for name in self.conditions:
+            if name not in CONDITIONS:
+                raise UserError(f"config: unknown condition {name!r}; expected one of {', '.join(CONDITIONS)}")
+        if not 0 < self.alpha < 1:
+            raise UserError(f"config: alpha must be in (0, 1), got {self.alpha}")
+        need = min_permutations_for_bonferroni(self.hidden_size, self.alpha)
+        if self.n_permutations < need:
+            raise UserError(f"config: n_permutations must be >= {need} so that Bonferroni over "
+                            f"{self.hidden_size} units at alpha={self.alpha} can reject; got {self.n_permutations}")
+
+
+def cell_name(condition: str, seed: int) -> str:
+    return f"{condition}__seed{seed}"
+
+
+def run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[str, Any]:
+    """Train (unless untrained) and analyse one condition at one seed; arrays in, metrics out."""
+    import torch
+
+    from agents.toy_training import build_toy_core, record_activations, train_toy_core
+    from analysis.decoding import cross_condition_decoding
+    from analysis.mirror_stats import mirror_unit_test, threshold_fractions
+    from envs.toy import make_effects, make_sequences
+
+    torch.set_num_threads(1)
+    condition = get_condition(condition_name)
+    world_rng = np.random.default_rng(seed)
+    effects = make_effects(config.n_actions, config.sensory_dim, world_rng)
+    train = make_sequences(config.n_train, config.seq_len, effects, config.decay, config.noise_sigma, world_rng)
+    test = make_sequences(config.n_test, config.seq_len, effects, config.decay, config.noise_sigma, world_rng)
+
+    model = build_toy_core(config.n_actions, config.sensory_dim, config.action_embed_dim, config.hidden_size,
+                           condition.separate_cores, seed)
+    history = train_toy_core(model, train, condition, epochs=config.epochs, batch_size=config.batch_size,
+                             lr=config.lr, forward_weight=config.forward_weight,
+                             inverse_weight=config.inverse_weight, rng=np.random.default_rng([seed, 1]))
+    acts = record_activations(model, test)
+
+    # One analysis stream per seed, shared by all conditions: the same null draws for each.
+    test_result = mirror_unit_test(acts.perform, acts.observe, config.n_permutations, np.random.default_rng([seed, 2]))
+    decoding = cross_condition_decoding(acts.perform, acts.observe, test.actions, np.random.default_rng([seed, 3]),
+                                        n_folds=config.decode_folds, n_shuffles=config.decode_shuffles)
+    row: dict[str, Any] = {"condition": condition_name, "seed": seed}
+    row.update(threshold_fractions(test_result.r))
+    row.update(test_result.counts(config.alpha, config.mirror_min_abs_r))
+    row.update({
+        "n_units": int(test_result.r.size),
+        "n_permutations": config.n_permutations,
+        "inverse_accuracy": acts.inverse_accuracy,
+        "forward_mse": acts.forward_mse,
+        "decode_perform_to_observe": decoding["perform_to_observe"],
+        "decode_observe_to_perform": decoding["observe_to_perform"],
+        "decode_within_perform": decoding["within_perform"],
+        "decode_within_observe": decoding["within_observe"],
+        "decode_chance": decoding["chance"],
+        "decode_chance_q95": decoding["chance_q95"],
+        "final_train_loss": history[-1] if history else None,
+    })
+    arrays = {
+        "r": test_result.r, "p": test_result.p, "q_fdr": test_result.q_fdr,
+        "p_bonferroni": test_result.p_bonferroni, "null_example": test_result.null_example,
+        "perform": acts.perform.astype(np.float32), "observe": acts.observe.astype(np.float32),
+        "actions": test.actions,
+    }
+    return {"row": row, "arrays": arrays}
+
+
+def _run_and_save(config: ReplicateConfig, condition: str, seed: int, cells_dir: str) -> dict[str, Any]:
+    result = run_cell(config, condition, seed)
+    name = cell_name(condition, seed)
+    # Arrays first, then the row: a row on disk means the cell is complete.
+    atomic_save_npz(Path(cells_dir) / f"{name}.npz", **result["arrays"])
+    atomic_write_json(Path(cells_dir) / f"{name}.json", result["row"])
+    return result["row"]
+
+
+def load_cell(cells_dir: Path, condition: str, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    name = cell_name(condition, seed)
+    row_path, arr_path = cells_dir / f"{name}.json", cells_dir / f"{name}.npz"
+    if not (row_path.is_file() and arr_path.is_file()):
+        return None
+    row = json.loads(row_path.read_text())
+    with np.load(arr_path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    return row, arrays
+
+
+def prepare_out_dir(out: Path, config: ReplicateConfig, force: bool, resume: bool) -> None:
+    """Refuse to overwrite results silently: an existing run needs --resume (same config) or --force."""
+    config_path = out / "config.json"
+    if out.exists() and any(out.iterdir()):
+        if resume:
+            if not config_path.is_file():
+                raise UserError(f"--resume: {out} holds no config.json of an earlier run")
+            earlier = json.loads(config_path.read_text())["config"]
+            now = json.loads(json.dumps(dataclasses.asdict(config)))
+            changed = sorted(k for k in set(earlier) | set(now) if earlier.get(k) != now.get(k))
+            if changed:
+                raise UserError(f"--resume: the config differs from the earlier run in {out} "
+                                f"({', '.join(changed)}); use a new --out or --force")
+        elif force:
+            shutil.rmtree(out)
+        else:
+            raise UserError(f"{out} already holds results; pass --resume to continue that run or --force to "
+                            "replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config_path, provenance(config, seeds=list(config.seeds)))
+
+
+def summarise(rows: list[dict[str, Any]], config: ReplicateConfig) -> dict[str, Any]:
+    """Per condition: the per-seed rows, mean and 95% CI of every numeric metric, and the paired
+    difference from the untrained network of the same seed (the effect of training itself)."""
+    by_cond: dict[str, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        by_cond.setdefault(row["condition"], {})[row["seed"]] = row
+    numeric = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in ("seed",)]
+    out: dict[str, Any] = {}
+    for cond in config.conditions:
+        seeds = [s for s in config.seeds if s in by_cond.get(cond, {})]
+        per_seed = [by_cond[cond][s] for s in seeds]
+        entry: dict[str, Any] = {
+            "per_seed": per_seed,
+            "summary": {k: mean_ci95([r[k] for r in per_seed]) for k in numeric},
+        }
+        base = by_cond.get("untrained", {})
+        if cond != "untrained" and base:
+            paired = [s for s in seeds if s in base]
+            entry["minus_untrained"] = {
+                k: mean_ci95([by_cond[cond][s][k] - base[s][k] for s in paired]) for k in numeric
+            }
+        out[cond] = entry
+    return out
+
+
+def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: bool = False,
+              show_progress: bool = True) -> dict[str, Any]:
+    """Run every missing cell in parallel, then write metrics.json, units.csv, figures and report.md."""
+    from tqdm import tqdm
+
+    from analysis.replication_report import write_replication_outputs
+
+    config.validate()
+    started = time.perf_counter()
+    prepare_out_dir(out, config, force, resume)
+    cells_dir = out / "cells"
+    cells_dir.mkdir(exist_ok=True)
+    todo = [(c, s) for c in config.conditions for s in config.seeds if load_cell(cells_dir, c, s) is None]
+    workers = config.workers or os.cpu_count() or 1
+    bars = {c: tqdm(total=len(config.seeds), desc=f"{c:>16}", position=i, unit="seed", leave=True,
+                    disable=not show_progress)
+            for i, c in enumerate(config.conditions)}
+    for c in config.conditions:
+        bars[c].update(len(config.seeds) - sum(1 for cc, _ in todo if cc == c))
+    if todo:
+        # Untrained cells are cheap: schedule the expensive trained cells first to balance the workers.
+        todo.sort(key=lambda cs: (not get_condition(cs[0]).trained, cs[1]))
+        if workers == 1:
+            for c, s in todo:
+                _run_and_save(config, c, s, str(cells_dir))
+                bars[c].update(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+                futures = {pool.submit(_run_and_save, config, c, s, str(cells_dir)): c for c, s in todo}
+                for fut in as_completed(futures):
+                    fut.result()
+                    bars[futures[fut]].update(1)
+    for bar in bars.values():
+        bar.close()
+    cells = {(c, s): load_cell(cells_dir, c, s) for c in config.conditions for s in config.seeds}
+    metrics = provenance(config, seeds=list(config.seeds))
+    metrics["protocol"] = metrics.pop("config")
+    metrics["conditions"] = summarise([row for row, _ in cells.values()], config)
+    metrics["wall_time_s"] = time.perf_counter() - started
+    report = write_replication_outputs(out, config, metrics, cells)
+    metrics["wall_time_s"] = time.perf_counter() - started
+    atomic_write_json(out / "metrics.json", metrics)
+    return {"metrics": metrics, "report": report}
+
+
+def config_from_args(args: argparse.Namespace) -> ReplicateConfig:
+    config = ReplicateConfig()
+    if args.config:
+        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
+    flags: dict[str, Any] = {}
+    if args.seeds is not None:
+        flags["seeds"] = parse_int_list(args.seeds, "--seeds")
+    if args.conditions is not None:
+        flags["conditions"] = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+    if args.epochs is not None:
+        flags["epochs"] = args.epochs
+    if args.workers is not None:
+        flags["workers"] = args.workers
+    config = replace_checked(config, flags, "flags")
+    config.validate()
+    return config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "replicate", help="the seed paper's toy experiment, with untrained and sequence-level nulls",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("results/replicate"),
+                   help="output folder for metrics.json, units.csv, report.md and figures (default: %(default)s)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: 42,1,2,3,4)")
+    p.add_argument("--conditions", default=None,
+                   help=f"comma-separated conditions (default: all of {','.join(CONDITIONS)})")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 20, the paper's)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per CPU core)")
+    p.add_argument("--config", default=None,
+                   help="a .toml or .json file setting any ReplicateConfig field (flags override it)")
+    p.add_argument("--force", action="store_true", help="replace the results already in --out")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out; finished cells are kept")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.force and args.resume:
+        raise UserError("--force and --resume contradict each other; pass one")
+    config = config_from_args(args)
+    started = time.perf_counter()
+    result = replicate(config, args.out, force=args.force, resume=args.resume)
+    print(f"report: {result['report']}")
+    print(f"wall time: {time.perf_counter() - started:.1f} s")
+    return 0
