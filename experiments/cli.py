@@ -12,6 +12,9 @@ from experiments.errors import UserError
 # Adding a study = writing its module and adding one line here.
 COMMAND_MODULES = [
     "experiments.replicate",
+    "experiments.study",
+    "experiments.render",
+    "experiments.bench",
 ]
 
 

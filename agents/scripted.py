@@ -1,0 +1,40 @@
+"""A scripted reaching controller for either arm: damped-least-squares IK step + joint-space PD.
+
+It reads the true state through the env's physics accessors (it is an oracle, used as the
+fallback demonstrator and as a test of the environments), and answers in SB3's `predict` style.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class ScriptedReacher:
+    """`ScriptedReacher(env).predict(obs) -> (action, None)` drives `arm` to its target.
+
+    Each call: e = target - fingertip (world), dq = J^T (J J^T + damping^2 I)^-1 e (the joint
+    step that closes e, damped near singularities), action = clip(kp * dq - kd * qdot, -1, 1).
+    """
+
+    def __init__(self, env: gym.Env, arm: str | None = None, kp: float = 20.0, kd: float = 1.0,
+                 damping: float = 0.02):
+        self.env = env.unwrapped
+        self.arm = self.env.actor if arm is None else arm
+        self.kp, self.kd, self.damping = float(kp), float(kd), float(damping)
+
+    def action(self) -> np.ndarray:
+        physics = self.env.physics
+        error = physics.fingertip_to_target(self.arm)
+        jac = physics.fingertip_jacobian(self.arm)
+        gram = jac @ jac.T + self.damping**2 * np.eye(3)
+        dq = jac.T @ np.linalg.solve(gram, error)
+        torque = self.kp * dq - self.kd * physics.joint_velocities(self.arm)
+        return np.clip(torque, -1.0, 1.0).astype(np.float32)
+
+    def predict(self, observation: Any = None, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """SB3's signature; the observation is ignored (the controller reads the true state)."""
+        return self.action(), None
