@@ -10,6 +10,7 @@ from experiments.errors import UserError
 # target name -> "module:function"; the function takes the remaining argv and returns an exit code.
 TARGETS = {
     "envs": "experiments.bench_envs:main",
+    "replicate": "experiments.bench_replicate:main",
 }
 
 
