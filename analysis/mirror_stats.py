@@ -2,8 +2,8 @@
 
 Activations are [N, T, U] arrays aligned by (sequence, timestep). The paper's metric is the
 per-unit Pearson r over all N*T pairs. Significance re-pairs sequence i's perform run with
-sequence j != i's observe run (same timesteps): z-score once, then each permutation is a gather
-of precomputed per-sequence-pair dot products, so B >= 1,920 permutations cost well under a second.
+sequence j != i's observe run (same timesteps); the lag-0 case of `analysis.lags`, which z-scores
+once and turns each permutation into a sum of precomputed per-sequence-pair dot products.
 """
 
 from __future__ import annotations
@@ -13,16 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
+from analysis.lags import lagged_correlation, lagged_correlation_null
 from analysis.nulls import permutation_p_value, sequence_derangements
-
-
-def _zscore_units(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z-score each unit over all (sequence, timestep); also return which units vary at all."""
-    flat = acts.reshape(-1, acts.shape[-1])
-    std = flat.std(axis=0)
-    alive = std > 1e-12 * np.maximum(1.0, np.abs(flat).max(axis=0))
-    z = (acts - flat.mean(axis=0)) / np.where(alive, std, 1.0)
-    return z, alive
 
 
 def _check_paired(perform: np.ndarray, observe: np.ndarray) -> None:
@@ -31,32 +23,25 @@ def _check_paired(perform: np.ndarray, observe: np.ndarray) -> None:
                          f"{perform.shape} and {observe.shape}")
 
 
+def _varies(acts: np.ndarray) -> np.ndarray:
+    flat = acts.reshape(-1, acts.shape[-1])
+    return flat.std(axis=0) > 1e-12 * np.maximum(1.0, np.abs(flat).max(axis=0))
+
+
 def pearson_per_unit(perform: np.ndarray, observe: np.ndarray) -> np.ndarray:
     """Pearson r of each unit over all (sequence, timestep) pairs, [U]; nan for a constant unit."""
     _check_paired(perform, observe)
-    zp, alive_p = _zscore_units(perform)
-    zo, alive_o = _zscore_units(observe)
-    r = np.einsum("ntu,ntu->u", zp, zo) / (zp.shape[0] * zp.shape[1])
-    return np.where(alive_p & alive_o, r, np.nan)
+    r = lagged_correlation(perform, observe, 0)[0]
+    return np.where(_varies(perform) & _varies(observe), r, np.nan)
 
 
-def sequence_null(perform: np.ndarray, observe: np.ndarray, perms: np.ndarray, chunk: int = 256) -> np.ndarray:
+def sequence_null(perform: np.ndarray, observe: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """r of every unit when perform run i is paired with observe run perms[b, i]: [B, U].
 
     Exact Pearson r: re-pairing whole sequences leaves each side's mean and variance unchanged.
     """
     _check_paired(perform, observe)
-    zp, _ = _zscore_units(perform)
-    zo, _ = _zscore_units(observe)
-    n, t_len, _ = zp.shape
-    # cross[i, j, u] = sum_t zp[i, t, u] * zo[j, t, u]
-    cross = np.einsum("itu,jtu->iju", zp, zo, optimize=True)
-    rows = np.arange(n)
-    out = np.empty((perms.shape[0], zp.shape[2]))
-    for start in range(0, perms.shape[0], chunk):
-        block = perms[start:start + chunk]
-        out[start:start + chunk] = cross[rows, block].sum(axis=1) / (n * t_len)
-    return out
+    return lagged_correlation_null(perform, observe, 0, perms)[:, 0]
 
 
 @dataclass

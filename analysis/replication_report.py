@@ -22,7 +22,8 @@ PAPER_CLAIMS = [
     ("shuffled labels: units with |r| > 0.6", "shuffled_labels", "frac_abs_r_gt_0.6", (0.0, 0.05), "eliminated"),
 ]
 
-UNIT_COLUMNS = ["condition", "seed", "unit", "r", "p", "q_fdr", "p_bonferroni", "peak_lag"]
+UNIT_COLUMNS = ["condition", "seed", "unit", "r", "p", "q_fdr", "p_bonferroni", "r_time_locked_removed",
+                "peak_lag", "peak_lag_r", "peak_lag_p"]
 
 
 def _fmt(stat: dict[str, Any], pct: bool = False) -> str:
@@ -52,11 +53,8 @@ def units_csv(cells: dict[tuple[str, int], tuple[dict, dict]]) -> str:
     writer = csv.writer(buf)
     writer.writerow(UNIT_COLUMNS)
     for (cond, seed), (_, arrays) in cells.items():
-        lags = arrays.get("peak_lag")
         for u in range(arrays["r"].size):
-            writer.writerow([cond, seed, u, f"{arrays['r'][u]:.6g}", f"{arrays['p'][u]:.6g}",
-                             f"{arrays['q_fdr'][u]:.6g}", f"{arrays['p_bonferroni'][u]:.6g}",
-                             "" if lags is None else int(lags[u])])
+            writer.writerow([cond, seed, u, *(f"{arrays[c][u]:.6g}" for c in UNIT_COLUMNS[3:])])
     return buf.getvalue()
 
 
@@ -84,6 +82,31 @@ def _condition_table(conds: dict[str, Any]) -> list[str]:
     lines = ["| condition | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for cond, entry in conds.items():
         lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in cols) + " |")
+    return lines
+
+
+def _beyond_identity_table(conds: dict[str, Any]) -> list[str]:
+    cols = [("aligned_hungarian", False), ("aligned_procrustes", False), ("aligned_cca", False),
+            ("aligned_cka", False), ("aligned_cka_debiased", False), ("frac_abs_r_gt_0.6_time_locked_removed", True),
+            ("n_mirror_fdr_time_locked_removed", False), ("congruence", True), ("congruence_matched", True),
+            ("decode_perform_to_observe_zscored", True), ("frac_peak_lag_zero", True)]
+    lines = ["| condition | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for cond, entry in conds.items():
+        lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in cols) + " |")
+    null_cols = [("aligned_cka_debiased_null_mean", False), ("aligned_procrustes_null_mean", False),
+                 ("congruence_null_mean", True), ("decode_chance_zscored", True)]
+    lines += ["", "Their sequence-level nulls (mean over seeds of each null's mean):", "",
+              "| condition | " + " | ".join(c for c, _ in null_cols) + " |", "|---" * (len(null_cols) + 1) + "|"]
+    for cond, entry in conds.items():
+        lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in null_cols) + " |")
+    return lines
+
+
+def _claims_verdicts(claims: list[dict[str, Any]]) -> list[str]:
+    lines = ["| claim | comparison | metric: difference, mean [95% CI over seeds] | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        diffs = "; ".join(f"{m}: {_fmt(d)}" for m, d in c["differences"].items())
+        lines.append(f"| {c['claim']} | {c['condition']} minus {c['compared_with']} | {diffs} | **{c['verdict']}** |")
     return lines
 
 
@@ -149,6 +172,22 @@ def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
         "## Effect of training: each condition minus the untrained network of the same seed",
         "",
         *_effect_table(conds),
+        "",
+        "## Does the claim hold?",
+        "",
+        "Each row compares two conditions seed by seed (same data, same initialisation). *Supported*: every",
+        "metric is higher with an interval above zero; *contradicted*: some metric's interval lies wholly",
+        "below zero; otherwise *not supported*. Metrics: `n_mirror_fdr` (the paper's per-unit notion,",
+        "significant against the sequence-level null), `aligned_cka_debiased` / `aligned_procrustes`",
+        "(alignment-invariant similarity of perform and observe activity, fitted and scored on disjoint",
+        "sequences, fair to separate cores), `decode_perform_to_observe_zscored` (an action read-out fitted",
+        "on perform states, tested on observe states, each mode z-scored).",
+        "",
+        *_claims_verdicts(metrics.get("claims", [])),
+        "",
+        "## Beyond identity pairing: aligned similarity, time-locked activity removed, congruence, lags",
+        "",
+        *_beyond_identity_table(conds),
         "",
         "## Figures",
         "",

@@ -2,7 +2,7 @@
 
 Prints, for one cell of the default protocol, the seconds of training, of the sequence-level
 permutation null (B from the config) and of cross-mode decoding, and their ratios to training
-(the null must not dominate). With `--full`, also the wall time of the whole default replication
+(the null must not dominate), and of every measure of a cell together. With `--full`, also the wall time of the whole default replication
 (5 conditions x 5 seeds) against its 180 s target on 2 cores.
 """
 
@@ -24,14 +24,17 @@ def main(argv: list[str]) -> int:
     from analysis.decoding import cross_condition_decoding
     from analysis.mirror_stats import mirror_unit_test
     from envs.toy import make_effects, make_sequences
-    from experiments.replicate import ReplicateConfig, replicate
+    from experiments.replicate import ReplicateConfig, analyse_activations, replicate
 
     parser = argparse.ArgumentParser(prog="mirrorlab bench replicate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="also time the whole default replication")
     args = parser.parse_args(argv)
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)
     c = ReplicateConfig()
     rng = np.random.default_rng(42)
     effects = make_effects(c.n_actions, c.sensory_dim, rng)
@@ -50,9 +53,12 @@ def main(argv: list[str]) -> int:
     cross_condition_decoding(acts.perform, acts.observe, test.actions, np.random.default_rng(3),
                              n_folds=c.decode_folds, n_shuffles=c.decode_shuffles)
     t_decode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    analyse_activations(c, acts.perform, acts.observe, test.actions, 42, {})
+    t_all = time.perf_counter() - t0
     print(f"one cell (shared, seed 42, 1 thread): train {t_train:.2f} s | null B={c.n_permutations} "
           f"{t_null:.2f} s ({t_null / t_train:.2f}x train) | decoding {t_decode:.2f} s "
-          f"({t_decode / t_train:.2f}x train)")
+          f"({t_decode / t_train:.2f}x train) | every measure {t_all:.2f} s ({t_all / t_train:.2f}x train)")
     if args.full:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

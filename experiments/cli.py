@@ -12,6 +12,8 @@ from experiments.errors import UserError
 # Adding a study = writing its module and adding one line here.
 COMMAND_MODULES = [
     "experiments.replicate",
+    "experiments.demo",
+    "experiments.collect",
     "experiments.study",
     "experiments.render",
     "experiments.bench",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from agents.conditions import CONDITIONS, get_condition
+from analysis.claims import assess_claims
 from analysis.intervals import mean_ci95
 from experiments.config import parse_int_list, read_config_file, replace_checked
 from experiments.errors import UserError
@@ -60,19 +61,26 @@ class ReplicateConfig:
     decode_folds: int = 5
     decode_shuffles: int = 10
     max_lag: int = 3
+    lag_permutations: int = 1000
+    align_permutations: int = 500      # alignment-invariant measures (Hungarian, Procrustes, CCA, CKA)
+    cca_components: int = 10
+    congruence_permutations: int = 1000
     workers: int = 0                # 0: one per CPU core
 
     def validate(self) -> None:
         from analysis.mirror_stats import min_permutations_for_bonferroni
 
         for name in ("n_actions", "sensory_dim", "seq_len", "n_train", "n_test", "hidden_size",
-                     "action_embed_dim", "batch_size", "decode_folds", "decode_shuffles"):
+                     "action_embed_dim", "batch_size", "decode_folds", "decode_shuffles", "lag_permutations",
+                     "align_permutations", "cca_components", "congruence_permutations"):
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
         if self.n_actions < 2:
             raise UserError(f"config: n_actions must be >= 2, got {self.n_actions}")
         if self.epochs < 0 or self.max_lag < 0 or self.workers < 0:
             raise UserError("config: epochs, max_lag and workers must be >= 0")
+        if self.max_lag >= self.seq_len:
+            raise UserError(f"config: max_lag must be < seq_len ({self.seq_len}), got {self.max_lag}")
         if self.n_test < max(2 * self.decode_folds, 4):
             raise UserError(f"config: n_test must be >= 2 * decode_folds, got {self.n_test}")
         if not self.seeds:
@@ -97,13 +105,21 @@ def cell_name(condition: str, seed: int) -> str:
 def run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[str, Any]:
     """Train (unless untrained) and analyse one condition at one seed; arrays in, metrics out."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     from agents.toy_training import build_toy_core, record_activations, train_toy_core
-    from analysis.decoding import cross_condition_decoding
-    from analysis.mirror_stats import mirror_unit_test, threshold_fractions
     from envs.toy import make_effects, make_sequences
 
+    # One thread per cell: cells run in parallel, and oversubscribed BLAS threads spin (40x slower here).
     torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        return _run_cell(config, condition_name, seed)
+
+
+def _run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[str, Any]:
+    from agents.toy_training import build_toy_core, record_activations, train_toy_core
+    from envs.toy import make_effects, make_sequences
+
     condition = get_condition(condition_name)
     world_rng = np.random.default_rng(seed)
     effects = make_effects(config.n_actions, config.sensory_dim, world_rng)
@@ -117,33 +133,70 @@ def run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[st
                              inverse_weight=config.inverse_weight, rng=np.random.default_rng([seed, 1]))
     acts = record_activations(model, test)
 
-    # One analysis stream per seed, shared by all conditions: the same null draws for each.
-    test_result = mirror_unit_test(acts.perform, acts.observe, config.n_permutations, np.random.default_rng([seed, 2]))
-    decoding = cross_condition_decoding(acts.perform, acts.observe, test.actions, np.random.default_rng([seed, 3]),
-                                        n_folds=config.decode_folds, n_shuffles=config.decode_shuffles)
-    row: dict[str, Any] = {"condition": condition_name, "seed": seed}
-    row.update(threshold_fractions(test_result.r))
-    row.update(test_result.counts(config.alpha, config.mirror_min_abs_r))
-    row.update({
-        "n_units": int(test_result.r.size),
-        "n_permutations": config.n_permutations,
-        "inverse_accuracy": acts.inverse_accuracy,
-        "forward_mse": acts.forward_mse,
-        "decode_perform_to_observe": decoding["perform_to_observe"],
-        "decode_observe_to_perform": decoding["observe_to_perform"],
-        "decode_within_perform": decoding["within_perform"],
-        "decode_within_observe": decoding["within_observe"],
-        "decode_chance": decoding["chance"],
-        "decode_chance_q95": decoding["chance_q95"],
-        "final_train_loss": history[-1] if history else None,
-    })
-    arrays = {
-        "r": test_result.r, "p": test_result.p, "q_fdr": test_result.q_fdr,
-        "p_bonferroni": test_result.p_bonferroni, "null_example": test_result.null_example,
-        "perform": acts.perform.astype(np.float32), "observe": acts.observe.astype(np.float32),
-        "actions": test.actions,
-    }
+    row: dict[str, Any] = {"condition": condition_name, "seed": seed,
+                           "inverse_accuracy": acts.inverse_accuracy, "forward_mse": acts.forward_mse,
+                           "final_train_loss": history[-1] if history else None}
+    arrays = analyse_activations(config, acts.perform, acts.observe, test.actions, seed, row)
+    arrays.update(perform=acts.perform.astype(np.float32), observe=acts.observe.astype(np.float32),
+                  actions=test.actions)
     return {"row": row, "arrays": arrays}
+
+
+def analyse_activations(config: ReplicateConfig, perform: np.ndarray, observe: np.ndarray, actions: np.ndarray,
+                        seed: int, row: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every measure of the study on one pair of activation arrays: scalars go into `row`, per-unit
+    arrays are returned. Random streams depend on the seed only, so all conditions of a seed see the
+    same null draws and the same sequence splits."""
+    from analysis.alignment import aligned_similarity, hungarian_match
+    from analysis.congruence import tuning_congruence
+    from analysis.decoding import cross_condition_decoding
+    from analysis.lags import lag_test
+    from analysis.mirror_stats import mirror_unit_test, threshold_fractions
+    from analysis.timelocked import remove_time_locked
+
+    def rng(stream: int) -> np.random.Generator:
+        return np.random.default_rng([seed, stream])
+
+    test = mirror_unit_test(perform, observe, config.n_permutations, rng(2))
+    row.update(threshold_fractions(test.r))
+    row.update(test.counts(config.alpha, config.mirror_min_abs_r))
+    row.update(n_units=int(test.r.size), n_permutations=config.n_permutations)
+
+    # The same test after removing what every sequence does at a given timestep.
+    locked = mirror_unit_test(remove_time_locked(perform), remove_time_locked(observe), config.n_permutations,
+                              rng(2))
+    row.update({f"{k}_time_locked_removed": v for k, v in threshold_fractions(locked.r).items()})
+    row.update({f"{k}_time_locked_removed": v
+                for k, v in locked.counts(config.alpha, config.mirror_min_abs_r).items()})
+
+    for zscored in (False, True):
+        dec = cross_condition_decoding(perform, observe, actions, rng(3), n_folds=config.decode_folds,
+                                       n_shuffles=config.decode_shuffles, zscore_each=zscored)
+        suffix = "_zscored" if zscored else ""
+        row.update({f"decode_{k}{suffix}": v for k, v in dec.items()})
+
+    for name, res in aligned_similarity(perform, observe, rng(4), n_permutations=config.align_permutations,
+                                        n_components=config.cca_components).items():
+        row.update({f"aligned_{name}": res["value"], f"aligned_{name}_null_mean": res["null_mean"],
+                    f"aligned_{name}_p": res["p"]})
+
+    # Congruence with units paired by identity, and (fair to separate cores) paired by a Hungarian
+    # match fitted on the first half of the sequences and scored on the second.
+    cong = tuning_congruence(perform, observe, actions, rng(5), config.congruence_permutations,
+                             n_actions=config.n_actions)
+    row.update(congruence=cong["fraction"], congruence_null_mean=cong["null_mean"], congruence_p=cong["p"])
+    half = perform.shape[0] // 2
+    match = hungarian_match(perform[:half], observe[:half])
+    matched = tuning_congruence(perform[half:], observe[half:][..., match], actions[half:], rng(5),
+                                config.congruence_permutations, n_actions=config.n_actions)
+    row.update(congruence_matched=matched["fraction"], congruence_matched_null_mean=matched["null_mean"],
+               congruence_matched_p=matched["p"])
+
+    lags = lag_test(perform, observe, config.max_lag, rng(6), config.lag_permutations)
+    row["frac_peak_lag_zero"] = float(np.mean(lags["peak_lag"] == 0))
+    return {"r": test.r, "p": test.p, "q_fdr": test.q_fdr, "p_bonferroni": test.p_bonferroni,
+            "null_example": test.null_example, "r_time_locked_removed": locked.r,
+            "peak_lag": lags["peak_lag"], "peak_lag_r": lags["peak_r"], "peak_lag_p": lags["peak_p"]}
 
 
 def _run_and_save(config: ReplicateConfig, condition: str, seed: int, cells_dir: str) -> dict[str, Any]:
@@ -252,6 +305,7 @@ def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: b
     metrics = provenance(config, seeds=list(config.seeds))
     metrics["protocol"] = metrics.pop("config")
     metrics["conditions"] = summarise([row for row, _ in cells.values()], config)
+    metrics["claims"] = assess_claims({c: e["per_seed"] for c, e in metrics["conditions"].items()})
     metrics["wall_time_s"] = time.perf_counter() - started
     report = write_replication_outputs(out, config, metrics, cells)
     metrics["wall_time_s"] = time.perf_counter() - started
