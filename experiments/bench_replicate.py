@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
     from analysis.decoding import cross_condition_decoding
     from analysis.mirror_stats import mirror_unit_test
     from envs.toy import make_effects, make_sequences
-    from experiments.replicate import ReplicateConfig, analyse_activations, replicate
+    from analysis.measures import measure_mirroring
+    from experiments.replicate import ReplicateConfig, replicate
 
     parser = argparse.ArgumentParser(prog="mirrorlab bench replicate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
                              n_folds=c.decode_folds, n_shuffles=c.decode_shuffles)
     t_decode = time.perf_counter() - t0
     t0 = time.perf_counter()
-    analyse_activations(c, acts.perform, acts.observe, test.actions, 42, {})
+    measure_mirroring(acts.perform, acts.observe, test.actions, 42, c.measure_settings())
     t_all = time.perf_counter() - t0
     print(f"one cell (shared, seed 42, 1 thread): train {t_train:.2f} s | null B={c.n_permutations} "
           f"{t_null:.2f} s ({t_null / t_train:.2f}x train) | decoding {t_decode:.2f} s "

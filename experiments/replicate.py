@@ -25,6 +25,7 @@ import numpy as np
 from agents.conditions import CONDITIONS, get_condition
 from analysis.claims import assess_claims
 from analysis.intervals import mean_ci95
+from analysis.measures import MeasureSettings, measure_mirroring
 from experiments.config import parse_int_list, read_config_file, replace_checked
 from experiments.errors import UserError
 from experiments.provenance import atomic_save_npz, atomic_write_json, provenance
@@ -66,6 +67,10 @@ class ReplicateConfig:
     cca_components: int = 10
     congruence_permutations: int = 1000
     workers: int = 0                # 0: one per CPU core
+
+    def measure_settings(self) -> MeasureSettings:
+        return MeasureSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MeasureSettings)
+                                  if f.name != "n_actions"}, n_actions=self.n_actions)
 
     def validate(self) -> None:
         from analysis.mirror_stats import min_permutations_for_bonferroni
@@ -136,67 +141,11 @@ def _run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[s
     row: dict[str, Any] = {"condition": condition_name, "seed": seed,
                            "inverse_accuracy": acts.inverse_accuracy, "forward_mse": acts.forward_mse,
                            "final_train_loss": history[-1] if history else None}
-    arrays = analyse_activations(config, acts.perform, acts.observe, test.actions, seed, row)
+    measured, arrays = measure_mirroring(acts.perform, acts.observe, test.actions, seed, config.measure_settings())
+    row.update(measured)
     arrays.update(perform=acts.perform.astype(np.float32), observe=acts.observe.astype(np.float32),
                   actions=test.actions)
     return {"row": row, "arrays": arrays}
-
-
-def analyse_activations(config: ReplicateConfig, perform: np.ndarray, observe: np.ndarray, actions: np.ndarray,
-                        seed: int, row: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Every measure of the study on one pair of activation arrays: scalars go into `row`, per-unit
-    arrays are returned. Random streams depend on the seed only, so all conditions of a seed see the
-    same null draws and the same sequence splits."""
-    from analysis.alignment import aligned_similarity, hungarian_match
-    from analysis.congruence import tuning_congruence
-    from analysis.decoding import cross_condition_decoding
-    from analysis.lags import lag_test
-    from analysis.mirror_stats import mirror_unit_test, threshold_fractions
-    from analysis.timelocked import remove_time_locked
-
-    def rng(stream: int) -> np.random.Generator:
-        return np.random.default_rng([seed, stream])
-
-    test = mirror_unit_test(perform, observe, config.n_permutations, rng(2))
-    row.update(threshold_fractions(test.r))
-    row.update(test.counts(config.alpha, config.mirror_min_abs_r))
-    row.update(n_units=int(test.r.size), n_permutations=config.n_permutations)
-
-    # The same test after removing what every sequence does at a given timestep.
-    locked = mirror_unit_test(remove_time_locked(perform), remove_time_locked(observe), config.n_permutations,
-                              rng(2))
-    row.update({f"{k}_time_locked_removed": v for k, v in threshold_fractions(locked.r).items()})
-    row.update({f"{k}_time_locked_removed": v
-                for k, v in locked.counts(config.alpha, config.mirror_min_abs_r).items()})
-
-    for zscored in (False, True):
-        dec = cross_condition_decoding(perform, observe, actions, rng(3), n_folds=config.decode_folds,
-                                       n_shuffles=config.decode_shuffles, zscore_each=zscored)
-        suffix = "_zscored" if zscored else ""
-        row.update({f"decode_{k}{suffix}": v for k, v in dec.items()})
-
-    for name, res in aligned_similarity(perform, observe, rng(4), n_permutations=config.align_permutations,
-                                        n_components=config.cca_components).items():
-        row.update({f"aligned_{name}": res["value"], f"aligned_{name}_null_mean": res["null_mean"],
-                    f"aligned_{name}_p": res["p"]})
-
-    # Congruence with units paired by identity, and (fair to separate cores) paired by a Hungarian
-    # match fitted on the first half of the sequences and scored on the second.
-    cong = tuning_congruence(perform, observe, actions, rng(5), config.congruence_permutations,
-                             n_actions=config.n_actions)
-    row.update(congruence=cong["fraction"], congruence_null_mean=cong["null_mean"], congruence_p=cong["p"])
-    half = perform.shape[0] // 2
-    match = hungarian_match(perform[:half], observe[:half])
-    matched = tuning_congruence(perform[half:], observe[half:][..., match], actions[half:], rng(5),
-                                config.congruence_permutations, n_actions=config.n_actions)
-    row.update(congruence_matched=matched["fraction"], congruence_matched_null_mean=matched["null_mean"],
-               congruence_matched_p=matched["p"])
-
-    lags = lag_test(perform, observe, config.max_lag, rng(6), config.lag_permutations)
-    row["frac_peak_lag_zero"] = float(np.mean(lags["peak_lag"] == 0))
-    return {"r": test.r, "p": test.p, "q_fdr": test.q_fdr, "p_bonferroni": test.p_bonferroni,
-            "null_example": test.null_example, "r_time_locked_removed": locked.r,
-            "peak_lag": lags["peak_lag"], "peak_lag_r": lags["peak_r"], "peak_lag_p": lags["peak_p"]}
 
 
 def _run_and_save(config: ReplicateConfig, condition: str, seed: int, cells_dir: str) -> dict[str, Any]:

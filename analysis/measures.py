@@ -1,0 +1,84 @@
+"""Every mirror measure of the study on one pair of paired activation arrays, toy or embodied alike.
+
+perform, observe: [N, T, U] activations aligned by (sequence, timestep); actions: [N, T] int
+(discrete) or [N, T, A] float (continuous). Returns the scalars of one metrics row and the per-unit
+arrays. Random streams depend only on the seed, so every condition of one seed sees the same null
+draws and the same sequence splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analysis.alignment import aligned_similarity, hungarian_match
+from analysis.congruence import tuning_congruence
+from analysis.decoding import cross_condition_decoding
+from analysis.lags import lag_test
+from analysis.mirror_stats import mirror_unit_test, threshold_fractions
+from analysis.timelocked import remove_time_locked
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """The analysis knobs; each study's config carries them as flat fields of the same names."""
+
+    n_permutations: int
+    alpha: float
+    mirror_min_abs_r: float
+    decode_folds: int
+    decode_shuffles: int
+    max_lag: int
+    lag_permutations: int
+    align_permutations: int
+    cca_components: int
+    congruence_permutations: int
+    n_actions: int | None = None   # discrete actions: the number of tokens; continuous: None
+
+
+def measure_mirroring(perform: np.ndarray, observe: np.ndarray, actions: np.ndarray, seed: int,
+                      s: MeasureSettings) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def rng(stream: int) -> np.random.Generator:
+        return np.random.default_rng([seed, stream])
+
+    row: dict[str, Any] = {}
+    test = mirror_unit_test(perform, observe, s.n_permutations, rng(2))
+    row.update(threshold_fractions(test.r))
+    row.update(test.counts(s.alpha, s.mirror_min_abs_r))
+    row.update(n_units=int(test.r.size), n_permutations=s.n_permutations)
+
+    # The same test after removing what every sequence does at a given timestep.
+    locked = mirror_unit_test(remove_time_locked(perform), remove_time_locked(observe), s.n_permutations, rng(2))
+    row.update({f"{k}_time_locked_removed": v for k, v in threshold_fractions(locked.r).items()})
+    row.update({f"{k}_time_locked_removed": v for k, v in locked.counts(s.alpha, s.mirror_min_abs_r).items()})
+
+    for zscored in (False, True):
+        dec = cross_condition_decoding(perform, observe, actions, rng(3), n_folds=s.decode_folds,
+                                       n_shuffles=s.decode_shuffles, zscore_each=zscored)
+        suffix = "_zscored" if zscored else ""
+        row.update({f"decode_{k}{suffix}": v for k, v in dec.items()})
+
+    for name, res in aligned_similarity(perform, observe, rng(4), n_permutations=s.align_permutations,
+                                        n_components=s.cca_components).items():
+        row.update({f"aligned_{name}": res["value"], f"aligned_{name}_null_mean": res["null_mean"],
+                    f"aligned_{name}_p": res["p"]})
+
+    # Congruence with units paired by identity, and (fair to separate cores) paired by a Hungarian
+    # match fitted on the first half of the sequences and scored on the second.
+    cong = tuning_congruence(perform, observe, actions, rng(5), s.congruence_permutations, n_actions=s.n_actions)
+    row.update(congruence=cong["fraction"], congruence_null_mean=cong["null_mean"], congruence_p=cong["p"])
+    half = perform.shape[0] // 2
+    match = hungarian_match(perform[:half], observe[:half])
+    matched = tuning_congruence(perform[half:], observe[half:][..., match], actions[half:], rng(5),
+                                s.congruence_permutations, n_actions=s.n_actions)
+    row.update(congruence_matched=matched["fraction"], congruence_matched_null_mean=matched["null_mean"],
+               congruence_matched_p=matched["p"])
+
+    lags = lag_test(perform, observe, s.max_lag, rng(6), s.lag_permutations)
+    row["frac_peak_lag_zero"] = float(np.mean(lags["peak_lag"] == 0))
+    arrays = {"r": test.r, "p": test.p, "q_fdr": test.q_fdr, "p_bonferroni": test.p_bonferroni,
+              "null_example": test.null_example, "r_time_locked_removed": locked.r,
+              "peak_lag": lags["peak_lag"], "peak_lag_r": lags["peak_r"], "peak_lag_p": lags["peak_p"]}
+    return row, arrays
