@@ -62,8 +62,10 @@ def measure_mirroring(perform: np.ndarray, observe: np.ndarray, actions: np.ndar
 
     for name, res in aligned_similarity(perform, observe, rng(4), n_permutations=s.align_permutations,
                                         n_components=s.cca_components).items():
+        # The excess over the null's mean compares conditions whose nulls differ (an untrained
+        # observe path can share much structure with the perform path by chance alone).
         row.update({f"aligned_{name}": res["value"], f"aligned_{name}_null_mean": res["null_mean"],
-                    f"aligned_{name}_p": res["p"]})
+                    f"aligned_{name}_excess": res["value"] - res["null_mean"], f"aligned_{name}_p": res["p"]})
 
     # Congruence with units paired by identity, and (fair to separate cores) paired by a Hungarian
     # match fitted on the first half of the sequences and scored on the second.

@@ -22,11 +22,13 @@ PAPER_CLAIMS = [
     ("shuffled labels: units with |r| > 0.6", "shuffled_labels", "frac_abs_r_gt_0.6", (0.0, 0.05), "eliminated"),
 ]
 
+_NA = {"mean": float("nan"), "ci95": [float("nan"), float("nan")]}
+
 UNIT_COLUMNS = ["condition", "seed", "unit", "r", "p", "q_fdr", "p_bonferroni", "r_time_locked_removed",
                 "peak_lag", "peak_lag_r", "peak_lag_p"]
 
 
-def _fmt(stat: dict[str, Any], pct: bool = False) -> str:
+def fmt_stat(stat: dict[str, Any], pct: bool = False) -> str:
     scale, unit = (100.0, "%") if pct else (1.0, "")
     mean, (lo, hi) = stat["mean"], stat["ci95"]
     if not np.isfinite(mean):
@@ -58,7 +60,7 @@ def units_csv(cells: dict[tuple[str, int], tuple[dict, dict]]) -> str:
     return buf.getvalue()
 
 
-def _claims_table(conds: dict[str, Any], first_seed: int) -> list[str]:
+def paper_claims_table(conds: dict[str, Any], first_seed: int) -> list[str]:
     lines = ["| the paper says | paper | condition | measured, mean [95% CI over seeds] | seed "
              f"{first_seed} | untrained network, same data | verdict |", "|---|---|---|---|---|---|---|"]
     for label, cond, metric, (lo, hi), paper in PAPER_CLAIMS:
@@ -67,57 +69,72 @@ def _claims_table(conds: dict[str, Any], first_seed: int) -> list[str]:
         pct = metric.startswith("frac")
         stat = conds[cond]["summary"][metric]
         seed_row = next((r for r in conds[cond]["per_seed"] if r["seed"] == first_seed), None)
-        seed_val = "n/a" if seed_row is None else _fmt({"mean": seed_row[metric], "ci95": [np.nan, np.nan]}, pct)
-        base = _fmt(conds["untrained"]["summary"][metric], pct) if "untrained" in conds else "not run"
-        lines.append(f"| {label} | {paper} | {cond} | {_fmt(stat, pct)} | {seed_val} | {base} | "
+        seed_val = "n/a" if seed_row is None else fmt_stat({"mean": seed_row[metric], "ci95": [np.nan, np.nan]}, pct)
+        base = fmt_stat(conds["untrained"]["summary"][metric], pct) if "untrained" in conds else "not run"
+        lines.append(f"| {label} | {paper} | {cond} | {fmt_stat(stat, pct)} | {seed_val} | {base} | "
                      f"{_verdict(stat, lo, hi)} |")
     return lines
 
 
-def _condition_table(conds: dict[str, Any]) -> list[str]:
-    cols = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
-            ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
-            ("inverse_accuracy", True), ("forward_mse", False), ("decode_perform_to_observe", True),
-            ("decode_observe_to_perform", True), ("decode_chance", True)]
+TOY_COLUMNS = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
+               ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
+               ("inverse_accuracy", True), ("forward_mse", False), ("decode_perform_to_observe", True),
+               ("decode_observe_to_perform", True), ("decode_chance", True)]
+
+
+def condition_table(conds: dict[str, Any], cols: list[tuple[str, bool]] = TOY_COLUMNS) -> list[str]:
+    """One row per condition, one column per (metric, shown as percent) with mean [95% CI]."""
     lines = ["| condition | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for cond, entry in conds.items():
-        lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in cols) + " |")
+        lines.append(f"| {cond} | " + " | ".join(fmt_stat(entry["summary"][c], pct) for c, pct in cols) + " |")
     return lines
 
 
-def _beyond_identity_table(conds: dict[str, Any]) -> list[str]:
+def beyond_identity_table(conds: dict[str, Any]) -> list[str]:
     cols = [("aligned_hungarian", False), ("aligned_procrustes", False), ("aligned_cca", False),
             ("aligned_cka", False), ("aligned_cka_debiased", False), ("frac_abs_r_gt_0.6_time_locked_removed", True),
             ("n_mirror_fdr_time_locked_removed", False), ("congruence", True), ("congruence_matched", True),
             ("decode_perform_to_observe_zscored", True), ("frac_peak_lag_zero", True)]
     lines = ["| condition | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for cond, entry in conds.items():
-        lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in cols) + " |")
+        lines.append(f"| {cond} | " + " | ".join(fmt_stat(entry["summary"][c], pct) for c, pct in cols) + " |")
     null_cols = [("aligned_cka_debiased_null_mean", False), ("aligned_procrustes_null_mean", False),
                  ("congruence_null_mean", True), ("decode_chance_zscored", True)]
     lines += ["", "Their sequence-level nulls (mean over seeds of each null's mean):", "",
               "| condition | " + " | ".join(c for c, _ in null_cols) + " |", "|---" * (len(null_cols) + 1) + "|"]
     for cond, entry in conds.items():
-        lines.append(f"| {cond} | " + " | ".join(_fmt(entry["summary"][c], pct) for c, pct in null_cols) + " |")
+        lines.append(f"| {cond} | " + " | ".join(fmt_stat(entry["summary"][c], pct) for c, pct in null_cols) + " |")
     return lines
 
 
-def _claims_verdicts(claims: list[dict[str, Any]]) -> list[str]:
+CLAIMS_INTRO = [
+    "Each row compares two conditions seed by seed (same data, same initialisation). *Supported*: every",
+    "metric is higher with an interval above zero; *contradicted*: some metric's interval lies wholly",
+    "below zero; otherwise *not supported*. Metrics: `n_mirror_fdr` (the paper's per-unit notion,",
+    "significant against the sequence-level null); `aligned_cka_debiased_excess` and",
+    "`aligned_procrustes_excess` (alignment-invariant similarity of perform and observe activity, fitted",
+    "and scored on disjoint sequences so fair to separate cores, minus the mean of its own sequence-level",
+    "null, because the nulls differ between conditions); `decode_perform_to_observe_zscored` (an action",
+    "read-out fitted on perform states, tested on observe states, each mode z-scored).",
+]
+
+
+def verdict_table(claims: list[dict[str, Any]]) -> list[str]:
     lines = ["| claim | comparison | metric: difference, mean [95% CI over seeds] | verdict |", "|---|---|---|---|"]
     for c in claims:
-        diffs = "; ".join(f"{m}: {_fmt(d)}" for m, d in c["differences"].items())
+        diffs = "; ".join(f"{m}: {fmt_stat(d)}" for m, d in c["differences"].items())
         lines.append(f"| {c['claim']} | {c['condition']} minus {c['compared_with']} | {diffs} | **{c['verdict']}** |")
     return lines
 
 
-def _effect_table(conds: dict[str, Any]) -> list[str]:
+def effect_table(conds: dict[str, Any]) -> list[str]:
     cols = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("n_mirror_fdr", False),
             ("decode_perform_to_observe", True)]
     lines = ["| condition minus untrained (paired by seed) | " + " | ".join(c for c, _ in cols) + " |",
              "|---" * (len(cols) + 1) + "|"]
     for cond, entry in conds.items():
         if "minus_untrained" in entry:
-            lines.append(f"| {cond} | " + " | ".join(_fmt(entry["minus_untrained"][c], pct) for c, pct in cols) + " |")
+            lines.append(f"| {cond} | " + " | ".join(fmt_stat(entry["minus_untrained"][c], pct) for c, pct in cols) + " |")
     return lines
 
 
@@ -159,7 +176,7 @@ def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
         "",
         "## The paper's claims vs what was measured",
         "",
-        *_claims_table(conds, seed0),
+        *paper_claims_table(conds, seed0),
         "",
         "A claim is *consistent* when the 95% interval over seeds overlaps the paper's range; the untrained",
         "column is the same network before any training step on the same data, the baseline any",
@@ -167,27 +184,21 @@ def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
         "",
         "## All conditions (mean [95% CI] over seeds)",
         "",
-        *_condition_table(conds),
+        *condition_table(conds),
         "",
         "## Effect of training: each condition minus the untrained network of the same seed",
         "",
-        *_effect_table(conds),
+        *effect_table(conds),
         "",
         "## Does the claim hold?",
         "",
-        "Each row compares two conditions seed by seed (same data, same initialisation). *Supported*: every",
-        "metric is higher with an interval above zero; *contradicted*: some metric's interval lies wholly",
-        "below zero; otherwise *not supported*. Metrics: `n_mirror_fdr` (the paper's per-unit notion,",
-        "significant against the sequence-level null), `aligned_cka_debiased` / `aligned_procrustes`",
-        "(alignment-invariant similarity of perform and observe activity, fitted and scored on disjoint",
-        "sequences, fair to separate cores), `decode_perform_to_observe_zscored` (an action read-out fitted",
-        "on perform states, tested on observe states, each mode z-scored).",
+        *CLAIMS_INTRO,
         "",
-        *_claims_verdicts(metrics.get("claims", [])),
+        *verdict_table(metrics.get("claims", [])),
         "",
         "## Beyond identity pairing: aligned similarity, time-locked activity removed, congruence, lags",
         "",
-        *_beyond_identity_table(conds),
+        *beyond_identity_table(conds),
         "",
         "## Figures",
         "",

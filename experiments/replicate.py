@@ -24,7 +24,7 @@ import numpy as np
 
 from agents.conditions import CONDITIONS, get_condition
 from analysis.claims import assess_claims
-from analysis.intervals import mean_ci95
+from analysis.summary import summarise
 from analysis.measures import MeasureSettings, measure_mirroring
 from experiments.config import parse_int_list, read_config_file, replace_checked
 from experiments.errors import UserError
@@ -190,31 +190,6 @@ def prepare_out_dir(out: Path, config: ReplicateConfig, force: bool, resume: boo
     atomic_write_json(config_path, provenance(config, seeds=list(config.seeds)))
 
 
-def summarise(rows: list[dict[str, Any]], config: ReplicateConfig) -> dict[str, Any]:
-    """Per condition: the per-seed rows, mean and 95% CI of every numeric metric, and the paired
-    difference from the untrained network of the same seed (the effect of training itself)."""
-    by_cond: dict[str, dict[int, dict[str, Any]]] = {}
-    for row in rows:
-        by_cond.setdefault(row["condition"], {})[row["seed"]] = row
-    numeric = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in ("seed",)]
-    out: dict[str, Any] = {}
-    for cond in config.conditions:
-        seeds = [s for s in config.seeds if s in by_cond.get(cond, {})]
-        per_seed = [by_cond[cond][s] for s in seeds]
-        entry: dict[str, Any] = {
-            "per_seed": per_seed,
-            "summary": {k: mean_ci95([r[k] for r in per_seed]) for k in numeric},
-        }
-        base = by_cond.get("untrained", {})
-        if cond != "untrained" and base:
-            paired = [s for s in seeds if s in base]
-            entry["minus_untrained"] = {
-                k: mean_ci95([by_cond[cond][s][k] - base[s][k] for s in paired]) for k in numeric
-            }
-        out[cond] = entry
-    return out
-
-
 def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: bool = False,
               show_progress: bool = True) -> dict[str, Any]:
     """Run every missing cell in parallel, then write metrics.json, units.csv, figures and report.md."""
@@ -253,7 +228,7 @@ def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: b
     cells = {(c, s): load_cell(cells_dir, c, s) for c in config.conditions for s in config.seeds}
     metrics = provenance(config, seeds=list(config.seeds))
     metrics["protocol"] = metrics.pop("config")
-    metrics["conditions"] = summarise([row for row, _ in cells.values()], config)
+    metrics["conditions"] = summarise([row for row, _ in cells.values()], config.conditions, config.seeds)
     metrics["claims"] = assess_claims({c: e["per_seed"] for c, e in metrics["conditions"].items()})
     metrics["wall_time_s"] = time.perf_counter() - started
     report = write_replication_outputs(out, config, metrics, cells)

@@ -19,7 +19,7 @@ def test_verdicts():
 
 
 def test_assess_claims_uses_only_conditions_that_ran():
-    metrics = ("n_mirror_fdr", "aligned_cka_debiased", "decode_perform_to_observe_zscored")
+    metrics = ("n_mirror_fdr", "aligned_cka_debiased_excess", "decode_perform_to_observe_zscored")
     shared = [{"seed": s, **{m: 10.0 + s for m in metrics}} for s in range(5)]
     untrained = [{"seed": s, **{m: 1.0 + 0.5 * s for m in metrics}} for s in range(5)]
     claims = assess_claims({"shared": shared, "untrained": untrained})

@@ -1,0 +1,109 @@
+"""Heatmaps of the robustness map: one metric over every pair of varying grid axes, averaged over the rest.
+
+A figure holds one panel per pair of axes that take more than one value (one axis: a single row; no
+axis: a single cell). Each panel cell is the mean over seeds, and over every varying axis the panel does
+not show (the subtitle names them). Effects (differences between conditions) use a diverging colour map
+centred on 0; where a panel averages over seeds only, a `*` marks a cell whose 95% interval over seeds
+excludes 0.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from analysis.intervals import mean_ci95  # noqa: E402
+from experiments.provenance import atomic_write_bytes  # noqa: E402
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _panel_values(rows: Sequence[dict[str, Any]], metric: str, x: str | None, y: str | None,
+                  xs: Sequence[Any], ys: Sequence[Any]) -> tuple[np.ndarray, list[list[list[float]]]]:
+    """Mean of `metric` per (y, x) cell, and the raw values that went into each cell; a None axis has one cell."""
+    values: list[list[list[float]]] = [[[] for _ in xs] for _ in ys]
+    for row in rows:
+        v = row.get(metric)
+        if v is None or not np.isfinite(v):
+            continue
+        i = ys.index(row[y]) if y is not None else 0
+        j = xs.index(row[x]) if x is not None else 0
+        values[i][j].append(float(v))
+    mean = np.array([[np.mean(c) if c else np.nan for c in line] for line in values], dtype=float)
+    return mean, values
+
+
+def heatmap_figure(path: Path, rows: Sequence[dict[str, Any]], axes: dict[str, Sequence[Any]], metric: str,
+                   title: str, diverging: bool) -> Path:
+    """One PNG: `metric` from per-(grid point, seed) `rows` over every pair of varying `axes`."""
+    varying = [a for a, vals in axes.items() if len(vals) > 1]
+    pairs: list[tuple[str | None, str | None]]
+    if len(varying) >= 2:
+        pairs = list(itertools.combinations(varying, 2))
+    else:
+        pairs = [(varying[0] if varying else None, None)]
+
+    def ticks(axis: str | None) -> list[Any]:
+        return list(axes[axis]) if axis is not None else [None]
+
+    panels = [(x, y, *_panel_values(rows, metric, x, y, ticks(x), ticks(y))) for x, y in pairs]
+    finite = np.concatenate([m[np.isfinite(m)] for *_, m, _ in panels]) if panels else np.array([])
+    if diverging:
+        lim = float(np.max(np.abs(finite))) if finite.size else 1.0
+        vmin, vmax, cmap = -(lim or 1.0), (lim or 1.0), "RdBu_r"
+    else:
+        vmin = float(finite.min()) if finite.size else 0.0
+        vmax = float(finite.max()) if finite.size else 1.0
+        vmax = vmax if vmax > vmin else vmin + 1e-9
+        cmap = "viridis"
+
+    ncols = min(3, len(panels))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in grid.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (x, y, mean, values) in zip(grid.flat, panels):
+        im = ax.imshow(mean, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower",
+                       interpolation="nearest")
+        others = [a for a in varying if a not in (x, y)]
+        for i, j in itertools.product(range(mean.shape[0]), range(mean.shape[1])):
+            if not np.isfinite(mean[i, j]):
+                continue
+            mark = ""
+            if diverging and not others:
+                lo, hi = mean_ci95(values[i][j])["ci95"]
+                mark = "*" if (lo > 0 or hi < 0) else ""
+            shade = (mean[i, j] - vmin) / (vmax - vmin)
+            dark = (abs(shade - 0.5) > 0.3) if diverging else (shade < 0.6)
+            ax.text(j, i, f"{mean[i, j]:.2f}{mark}", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+        if x is not None:
+            ax.set_xticks(range(len(axes[x])), [_fmt(v) for v in axes[x]])
+            ax.set_xlabel(x)
+        else:
+            ax.set_xticks([])
+        if y is not None:
+            ax.set_yticks(range(len(axes[y])), [_fmt(v) for v in axes[y]])
+            ax.set_ylabel(y)
+        else:
+            ax.set_yticks([])
+        ax.set_title("mean over seeds" + (f" and {', '.join(others)}" if others else ""), fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    note = "  (* 95% CI over seeds excludes 0)" if diverging else ""
+    fig.suptitle(f"{title}{note}", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
