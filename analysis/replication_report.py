@@ -128,8 +128,8 @@ def verdict_table(claims: list[dict[str, Any]]) -> list[str]:
 
 
 def effect_table(conds: dict[str, Any]) -> list[str]:
-    cols = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("n_mirror_fdr", False),
-            ("decode_perform_to_observe", True)]
+    cols = [("frac_abs_r_gt_0.6", True), ("n_mirror_fdr", False), ("aligned_cka_debiased_excess", False),
+            ("decode_perform_to_observe_zscored", False)]
     lines = ["| condition minus untrained (paired by seed) | " + " | ".join(c for c, _ in cols) + " |",
              "|---" * (len(cols) + 1) + "|"]
     for cond, entry in conds.items():

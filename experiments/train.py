@@ -269,13 +269,21 @@ def train(config: TrainConfig, data_path: Path, run_dir: Path, show_progress: bo
     return summary
 
 
-def load_run(run_dir: Path):
-    """(config, record, model) of a finished run, the model in eval mode."""
+def read_run_record(run_dir: Path) -> dict[str, Any]:
+    """The provenance record (config, data signature, episode split) of a finished run."""
     config_path = run_dir / "config.json"
     if not (run_dir / "done.json").is_file() or not config_path.is_file():
         raise UserError(f"{run_dir}: not a finished `mirrorlab train` run (config.json and done.json expected)")
-    record = json.loads(config_path.read_text())
-    config = replace_checked(TrainConfig(), record["config"], str(config_path))
+    try:
+        return json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{config_path}: not valid JSON ({err})") from None
+
+
+def load_run(run_dir: Path):
+    """(config, record, model) of a finished run, the model in eval mode."""
+    record = read_run_record(run_dir)
+    config = replace_checked(TrainConfig(), record["config"], str(run_dir / "config.json"))
     model = build_model(config, record["data"])
     model.load_state_dict(load_checkpoint(run_dir / "model.pt"))
     model.eval()

@@ -1,0 +1,128 @@
+"""The embodied model, its resumable trainer and `analyze`, on a tiny scripted dataset."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.cnn import FrameDecoder, FrameEncoder
+from experiments.analyze import AnalyzeConfig, analyze
+from experiments.collect import CollectConfig, collect
+from experiments.errors import UserError
+from experiments.train import TrainConfig, TrainingDiverged, load_run, split_episodes, train
+
+TINY_TRAIN = TrainConfig(embed_dim=8, hidden_size=12, cnn_channels=4, batch_size=3, epochs=2, test_fraction=0.5)
+TINY_ANALYSIS = AnalyzeConfig(n_permutations=300, decode_folds=2, decode_shuffles=2, lag_permutations=20,
+                              align_permutations=20, congruence_permutations=20, cca_components=3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "planar"
+    config = dataclasses.replace(CollectConfig(), episodes=10, babble=3, frame_size=16, episodes_per_shard=6,
+                                 workers=1, verify_episodes=1)
+    collect(config, out, show_progress=False)
+    return out
+
+
+def test_cnn_shapes_and_bad_frame_size():
+    enc, dec = FrameEncoder(32, 10, 4), FrameDecoder(7, 32, 4)
+    frames = torch.randint(0, 255, (2, 5, 3, 32, 32), dtype=torch.uint8)
+    assert enc(frames).shape == (2, 5, 10)
+    assert dec(torch.zeros(2, 5, 7)).shape == (2, 5, 3, 32, 32)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        FrameEncoder(30, 10)
+    with pytest.raises(ValueError, match="expected frames"):
+        enc(torch.zeros(2, 3, 16, 16))
+
+
+def test_split_holds_out_the_highest_ids():
+    train_ids, test_ids = split_episodes([5, 1, 3, 2, 4, 0], 0.25)
+    assert test_ids == [4, 5] and train_ids == [0, 1, 2, 3]
+
+
+def _params(run):
+    return load_run(run)[2].state_dict()
+
+
+def test_training_learns_and_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
+    import experiments.train as train_module
+
+    full = tmp_path / "full"
+    train(TINY_TRAIN, dataset, full, show_progress=False)
+    assert (full / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+    killed = tmp_path / "killed"
+    real_save = train_module._atomic_torch_save
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        if "epoch-0001" in str(path):
+            raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(train_module, "_atomic_torch_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY_TRAIN, dataset, killed, show_progress=False)
+    monkeypatch.setattr(train_module, "_atomic_torch_save", real_save)
+    assert not (killed / "done.json").exists()
+    train(TINY_TRAIN, dataset, killed, show_progress=False)
+    a, b = _params(full), _params(killed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    untrained = tmp_path / "untrained"
+    train(dataclasses.replace(TINY_TRAIN, condition="untrained"), dataset, untrained, show_progress=False)
+    assert not all(torch.equal(a[k], v) for k, v in _params(untrained).items())
+
+
+def test_nan_loss_stops_and_names_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    import agents.embodied as embodied
+
+    real = embodied.batch_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        loss, parts = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] > 4 else loss), parts
+
+    monkeypatch.setattr(embodied, "batch_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 batch \d+; last good checkpoint: .*epoch-0001\.pt"):
+        train(TINY_TRAIN, dataset, tmp_path / "run", show_progress=False)
+
+
+def test_a_run_refuses_a_different_config_or_a_mismatched_dataset(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(dataclasses.replace(TINY_TRAIN, epochs=1), dataset, run, show_progress=False)
+    with pytest.raises(UserError, match="different config"):
+        train(dataclasses.replace(TINY_TRAIN, epochs=3), dataset, run, show_progress=False)
+    record = json.loads((run / "config.json").read_text())
+    record["data"]["frame_size"] = 64
+    (run / "config.json").write_text(json.dumps(record))
+    with pytest.raises(UserError, match="frame_size: run 64 vs data 16"):
+        analyze([run], tmp_path / "analysis", TINY_ANALYSIS)
+
+
+def test_analyze_writes_the_replication_structure(dataset, tmp_path):
+    runs = []
+    for condition in ("shared", "untrained"):
+        for seed in (0, 1):
+            run = tmp_path / f"{condition}{seed}"
+            train(dataclasses.replace(TINY_TRAIN, condition=condition, seed=seed, epochs=1), dataset, run,
+                  show_progress=False)
+            runs.append(run)
+    out = tmp_path / "analysis"
+    analyze(runs, out, TINY_ANALYSIS)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (group, entry), = metrics["groups"].items()
+    assert group.startswith("identical")
+    assert set(entry["conditions"]) == {"shared", "untrained"}
+    row = entry["conditions"]["shared"]["per_seed"][0]
+    for key in ("n_mirror_fdr", "inverse_r2", "decode_perform_to_observe", "aligned_cka_debiased", "congruence"):
+        assert np.isfinite(row[key]), key
+    assert entry["claims"][0]["compared_with"] == "untrained"
+    lines = (out / "units.csv").read_text().splitlines()
+    assert len(lines) == 1 + 4 * 12
+    assert "Does the claim hold?" in (out / "report.md").read_text()
+    with pytest.raises(UserError, match="already holds results"):
+        analyze(runs, out, TINY_ANALYSIS)
