@@ -1,0 +1,144 @@
+"""`mirrorlab video` writes a decodable mp4 of a held-out episode; bad input fails before rendering."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from analysis import videos
+from analysis.videos import EpisodeCanvas, UnitTrace, compose_frame, frame_shape, select_units
+from experiments import video
+from experiments.errors import UserError
+
+SIZE = 128
+STEPS = 50  # PlanarReach
+
+
+def cli(argv):
+    # Only this stage's sub-command: the test does not depend on other studies' modules.
+    parser = argparse.ArgumentParser(prog="mirrorlab")
+    video.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from experiments.collect import CollectConfig, collect
+    from experiments.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("video")
+    data, run = root / "data", root / "run"
+    collect(dataclasses.replace(CollectConfig(), episodes=10, babble=3, frame_size=16, workers=1, verify_episodes=1),
+            data, show_progress=False)
+    train(TrainConfig(embed_dim=8, hidden_size=12, cnn_channels=4, batch_size=3, test_fraction=0.5, epochs=1),
+          data, run, show_progress=False)
+    return run
+
+
+def test_video_cli_writes_decodable_mp4(tiny_run, tmp_path, capsys):
+    out = tmp_path / "talk" / "episode.mp4"
+    assert cli(["video", "--run", str(tiny_run), "--episode", "1", "--out", str(out), "--size", str(SIZE),
+                "--units", "2", "--fps", "5"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    frames = iio.imread(out)
+    assert frames.shape == (STEPS + 1, *frame_shape(SIZE))  # reset state + one per env step, 2*size square
+    assert frames.shape[1] % 16 == 0 and frames.shape[2] % 16 == 0
+    assert frames.std() > 10
+    # the arms move: the top views change over the episode
+    assert np.abs(frames[0, :SIZE + SIZE // 8].astype(int) - frames[-1, :SIZE + SIZE // 8]).mean() > 0.1
+    assert [p.name for p in out.parent.iterdir()] == ["episode.mp4"]  # no temp file left behind
+
+
+def test_write_episode_video_function(tiny_run, tmp_path):
+    out = video.write_episode_video(tiny_run, 0, tmp_path / "v.mp4", size=64, n_units=1, fps=10)
+    assert out == tmp_path / "v.mp4"
+    assert iio.imread(out).shape == (STEPS + 1, 128, 128, 3)
+
+
+@pytest.fixture
+def no_rendering(monkeypatch):
+    """Fail the test if anything is simulated or drawn."""
+    def forbidden(*_a, **_k):
+        raise AssertionError("rendered before the input was checked")
+    monkeypatch.setattr(video, "_replay", forbidden)
+    monkeypatch.setattr(videos.EpisodeCanvas, "__init__", forbidden)
+
+
+def test_bad_input_fails_before_rendering(tiny_run, tmp_path, no_rendering):
+    out = tmp_path / "bad.mp4"
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    for argv, message in [
+        (["--run", str(tiny_run), "--episode", "5"], r"held-out episodes, 0\.\.4"),
+        (["--run", str(tiny_run), "--episode", "-1"], r"0\.\.4"),
+        (["--run", str(not_a_run), "--episode", "0"], "not a finished `mirrorlab train` run"),
+        (["--run", str(tiny_run), "--episode", "0", "--size", "100"], "--size"),
+        (["--run", str(tiny_run), "--episode", "0", "--units", "0"], "--units"),
+        (["--run", str(tiny_run), "--episode", "0", "--data", str(not_a_run)], "not a dataset folder"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            cli(["video", *argv, "--out", str(out)])
+    with pytest.raises(UserError, match="cannot write"):
+        cli(["video", "--run", str(tiny_run), "--episode", "0", "--out", str(blocker / "x.mp4")])
+    with pytest.raises(UserError, match=r"\.mp4"):
+        cli(["video", "--run", str(tiny_run), "--episode", "0", "--out", str(tmp_path / "x.avi")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty"]
+
+
+def test_run_without_weights_is_refused(tiny_run, tmp_path, no_rendering):
+    import shutil
+
+    broken = tmp_path / "run"
+    shutil.copytree(tiny_run, broken)
+    (broken / "model.pt").unlink()
+    with pytest.raises(UserError, match="model.pt"):
+        video.write_episode_video(broken, 0, tmp_path / "v.mp4")
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def _traces(T=20):
+    t = np.linspace(0, 3, T)
+    return [UnitTrace(7, 0.62, np.sin(t), np.sin(t + 0.2)),
+            UnitTrace(3, 0.41, np.cos(t), 0.5 * np.cos(t)),
+            UnitTrace(9, -0.4, t, -t, anti=True)]
+
+
+def test_composed_frame_has_views_and_moving_cursor():
+    size, T = 64, 20
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    right = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    canvas = EpisodeCanvas(_traces(T), size, caption="test")
+    a, b = canvas.frame(5, left, right), canvas.frame(15, left, right)
+    assert a.shape == b.shape == frame_shape(size) and a.dtype == np.uint8
+    top = canvas.title_h
+    assert np.array_equal(a[top:top + size, :size], left) and np.array_equal(a[top:top + size, size:], right)
+    lanes = slice(canvas.lanes[0][0], canvas.lanes[-1][1])
+    for step in (5, 15):
+        column = canvas.x_of(step)
+        assert not np.array_equal(a[lanes, column], b[lanes, column])  # the cursor is where the step is
+    assert np.array_equal(a, compose_frame(left, right, _traces(T), 5, caption="test"))
+    with pytest.raises(ValueError, match="step"):
+        canvas.frame(T + 1, left, right)
+    with pytest.raises(ValueError, match="uint8"):
+        canvas.frame(0, left[:32], right)
+
+
+def test_select_units_top_and_anti():
+    r = np.array([0.1, np.nan, 0.9, -0.5, 0.4, -0.2])
+    assert select_units(r, 2) == ([2, 4], 3)
+    assert select_units(r, 5) == ([2, 4, 0, 5, 3], None)  # nan units are never chosen
+    assert select_units(np.array([0.3, 0.2, 0.1]), 1) == ([0], 2)  # lowest r even when positive
+
+
+def test_write_mp4_rejects_bad_frames_and_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="divisible by 16"):
+        videos.write_mp4(tmp_path / "x.mp4", [np.zeros((50, 64, 3), np.uint8)], fps=5)
+    assert list(tmp_path.iterdir()) == []
