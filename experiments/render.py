@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,35 +76,14 @@ def paired_frames(env_id: str, episodes: int, camera: str | None, policy: str,
         observe.close()
 
 
-def write_mp4(path: str | os.PathLike, frames, fps: int) -> int:
-    """Encode frames to `path` atomically (temp file in the same folder, then rename)."""
-    import imageio.v2 as imageio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a video is for sharing
-    count = 0
-    try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=16,
-                                ffmpeg_log_level="error") as writer:
-            for frame in frames:
-                writer.append_data(frame)
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return count
-
-
 def run(args: argparse.Namespace) -> int:
     if not str(args.out).endswith(".mp4"):
         raise UserError(f"--out must end in .mp4; got {args.out!r}")
     frames = paired_frames(args.env, args.episodes, args.camera, args.policy,
                            args.other_appearance, args.size, args.seed)
+    from analysis.videos import write_mp4
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     count = write_mp4(args.out, frames, fps=25)
     print(f"wrote {args.out}: {count} frames of {args.size}x{2 * args.size} "
           f"({args.episodes} paired episodes of {args.env}, {args.policy} policy)")

@@ -112,9 +112,6 @@ def run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[st
     import torch
     from threadpoolctl import threadpool_limits
 
-    from agents.toy_training import build_toy_core, record_activations, train_toy_core
-    from envs.toy import make_effects, make_sequences
-
     # One thread per cell: cells run in parallel, and oversubscribed BLAS threads spin (40x slower here).
     torch.set_num_threads(1)
     with threadpool_limits(limits=1):
