@@ -14,9 +14,14 @@ COMMAND_MODULES = [
     "experiments.replicate",
     "experiments.demo",
     "experiments.collect",
+    "experiments.train",
+    "experiments.analyze",
+    "experiments.imitate",
     "experiments.study",
     "experiments.render",
     "experiments.bench",
+    "experiments.sweep",
+    "experiments.video",
 ]
 
 

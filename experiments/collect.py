@@ -291,10 +291,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="episodes per kind re-simulated and compared bit for bit at the end (default: 2)")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any CollectConfig field")
     p.add_argument("--force", action="store_true", help="replace a dataset already in --out")
+    p.add_argument("--check-only", dest="check_only", action="store_true",
+                   help="collect nothing: check every episode of --out (structure, shared-action hashes) and "
+                        "replay --verify-episodes episodes per kind bit for bit")
     p.set_defaults(func=main)
 
 
+def check_dataset(out: Path, verify_episodes: int) -> None:
+    from envs.paired import PairedDataset, verify_pairing
+
+    with PairedDataset(out) as dataset:
+        n = dataset.check()
+        kinds = tuple(sorted({r.kind for r in dataset.refs}))
+    print(f"{out}: {n} episodes, structure and shared-action hashes OK")
+    if verify_episodes:
+        checked = verify_pairing(out, n_episodes=verify_episodes, kinds=kinds)["episodes_checked"]
+        print(f"pairing verified by replay on {len(checked)} episodes")
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.check_only:
+        check_dataset(args.out, 2 if args.verify_episodes is None else args.verify_episodes)
+        return 0
     config = config_from_args(args)
     manifest = collect(config, args.out, force=args.force)
     run = manifest["last_run"]

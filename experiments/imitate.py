@@ -23,7 +23,9 @@ import argparse
 import csv
 import io
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,95 +110,114 @@ class DatasetTask:
                      episode_id=e["episode_id"]) for e in self.held_out]
 
 
-def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path | None = None,
-            force: bool = False, show_progress: bool = True) -> dict[str, Any]:
+def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig) -> list[dict[str, Any]]:
+    """Every method on the held-out episodes of one dataset; one row per (method, run, episode)."""
     import torch
-    from tqdm import tqdm
+    from threadpoolctl import threadpool_limits
 
     from agents.demonstrator import load_demonstrator
     from agents.imitation import dagger, fit_inverse_dynamics, fit_policy
     from experiments.train import load_run, read_run_record
 
-    config.validate()
     # Small MLPs and CNNs: extra threads only spin against each other (and against parallel jobs).
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)
+    records = {run: read_run_record(Path(run)) for run in runs}
+    splits = {tuple(rec["test_episode_ids"]) for rec in records.values()}
+    if len(splits) != 1:
+        raise UserError(f"runs on {data_path} disagree on the held-out episodes; train them with one test_fraction")
+    task = DatasetTask(Path(data_path), list(next(iter(splits))), records[runs[0]]["train_episode_ids"],
+                       config.episodes)
+    base = {"appearance": task.appearance, "data": data_path}
+    rows: list[dict[str, Any]] = []
+
+    def add(method: str, scores: list[dict[str, float]], **extra: Any) -> None:
+        rows.extend({**base, "method": method, **extra, **s} for s in scores)
+
+    oracle_acts = {e["episode_id"]: (lambda _o, t, a=e["actions"]: a[t]) for e in task.held_out}
+    oracle = {e["episode_id"]: execute(task.env, e["seed"], oracle_acts[e["episode_id"]])["tips"]
+              for e in task.held_out}
+    add("oracle", task.score_all(oracle_acts, oracle))
+    rng = np.random.default_rng([config.seed, 1])
+    random_actions = {e["episode_id"]: rng.uniform(-1, 1, e["actions"].shape) for e in task.held_out}
+    add("random", task.score_all({i: (lambda _o, t, a=a: a[t]) for i, a in random_actions.items()}, oracle))
+    held_frames = torch.from_numpy(task.frames(task.held_out, "observe")[:, 1:])
+    train_frames = task.frames(task.train, "observe")
+    train_states = np.concatenate([e["observe"]["state"][:-1] for e in task.train])
+    for run in runs:
+        run_config, _record, model = load_run(Path(run))
+        with torch.no_grad():
+            inferred = model.observe(held_frames).prediction.numpy()
+        acts = {e["episode_id"]: (lambda _o, t, a=inferred[k]: a[t]) for k, e in enumerate(task.held_out)}
+        extra = {"run": run, "condition": run_config.condition, "seed": run_config.seed}
+        add(f"inverse_{run_config.condition}", task.score_all(acts, oracle), **extra)
+        if not (config.closed_loop and run_config.condition == "shared"):
+            continue
+        with torch.no_grad():
+            labels = model.observe(torch.from_numpy(train_frames[:, 1:])).prediction.numpy()
+        labels = labels.reshape(-1, labels.shape[-1])
+        policy = fit_policy(train_states, labels, epochs=config.policy_epochs, lr=config.policy_lr, seed=config.seed)
+        add("bc", task.score_all({e["episode_id"]: _policy_actor(policy) for e in task.held_out}, oracle), **extra)
+        expert = load_demonstrator(task.header.demonstrator, task.env)
+
+        def rollout(pol, seed):
+            """The learner acts; the expert is asked what it would do in every state visited."""
+            labelled: list[np.ndarray] = []
+
+            def act(obs, _t):
+                labelled.append(expert.predict(obs)[0])
+                return pol.predict(obs)[0]
+
+            return execute(task.env, seed, act)["states"][:-1], np.stack(labelled)
+
+        train_seeds = [e["seed"] for e in task.train]
+        schedule = [[train_seeds[(i * config.dagger_episodes + j) % len(train_seeds)]
+                     for j in range(config.dagger_episodes)] for i in range(config.dagger_iterations)]
+        improved, queries = dagger(policy, train_states, labels, rollout, schedule, epochs=config.policy_epochs,
+                                   lr=config.policy_lr, seed=config.seed)
+        add("dagger", task.score_all({e["episode_id"]: _policy_actor(improved) for e in task.held_out}, oracle),
+            expert_queries=queries, **extra)
+    if config.closed_loop and task.babble:
+        idm = fit_inverse_dynamics(task.frames(task.babble, "perform"), np.stack([e["actions"] for e in task.babble]),
+                                   epochs=config.idm_epochs, seed=config.seed)
+        labels = idm.label(train_frames)
+        policy = fit_policy(train_states, labels.reshape(-1, labels.shape[-1]), epochs=config.policy_epochs,
+                            lr=config.policy_lr, seed=config.seed)
+        add("bco", task.score_all({e["episode_id"]: _policy_actor(policy) for e in task.held_out}, oracle))
+    task.env.close()
+    return rows
+
+
+def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path | None = None,
+            force: bool = False, show_progress: bool = True, workers: int = 1) -> dict[str, Any]:
+    """Every dataset of the runs scored (in parallel over datasets), then summarised and reported."""
+    from tqdm import tqdm
+
+    from experiments.train import read_run_record
+
+    config.validate()
     if not runs:
         raise UserError("--run: name at least one run folder")
-    records = {run: read_run_record(run) for run in runs}
+    by_data: dict[str, list[str]] = {}
+    for run in runs:
+        by_data.setdefault(read_run_record(run)["data_path"], []).append(str(run))
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} already holds results; pass --force to replace them")
     mirror = _mirror_measures(analysis) if analysis else {}
     started = time.perf_counter()
-    by_data: dict[str, list[Path]] = {}
-    for run, rec in records.items():
-        by_data.setdefault(rec["data_path"], []).append(run)
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(runs) + len(by_data), desc="imitate", unit="step", disable=not show_progress)
-    for data_path, data_runs in by_data.items():
-        splits = {tuple(records[r]["test_episode_ids"]) for r in data_runs}
-        if len(splits) != 1:
-            raise UserError(f"runs on {data_path} disagree on the held-out episodes; train them with one test_fraction")
-        held_out_ids = list(next(iter(splits)))
-        task = DatasetTask(Path(data_path), held_out_ids, records[data_runs[0]]["train_episode_ids"], config.episodes)
-        base = {"appearance": task.appearance, "data": data_path}
-        oracle_runs = {e["episode_id"]: execute(task.env, e["seed"], lambda _o, t, a=e["actions"]: a[t])
-                       for e in task.held_out}
-        oracle = {i: r["tips"] for i, r in oracle_runs.items()}
-
-        def add(method: str, scores: list[dict[str, float]], **extra: Any) -> None:
-            rows.extend({**base, "method": method, **extra, **s} for s in scores)
-
-        add("oracle", task.score_all({e["episode_id"]: (lambda _o, t, a=e["actions"]: a[t]) for e in task.held_out},
-                                     oracle))
-        rng = np.random.default_rng([config.seed, 1])
-        random_actions = {e["episode_id"]: rng.uniform(-1, 1, e["actions"].shape) for e in task.held_out}
-        add("random", task.score_all({i: (lambda _o, t, a=a: a[t]) for i, a in random_actions.items()}, oracle))
-        held_frames = torch.from_numpy(task.frames(task.held_out, "observe")[:, 1:])
-        train_frames = task.frames(task.train, "observe")
-        train_states = np.concatenate([e["observe"]["state"][:-1] for e in task.train])
-        for run in data_runs:
-            run_config, _record, model = load_run(run)
-            with torch.no_grad():
-                inferred = model.observe(held_frames).prediction.numpy()
-            acts = {e["episode_id"]: (lambda _o, t, a=inferred[k]: a[t]) for k, e in enumerate(task.held_out)}
-            add(f"inverse_{run_config.condition}", task.score_all(acts, oracle), run=str(run),
-                condition=run_config.condition, seed=run_config.seed)
-            if config.closed_loop and run_config.condition == "shared":
-                with torch.no_grad():
-                    labels = model.observe(torch.from_numpy(train_frames[:, 1:])).prediction.numpy()
-                policy = fit_policy(train_states, labels.reshape(-1, labels.shape[-1]), epochs=config.policy_epochs,
-                                    lr=config.policy_lr, seed=config.seed)
-                extra = {"run": str(run), "condition": "shared", "seed": run_config.seed}
-                add("bc", task.score_all({e["episode_id"]: _policy_actor(policy) for e in task.held_out}, oracle),
-                    **extra)
-                expert = load_demonstrator(task.header.demonstrator, task.env)
-
-                def rollout(pol, seed):
-                    labelled: list[np.ndarray] = []
-                    result = execute(task.env, seed, lambda obs, _t: (labelled.append(expert.predict(obs)[0]),
-                                                                     pol.predict(obs)[0])[1])
-                    return result["states"][:-1], np.stack(labelled)
-
-                train_seeds = [e["seed"] for e in task.train]
-                schedule = [[train_seeds[(i * config.dagger_episodes + j) % len(train_seeds)]
-                             for j in range(config.dagger_episodes)] for i in range(config.dagger_iterations)]
-                improved, queries = dagger(policy, train_states, labels.reshape(-1, labels.shape[-1]), rollout,
-                                           schedule, epochs=config.policy_epochs, lr=config.policy_lr,
-                                           seed=config.seed)
-                add("dagger", task.score_all({e["episode_id"]: _policy_actor(improved) for e in task.held_out},
-                                             oracle), expert_queries=queries, **extra)
-            bar.update(1)
-        if config.closed_loop and task.babble:
-            babble_actions = np.stack([e["actions"] for e in task.babble])
-            idm = fit_inverse_dynamics(task.frames(task.babble, "perform"), babble_actions, epochs=config.idm_epochs,
-                                       seed=config.seed)
-            labels = idm.label(train_frames)
-            policy = fit_policy(train_states, labels.reshape(-1, labels.shape[-1]), epochs=config.policy_epochs,
-                                lr=config.policy_lr, seed=config.seed)
-            add("bco", task.score_all({e["episode_id"]: _policy_actor(policy) for e in task.held_out}, oracle))
-        task.env.close()
-        bar.update(1)
-    bar.close()
+    with tqdm(total=len(by_data), desc="imitate", unit="dataset", disable=not show_progress) as bar:
+        if workers <= 1 or len(by_data) == 1:
+            for data_path, data_runs in by_data.items():
+                rows += imitate_dataset(data_path, data_runs, config)
+                bar.update(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(by_data)), mp_context=ctx) as pool:
+                futures = [pool.submit(imitate_dataset, d, r, config) for d, r in by_data.items()]
+                for fut in futures:  # in submission order, so the rows do not depend on timing
+                    rows += fut.result()
+                    bar.update(1)
     metrics = provenance(config)
     metrics["imitation"] = metrics.pop("config")
     metrics["runs"] = [str(r) for r in runs]
@@ -313,6 +334,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--analysis", type=Path, default=None,
                    help="the output of `mirrorlab analyze` for these runs, to correlate imitation with mirroring")
     p.add_argument("--no-closed-loop", action="store_true", help="skip BCO, BC and DAgger")
+    p.add_argument("--workers", type=int, default=1, help="datasets scored in parallel (default: 1)")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any ImitateConfig field")
     p.add_argument("--force", action="store_true", help="replace results already in --out")
     p.set_defaults(func=main)
@@ -328,6 +350,6 @@ def main(args: argparse.Namespace) -> int:
     if args.no_closed_loop:
         flags["closed_loop"] = False
     config = replace_checked(config, flags, "flags")
-    result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force)
+    result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force, workers=args.workers)
     print(f"report: {result['report']}")
     return 0

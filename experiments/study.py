@@ -5,6 +5,8 @@
    `other_appearance` (`mirrorlab collect`), the core trained under every condition and seed on the
    identical-looking other arm and under a subset of conditions on the other appearances
    (`mirrorlab train`), and the mirror measures of all runs (`mirrorlab analyze`).
+3. Imitation from observation by every run, with its baselines (`mirrorlab imitate`), and one
+   perform-vs-observe video per appearance (`mirrorlab video`).
 Each stage keeps what it finished: rerunning the command resumes where it stopped.
 """
 
@@ -40,6 +42,8 @@ class StudyConfig:
     appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
     appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
     epochs: int = 10
+    imitate_episodes: int = 10             # held-out videos imitated per appearance
+    video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
 
 
@@ -50,6 +54,10 @@ PRESETS = {
     "full": StudyConfig(frame_size=64, episodes=400, babble=200, seeds=(0, 1, 2, 3, 4), epochs=30,
                         appearance_conditions=tuple(CONDITIONS)),
 }
+
+
+def workers_for(config: StudyConfig) -> int:
+    return config.workers or os.cpu_count() or 1
 
 
 def _train_one(train_config: dict[str, Any], data: str, run_dir: str) -> dict[str, Any]:
@@ -72,11 +80,13 @@ def run_plan(config: StudyConfig, out: Path) -> list[tuple[str, dict[str, Any], 
     return plan
 
 
-def embodied(config: StudyConfig, out: Path, show_progress: bool = True) -> dict[str, Path]:
+def embodied(config: StudyConfig, out: Path, show_progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
     from experiments.analyze import AnalyzeConfig, analyze
     from experiments.collect import CollectConfig, collect
+    from experiments.imitate import ImitateConfig, imitate
+    from experiments.video import write_episode_video
 
     data_dirs = {}
     for appearance in config.appearances:
@@ -87,7 +97,7 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True) -> dict
         collect(cc, data_dirs[appearance], show_progress=show_progress)
     plan = run_plan(config, out)
     todo = [p for p in plan if not (p[2] / "done.json").is_file()]
-    workers = min(config.workers or os.cpu_count() or 1, max(1, len(todo)))
+    workers = min(workers_for(config), max(1, len(todo)))
     with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="train runs", unit="run",
               disable=not show_progress) as bar:
         if workers == 1:
@@ -100,8 +110,19 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True) -> dict
                 for fut in as_completed(futures):
                     fut.result()
                     bar.update(1)
-    result = analyze([r for _, _, r in plan], out / "analysis", AnalyzeConfig(), force=True)
-    return {"analysis": result["report"]}
+    runs = [r for _, _, r in plan]
+    parts = {"analysis": analyze(runs, out / "analysis", AnalyzeConfig(), force=True)["report"]}
+    parts["imitation"] = imitate(runs, out / "imitation", ImitateConfig(episodes=config.imitate_episodes),
+                                 analysis=out / "analysis", force=True, show_progress=show_progress,
+                                 workers=workers_for(config))["report"]
+    videos = []
+    for appearance in config.appearances:
+        shared = [r for a, tc, r in plan if a == appearance and tc["condition"] == "shared"]
+        if shared:
+            videos.append(write_episode_video(shared[0], 0, out / "videos" / f"{appearance}.mp4",
+                                              size=config.video_size))
+    parts["videos"] = videos
+    return parts
 
 
 def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bool = True) -> Path:
@@ -110,7 +131,7 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
-    parts: dict[str, Path] = {}
+    parts: dict[str, Any] = {}
     if config.toy:
         rep_dir = out / "replicate"
         resume = rep_dir.exists() and any(rep_dir.iterdir()) and not fresh
@@ -130,7 +151,13 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     lines += ["## Part 2: the embodied study (planar arms, video, continuous torques)", "",
               f"[Report]({parts['analysis'].relative_to(out)}): mirror measures of the core on held-out paired",
               f"episodes, for {len(config.appearances)} appearances of the other arm "
-              f"({', '.join(config.appearances)}), {len(config.seeds)} seeds each.", ""]
+              f"({', '.join(config.appearances)}), {len(config.seeds)} seeds each.", "",
+              "## Part 3: imitation from observation", "",
+              f"[Report]({parts['imitation'].relative_to(out)}): the inverse heads imitate held-out videos of the other",
+              "arm on the self arm, against oracle, random, BCO, BC and DAgger, for each appearance; and whether",
+              "imitation tracks the mirror measures across runs.", "",
+              "## Videos: self performing, other observed, live traces of the top mirror and an anti-mirror unit", "",
+              *[f"- [{v.stem}]({v.relative_to(out)})" for v in parts["videos"]], ""]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines))
     return report

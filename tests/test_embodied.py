@@ -9,22 +9,19 @@ import torch
 
 from encoders.cnn import FrameDecoder, FrameEncoder
 from experiments.analyze import AnalyzeConfig, analyze
-from experiments.collect import CollectConfig, collect
 from experiments.errors import UserError
 from experiments.train import TrainConfig, TrainingDiverged, load_run, split_episodes, train
 
-TINY_TRAIN = TrainConfig(embed_dim=8, hidden_size=12, cnn_channels=4, batch_size=3, epochs=2, test_fraction=0.5)
+from tests.conftest import TINY_TRAIN as TINY
+
+TINY_TRAIN = TrainConfig(**TINY)
 TINY_ANALYSIS = AnalyzeConfig(n_permutations=300, decode_folds=2, decode_shuffles=2, lag_permutations=20,
                               align_permutations=20, congruence_permutations=20, cca_components=3)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "planar"
-    config = dataclasses.replace(CollectConfig(), episodes=10, babble=3, frame_size=16, episodes_per_shard=6,
-                                 workers=1, verify_episodes=1)
-    collect(config, out, show_progress=False)
-    return out
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 def test_cnn_shapes_and_bad_frame_size():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
+
+from tests.conftest import train_tiny
 
 from analysis import videos
 from analysis.videos import EpisodeCanvas, UnitTrace, compose_frame, frame_shape, select_units
@@ -27,37 +27,8 @@ def cli(argv):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from experiments.collect import CollectConfig, collect
-    from experiments.train import TrainConfig, train
-
-    root = tmp_path_factory.mktemp("video")
-    data, run = root / "data", root / "run"
-    collect(dataclasses.replace(CollectConfig(), episodes=10, babble=3, frame_size=16, workers=1, verify_episodes=1),
-            data, show_progress=False)
-    train(TrainConfig(embed_dim=8, hidden_size=12, cnn_channels=4, batch_size=3, test_fraction=0.5, epochs=1),
-          data, run, show_progress=False)
-    return run
-
-
-def test_video_cli_writes_decodable_mp4(tiny_run, tmp_path, capsys):
-    out = tmp_path / "talk" / "episode.mp4"
-    assert cli(["video", "--run", str(tiny_run), "--episode", "1", "--out", str(out), "--size", str(SIZE),
-                "--units", "2", "--fps", "5"]) == 0
-    assert "wrote" in capsys.readouterr().out
-    frames = iio.imread(out)
-    assert frames.shape == (STEPS + 1, *frame_shape(SIZE))  # reset state + one per env step, 2*size square
-    assert frames.shape[1] % 16 == 0 and frames.shape[2] % 16 == 0
-    assert frames.std() > 10
-    # the arms move: the top views change over the episode
-    assert np.abs(frames[0, :SIZE + SIZE // 8].astype(int) - frames[-1, :SIZE + SIZE // 8]).mean() > 0.1
-    assert [p.name for p in out.parent.iterdir()] == ["episode.mp4"]  # no temp file left behind
-
-
-def test_write_episode_video_function(tiny_run, tmp_path):
-    out = video.write_episode_video(tiny_run, 0, tmp_path / "v.mp4", size=64, n_units=1, fps=10)
-    assert out == tmp_path / "v.mp4"
-    assert iio.imread(out).shape == (STEPS + 1, 128, 128, 3)
+def tiny_run(tiny_dataset, tmp_path_factory):
+    return train_tiny(tiny_dataset, tmp_path_factory.mktemp("video") / "run", epochs=1)
 
 
 @pytest.fixture

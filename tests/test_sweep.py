@@ -1,0 +1,170 @@
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import experiments.sweep as sweep_mod
+from experiments.cli import main as cli
+from experiments.errors import UserError
+from experiments.sweep import load_grid, parse_grid, plan, sweep
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_BASE = dict(n_train=64, n_test=20, hidden_size=8, action_embed_dim=8, epochs=1, n_permutations=160,
+                 decode_folds=2, decode_shuffles=2, align_permutations=20, congruence_permutations=20,
+                 lag_permutations=20, max_lag=2)
+
+
+def write_grid(tmp_path: Path, text: str, name: str = "grid.toml") -> str:
+    """A TOML grid: `text` (the top-level keys), then the tiny protocol in [base] less what `text` sets."""
+    axes = {line.split("=")[0].strip() for line in text.splitlines()}
+    base = "\n".join(f"{k} = {v}" for k, v in TINY_BASE.items() if k not in axes)
+    path = tmp_path / name
+    path.write_text(f"{text}\n[base]\n{base}\n")
+    return str(path)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def cell_mtimes(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+
+
+def test_tiny_grid_end_to_end_resumes_without_recomputing(tmp_path, capsys):
+    grid_file = write_grid(tmp_path, "seeds = [0, 1]\ninverse_weight = [0.0, 1.0]\nnoise_sigma = [0.05, 0.5]")
+    out = tmp_path / "sweep"
+    assert cli(["sweep", "--out", str(out), "--grid", grid_file, "--workers", "1"]) == 0
+    assert "20 cells computed, 0 reused" in capsys.readouterr().out
+
+    rows = read_csv(out / "sweep.csv")
+    assert len(rows) == 4 * 2
+    assert {(r["inverse_weight"], r["noise_sigma"], r["seed"]) for r in rows} == {
+        (w, s, seed) for w in ("0.0", "1.0") for s in ("0.05", "0.5") for seed in ("0", "1")}
+    for r in rows:
+        for cond in ("shared", "separate", "untrained"):
+            assert 0.0 <= float(r[f"{cond}_mirror_frac_fdr"]) <= 1.0
+        assert float(r["trained_minus_untrained_mirror_frac_fdr"]) == pytest.approx(
+            float(r["shared_mirror_frac_fdr"]) - float(r["untrained_mirror_frac_fdr"]))
+        assert float(r["shared_minus_separate_aligned_cka_debiased"]) == pytest.approx(
+            float(r["shared_aligned_cka_debiased"]) - float(r["separate_aligned_cka_debiased"]))
+    summary = read_csv(out / "summary.csv")
+    assert len(summary) == 4 and all(s["n_seeds"] == "2" for s in summary)
+    pngs = sorted((out / "heatmaps").glob("*.png"))
+    assert {p.stem for p in pngs} == {c for c, *_ in sweep_mod.HEATMAPS}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    record = json.loads((out / "config.json").read_text())
+    assert record["command"] == "sweep" and record["grid"]["axes"] == {"inverse_weight": [0.0, 1.0],
+                                                                       "noise_sigma": [0.05, 0.5]}
+    assert record["base_config"]["n_train"] == 64 and "versions" in record and "git_commit" in record
+    # 8 shared + 8 separate; the untrained network ignores lambda, so one untrained cell per (noise, seed).
+    assert len(cell_mtimes(out)) == 8 + 8 + 4
+
+    before = cell_mtimes(out)
+    csv_before = (out / "sweep.csv").read_text()
+    grid = load_grid(grid_file)
+    assert sweep(grid, out, workers=1, show_progress=False, log=lambda _: None)["computed"] == 0
+    assert cell_mtimes(out) == before
+
+    # A killed sweep: two cells never written, a half-written temp file left behind. Only those two rerun,
+    # in a pool of worker processes, and the results are the same as before.
+    gone = sorted(before)[:2]
+    for name in gone:
+        (out / "cells" / name).unlink()
+    (out / "cells" / f".{gone[0]}.abc.tmp").write_text("{")
+    result = sweep(grid, out, workers=2, show_progress=False, log=lambda _: None)
+    assert (result["computed"], result["reused"]) == (2, 18)
+    after = cell_mtimes(out)
+    assert set(after) == set(before)
+    assert all(after[n] == before[n] for n in before if n not in gone)
+    assert (out / "sweep.csv").read_text() == csv_before
+
+
+BAD_GRIDS = {
+    "unknown parameter": ("noise = [0.1, 0.2]", "unknown parameter 'noise'"),
+    "empty axis": ("noise_sigma = []", "axis 'noise_sigma' is empty"),
+    "wrong type": ('n_actions = [4, "six"]', "n_actions[1]: expected int, got 'six'"),
+    "float for int": ("hidden_size = [8, 12.5]", "hidden_size[1]: expected int, got 12.5"),
+    "scalar axis": ("noise_sigma = 0.1", "axis 'noise_sigma' must be a list"),
+    "seeds": ('seeds = ["a"]', "seeds[0]: expected int"),
+    "invalid point": ("n_actions = [1, 6]", "at n_actions=1: config: n_actions must be >= 2"),
+    "workers axis": ("workers = [1, 2]", "workers is not a grid axis"),
+    "too few permutations on an axis": ("n_permutations = [100]", "n_permutations must be >= 160"),
+    "missing condition": ('conditions = ["shared", "untrained"]', "conditions must be distinct and include"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRIDS))
+def test_bad_grid_is_one_clear_line_and_runs_nothing(tmp_path, capsys, monkeypatch, case):
+    text, expected = BAD_GRIDS[case]
+    monkeypatch.setattr(sweep_mod, "run_cell", lambda *a: pytest.fail("a cell ran"))
+    out = tmp_path / "sweep"
+    assert cli(["sweep", "--out", str(out), "--grid", write_grid(tmp_path, text), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not out.exists()
+
+
+def test_bad_grid_json_and_foreign_out_dir(tmp_path, capsys):
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps({"noise_sigma": [0.1], "base": {"hidden_sise": 8}}))
+    assert cli(["sweep", "--out", str(tmp_path / "o"), "--grid", str(path)]) == 2
+    assert "base: unknown key 'hidden_sise'" in capsys.readouterr().err
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a sweep"):
+        sweep(parse_grid({"base": TINY_BASE}, "test"), foreign, workers=1, show_progress=False)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_hidden_size_axis_raises_permutations_to_the_bonferroni_minimum():
+    base = {k: v for k, v in TINY_BASE.items() if k != "hidden_size"}
+    grid = parse_grid({"hidden_size": [8, 16], "seeds": [0], "base": base}, "test")
+    _, jobs, notes = plan(grid)
+    assert {(j.config.hidden_size, j.config.n_permutations) for j in jobs} == {(8, 160), (16, 320)}
+    assert notes == ["hidden_size=16: n_permutations raised from 160 to 320 so that Bonferroni over 16 units "
+                     "at alpha=0.05 can reject"]
+
+
+def test_default_grid_is_the_shipped_file_and_fits_the_budget():
+    built_in, shipped = load_grid(None), load_grid(REPO / "experiments" / "grids" / "default.toml")
+    assert (built_in.axes, built_in.seeds, built_in.conditions, built_in.base) == (
+        shipped.axes, shipped.seeds, shipped.conditions, shipped.base)
+    entries, jobs, _ = plan(built_in)
+    trained = [j for j in jobs if j.condition != "untrained"]
+    # 16 points x 3 seeds; about 15 s per trained cell at hidden 96 on one idle core: < 30 min on 2 cores.
+    assert (len(entries), len(trained), len(jobs) - len(trained)) == (48, 96, 12)
+    assert all(j.config.epochs == 20 and j.config.n_train == 2000 for j in trained)
+
+
+def test_ray_cluster_runs_the_same_cells_and_resumes(tmp_path):
+    import ray  # the `test` extra installs Ray: a missing Ray fails this test rather than skipping it
+
+    grid_file = write_grid(tmp_path, "seeds = [3]\ninverse_weight = [0.5, 2.0]")
+    out = tmp_path / "sweep"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        done = subprocess.run([sys.executable, "-m", "experiments.cli", "sweep", "--out", str(out), "--grid",
+                               grid_file, "--ray-address", address], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "5 cells computed, 0 reused" in done.stdout
+        rows = read_csv(out / "sweep.csv")
+        assert [(r["inverse_weight"], r["seed"]) for r in rows] == [("0.5", "3"), ("2.0", "3")]
+        before = cell_mtimes(out)
+        shared = sorted(n for n in before if n.startswith("shared-"))[0]
+        (out / "cells" / shared).unlink()
+        result = sweep(load_grid(grid_file), out, ray_address=address, show_progress=False, log=lambda _: None)
+        assert (result["computed"], result["reused"]) == (1, 4)
+        assert all(cell_mtimes(out)[n] == t for n, t in before.items() if n != shared)
+    finally:
+        ray.shutdown()
+
+    # Same cells as the local path: a local run over the Ray results recomputes nothing.
+    assert sweep(load_grid(grid_file), out, workers=1, show_progress=False, log=lambda _: None)["computed"] == 0
