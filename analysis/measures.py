@@ -23,19 +23,21 @@ from analysis.timelocked import remove_time_locked
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """The analysis knobs; each study's config carries them as flat fields of the same names."""
+    """The analysis knobs and their defaults, the one place they are set. `mirrorlab analyze` uses
+    this as its config; the replication's flat config takes its defaults from here."""
 
-    n_permutations: int
-    alpha: float
-    mirror_min_abs_r: float
-    decode_folds: int
-    decode_shuffles: int
-    max_lag: int
-    lag_permutations: int
-    align_permutations: int
-    cca_components: int
-    congruence_permutations: int
-    n_actions: int | None = None   # discrete actions: the number of tokens; continuous: None
+    # B >= n_units / alpha so that Bonferroni over all units can reject (1,920 for 96 units).
+    n_permutations: int = 2000
+    alpha: float = 0.05
+    mirror_min_abs_r: float = 0.4   # "strong": the paper calls |r| > 0.4-0.5 strong candidates
+    decode_folds: int = 5
+    decode_shuffles: int = 10
+    max_lag: int = 3
+    lag_permutations: int = 1000
+    align_permutations: int = 500   # alignment-invariant measures (Hungarian, Procrustes, CCA, CKA)
+    cca_components: int = 10
+    congruence_permutations: int = 1000
+    n_actions: int | None = None    # discrete actions: the number of tokens; continuous: None
 
 
 def measure_mirroring(perform: np.ndarray, observe: np.ndarray, actions: np.ndarray, seed: int,

@@ -10,7 +10,6 @@ and by condition; seeds give the intervals. Output: metrics.json, units.csv, rep
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,23 +23,8 @@ from experiments.errors import UserError
 from experiments.provenance import atomic_write_json, provenance
 
 
-@dataclass(frozen=True)
-class AnalyzeConfig:
-    """Analysis knobs, the same names as the replication's."""
-
-    n_permutations: int = 2000
-    alpha: float = 0.05
-    mirror_min_abs_r: float = 0.4
-    decode_folds: int = 5
-    decode_shuffles: int = 10
-    max_lag: int = 3
-    lag_permutations: int = 1000
-    align_permutations: int = 500
-    cca_components: int = 10
-    congruence_permutations: int = 1000
-
-    def measure_settings(self) -> MeasureSettings:
-        return MeasureSettings(**dataclasses.asdict(self), n_actions=None)
+# The analysis knobs of the embodied study are exactly the shared ones (continuous actions: n_actions None).
+AnalyzeConfig = MeasureSettings
 
 
 @dataclass
@@ -141,7 +125,7 @@ def analyze(runs: list[Path], out: Path, config: AnalyzeConfig, force: bool = Fa
     cells: dict[tuple[str, str, int], tuple[dict, dict]] = {}
     with threadpool_limits(limits=1):
         for run in runs:
-            row, arrays = analyse_run(run, config.measure_settings(), data_path)
+            row, arrays = analyse_run(run, config, data_path)
             key = (group_key(row), row["condition"], row["seed"])
             if key in cells:
                 raise UserError(f"{run}: same condition, seed and group as {cells[key][0]['run']}")
@@ -172,7 +156,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder for metrics.json, units.csv, report.md")
     p.add_argument("--data", type=Path, default=None,
                    help="the dataset (default: the one each run was trained on); must match the runs")
-    p.add_argument("--config", default=None, help="a .toml or .json file setting any AnalyzeConfig field")
+    p.add_argument("--config", default=None, help="a .toml or .json file setting any analysis.measures.MeasureSettings field")
     p.add_argument("--force", action="store_true", help="replace results already in --out")
     p.set_defaults(func=main)
 

@@ -11,19 +11,29 @@ from experiments.errors import UserError
 TARGETS = {
     "envs": "experiments.bench_envs:main",
     "replicate": "experiments.bench_replicate:main",
+    "train": "experiments.bench_train:main",
 }
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="run a named benchmark (mirrorlab bench envs -h)",
                               description=f"Benchmarks: {', '.join(TARGETS)}.")
-    p.add_argument("target", help=f"one of: {', '.join(TARGETS)}")
+    p.add_argument("target", help=f"one of: {', '.join(TARGETS)}, or all (each with its defaults)")
     p.add_argument("options", nargs=argparse.REMAINDER, help="the target's own flags")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target == "all":
+        for name in TARGETS:
+            print(f"== mirrorlab bench {name}")
+            _call(name, [])
+        return 0
     if args.target not in TARGETS:
-        raise UserError(f"unknown benchmark {args.target!r}; choose one of: {', '.join(TARGETS)}")
-    module, function = TARGETS[args.target].split(":")
-    return int(getattr(importlib.import_module(module), function)(args.options) or 0)
+        raise UserError(f"unknown benchmark {args.target!r}; choose one of: {', '.join(TARGETS)}, all")
+    return _call(args.target, args.options)
+
+
+def _call(name: str, options: list[str]) -> int:
+    module, function = TARGETS[name].split(":")
+    return int(getattr(importlib.import_module(module), function)(options) or 0)

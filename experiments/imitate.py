@@ -265,7 +265,8 @@ def _mirror_measures(analysis: Path) -> dict[str, dict[str, float]]:
 
 def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     """Across runs: Pearson r (95% CI, Fisher z) between each run's mean imitation score (its inverse
-    head, open loop) and each of its mirror measures."""
+    head, open loop) and each of its mirror measures, over all runs and over trained runs only
+    (training itself improves both, so the untrained runs alone can make a correlation)."""
     from scipy import stats
 
     per_run: dict[str, list[dict[str, Any]]] = {}
@@ -273,18 +274,20 @@ def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[
         if row["method"].startswith("inverse_") and row.get("run") in mirror:
             per_run.setdefault(row["run"], []).append(row)
     out = []
-    runs = sorted(per_run)
-    for s in SCORES:
-        y = np.array([np.mean([r[s] for r in per_run[run]]) for run in runs])
-        for m in MIRROR_MEASURES:
-            x = np.array([mirror[run].get(m, np.nan) for run in runs])
-            ok = np.isfinite(x) & np.isfinite(y)
-            entry = {"score": s, "mirror_measure": m, "n_runs": int(ok.sum())}
-            if ok.sum() >= 4 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0:
-                res = stats.pearsonr(x[ok], y[ok])
-                ci = res.confidence_interval(0.95)
-                entry.update(r=float(res.statistic), ci95=[float(ci.low), float(ci.high)], p=float(res.pvalue))
-            out.append(entry)
+    subsets = {"all runs": sorted(per_run),
+               "trained runs": sorted(r for r in per_run if per_run[r][0]["condition"] != "untrained")}
+    for subset, runs in subsets.items():
+        for s in SCORES:
+            y = np.array([np.mean([r[s] for r in per_run[run]]) for run in runs])
+            for m in MIRROR_MEASURES:
+                x = np.array([mirror[run].get(m, np.nan) for run in runs])
+                ok = np.isfinite(x) & np.isfinite(y)
+                entry = {"runs": subset, "score": s, "mirror_measure": m, "n_runs": int(ok.sum())}
+                if ok.sum() >= 4 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0:
+                    res = stats.pearsonr(x[ok], y[ok])
+                    ci = res.confidence_interval(0.95)
+                    entry.update(r=float(res.statistic), ci95=[float(ci.low), float(ci.high)], p=float(res.pvalue))
+                out.append(entry)
     return out
 
 
@@ -314,10 +317,12 @@ def write_imitation_report(out: Path, metrics: dict[str, Any]) -> Path:
         lines.append("")
     if metrics.get("mirror_vs_imitation"):
         lines += ["## Does imitation track the mirror measures? (across runs, inverse heads)", "",
-                  "| imitation score | mirror measure | runs | Pearson r [95% CI] | p |", "|---|---|---|---|---|"]
+                  "| runs | imitation score | mirror measure | n | Pearson r [95% CI] | p |",
+                  "|---|---|---|---|---|---|"]
         for c in metrics["mirror_vs_imitation"]:
             r = f"{c['r']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if "r" in c else "n/a (too few runs)"
-            lines.append(f"| {c['score']} | {c['mirror_measure']} | {c['n_runs']} | {r} | {c.get('p', float('nan')):.3g} |")
+            lines.append(f"| {c['runs']} | {c['score']} | {c['mirror_measure']} | {c['n_runs']} | {r} | "
+                         f"{c.get('p', float('nan')):.3g} |")
         lines.append("")
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines))

@@ -31,6 +31,9 @@ from experiments.errors import UserError
 from experiments.provenance import atomic_save_npz, atomic_write_json, provenance
 
 
+_MEASURES = MeasureSettings()
+
+
 @dataclass(frozen=True)
 class ReplicateConfig:
     """Every default of the replication; the defaults are the paper's protocol exactly."""
@@ -55,17 +58,17 @@ class ReplicateConfig:
     # The study: seed 42 is the paper's; four more give intervals.
     seeds: tuple[int, ...] = (42, 1, 2, 3, 4)
     conditions: tuple[str, ...] = tuple(CONDITIONS)
-    # Analysis. B >= n_units / alpha so that Bonferroni over all units can reject (1,920 for 96).
-    n_permutations: int = 2000
-    alpha: float = 0.05
-    mirror_min_abs_r: float = 0.4   # "strong": the paper calls |r| > 0.4-0.5 strong candidates
-    decode_folds: int = 5
-    decode_shuffles: int = 10
-    max_lag: int = 3
-    lag_permutations: int = 1000
-    align_permutations: int = 500      # alignment-invariant measures (Hungarian, Procrustes, CCA, CKA)
-    cca_components: int = 10
-    congruence_permutations: int = 1000
+    # Analysis: defaults from analysis.measures.MeasureSettings, the one place they are set.
+    n_permutations: int = _MEASURES.n_permutations
+    alpha: float = _MEASURES.alpha
+    mirror_min_abs_r: float = _MEASURES.mirror_min_abs_r
+    decode_folds: int = _MEASURES.decode_folds
+    decode_shuffles: int = _MEASURES.decode_shuffles
+    max_lag: int = _MEASURES.max_lag
+    lag_permutations: int = _MEASURES.lag_permutations
+    align_permutations: int = _MEASURES.align_permutations
+    cca_components: int = _MEASURES.cca_components
+    congruence_permutations: int = _MEASURES.congruence_permutations
     workers: int = 0                # 0: one per CPU core
 
     def measure_settings(self) -> MeasureSettings:

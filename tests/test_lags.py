@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import binom
-from test_alignment import ar1
+from tests.test_alignment import ar1
 
 from analysis.lags import lag_test, lagged_correlation, lagged_correlation_null, peak_lag
 from analysis.nulls import sequence_derangements

@@ -1,0 +1,73 @@
+"""`mirrorlab bench train`: does data loading starve embodied training?
+
+Times, side by side in one run and on the same batches, (a) the trainer's own pipeline (episodes
+read lazily from HDF5 through the DataLoader, then a training step) and (b) a bare PyTorch loop
+over the same batches already in memory. Prints sequences/s of each, their ratio (target >= 0.8)
+and the process's peak memory. Without `--data` it first collects a small scripted dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mirrorlab bench train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help="a dataset of `mirrorlab collect` (default: make one)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timed epochs of each loop; best kept")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from agents.conditions import get_condition
+    from agents.embodied import batch_loss
+    from envs.paired import PairedDataset
+    from experiments.collect import CollectConfig, collect
+    from experiments.train import TrainConfig, _Batches, build_model, data_signature, split_episodes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if data is None:
+            data = Path(tmp) / "data"
+            collect(dataclasses.replace(CollectConfig(), episodes=64, babble=32, frame_size=32, verify_episodes=0),
+                    data, show_progress=False)
+        config = TrainConfig()
+        torch.set_num_threads(config.threads)
+        with PairedDataset(data) as ds:
+            signature = data_signature(ds.header)
+            train_ids, _ = split_episodes([r.episode_id for r in ds.episodes("demo")], config.test_fraction)
+        batches = _Batches(data, signature["max_steps"], train_ids, True, config.batch_size)
+        condition = get_condition("shared")
+        model = build_model(config, signature)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+        def step(kind, batch):
+            side = "observe" if kind == "demo" else None
+            loss, _ = batch_loss(model, condition, batch, side, 1.0, 1.0, None)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return batch["actions"].shape[0]
+
+        in_memory = list(batches.epoch(config.seed, 0))
+        best = {"pipeline": 0.0, "bare": 0.0}
+        for r in range(args.rounds):
+            for name in ("pipeline", "bare"):
+                t0 = time.perf_counter()
+                source = batches.epoch(config.seed, r) if name == "pipeline" else in_memory
+                n = sum(step(kind, batch) for kind, batch in source)
+                best[name] = max(best[name], n / (time.perf_counter() - t0))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ratio = best["pipeline"] / best["bare"]
+    print(f"embodied training, {signature['frame_size']} px, batch {config.batch_size} episodes of "
+          f"{signature['max_steps']} steps, {config.threads} thread(s):")
+    print(f"  trainer pipeline (HDF5 -> DataLoader -> step): {best['pipeline']:.1f} sequences/s")
+    print(f"  bare loop over the same batches in memory:     {best['bare']:.1f} sequences/s")
+    print(f"  ratio {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}); peak memory {peak_mib:.0f} MiB")
+    return 0
