@@ -1,7 +1,8 @@
 """`mirrorlab bench train`: does data loading starve embodied training?
 
 Times, side by side in one run and on the same batches, (a) the trainer's own pipeline (episodes
-read lazily from HDF5 through the DataLoader, then a training step) and (b) a bare PyTorch loop
+read from HDF5 through the DataLoader, kept in its bounded in-memory cache after the first epoch,
+then a training step) and (b) a bare PyTorch loop
 over the same batches already in memory. Prints sequences/s of each, their ratio (target >= 0.8)
 and the process's peak memory. Without `--data` it first collects a small scripted dataset.
 """
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
         with PairedDataset(data) as ds:
             signature = data_signature(ds.header)
             train_ids, _ = split_episodes([r.episode_id for r in ds.episodes("demo")], config.test_fraction)
-        batches = _Batches(data, signature["max_steps"], train_ids, True, config.batch_size)
+        batches = _Batches(data, signature["max_steps"], train_ids, True, config.batch_size, config.cache_mib << 20)
         condition = get_condition("shared")
         model = build_model(config, signature)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

@@ -52,12 +52,14 @@ class TrainConfig:
     test_fraction: float = 0.25    # held-out demo episodes (the highest ids), never trained on
     checkpoint_every: int = 1
     threads: int = 1
+    cache_mib: int = 1024          # decoded episodes kept in memory per run (each of demo and babble)
 
     def validate(self) -> None:
         get_condition_or_error(self.condition)
         if self.inverse_data not in INVERSE_DATA:
             raise UserError(f"config: inverse_data must be one of {', '.join(INVERSE_DATA)}, got {self.inverse_data!r}")
-        for name in ("embed_dim", "hidden_size", "cnn_channels", "batch_size", "checkpoint_every", "threads"):
+        for name in ("embed_dim", "hidden_size", "cnn_channels", "batch_size", "checkpoint_every", "threads",
+                     "cache_mib"):
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
         if self.epochs < 0:
@@ -141,16 +143,21 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
 class _Batches:
     """Per-epoch batches of whole episodes, in an order drawn from (seed, epoch)."""
 
-    def __init__(self, data_path: Path, n_steps: int, train_ids: list[int], use_babble: bool, batch_size: int):
+    def __init__(self, data_path: Path, n_steps: int, train_ids: list[int], use_babble: bool, batch_size: int,
+                 cache_bytes: int):
         from torch.utils.data import Subset
 
-        from agents.windows import PairedWindows
+        from agents.windows import CachedWindows, PairedWindows
 
         # One window per episode: the window is the whole episode and the stride longer than any.
         demo = PairedWindows(data_path, window=n_steps, kind="demo", stride=n_steps)
         keep = set(train_ids)
-        self.demo = Subset(demo, [i for i, ref in enumerate(demo.refs) if ref.episode_id in keep])
-        self.babble = PairedWindows(data_path, window=n_steps, kind="babble", stride=n_steps) if use_babble else None
+        self.demo = CachedWindows(Subset(demo, [i for i, ref in enumerate(demo.refs) if ref.episode_id in keep]),
+                                  cache_bytes)
+        self.babble = None
+        if use_babble:
+            self.babble = CachedWindows(PairedWindows(data_path, window=n_steps, kind="babble", stride=n_steps),
+                                        cache_bytes)
         self.batch_size = batch_size
 
     def epoch(self, seed: int, epoch: int):
@@ -219,7 +226,7 @@ def train(config: TrainConfig, data_path: Path, run_dir: Path, show_progress: bo
         start_epoch, history = int(state["epoch"]), list(state["history"])
     epochs = config.epochs if condition.trained else 0
     batches = (_Batches(data_path, signature["max_steps"], train_ids, config.use_babble and has_babble,
-                        config.batch_size) if epochs else None)
+                        config.batch_size, config.cache_mib << 20) if epochs else None)
     writer = SummaryWriter(str(run_dir / "tb")) if epochs else None
     bar = tqdm(range(start_epoch, epochs), desc=f"{config.condition} seed {config.seed}", unit="epoch",
                disable=not show_progress, initial=start_epoch, total=epochs)

@@ -123,3 +123,17 @@ def test_analyze_writes_the_replication_structure(dataset, tmp_path):
     assert "Does the claim hold?" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="already holds results"):
         analyze(runs, out, TINY_ANALYSIS)
+
+
+def test_cached_windows_return_the_same_items_and_respect_the_memory_bound(dataset):
+    from agents.windows import CachedWindows, PairedWindows
+
+    windows = PairedWindows(dataset, window=50, kind="demo", stride=50)
+    one = CachedWindows._size(windows[0])
+    cached = CachedWindows(windows, max_bytes=2 * one)
+    for i in range(len(windows)):
+        item = cached[i]
+        assert torch.equal(item["actions"], windows[i]["actions"])
+        assert torch.equal(item["observe"]["frames"], windows[i]["observe"]["frames"])
+    assert len(cached._cache) == 2 and cached._bytes <= 2 * one
+    assert cached[0] is cached[0] and cached[5] is not cached[5]
