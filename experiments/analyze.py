@@ -20,7 +20,7 @@ import numpy as np
 from analysis.measures import MeasureSettings
 from experiments.config import read_config_file, replace_checked
 from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, provenance
+from experiments.provenance import atomic_write_json, ensure_writable_dir, provenance
 
 
 # The analysis knobs of the embodied study are exactly the shared ones (continuous actions: n_actions None).
@@ -121,6 +121,7 @@ def analyze(runs: list[Path], out: Path, config: AnalyzeConfig, force: bool = Fa
             raise UserError(f"{run}: not a finished `mirrorlab train` run")
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} already holds results; pass --force to replace them")
+    ensure_writable_dir(out, "--out")
     started = time.perf_counter()
     cells: dict[tuple[str, str, int], tuple[dict, dict]] = {}
     with threadpool_limits(limits=1):

@@ -35,7 +35,7 @@ import numpy as np
 from analysis.intervals import mean_ci95
 from experiments.config import read_config_file, replace_checked
 from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, atomic_write_text, provenance
+from experiments.provenance import atomic_write_json, atomic_write_text, ensure_writable_dir, provenance
 
 SCORES = ("success", "final_distance", "trajectory_error")
 MIRROR_MEASURES = ("n_mirror_fdr", "aligned_cka_debiased_excess", "decode_perform_to_observe_zscored")
@@ -203,6 +203,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path |
         by_data.setdefault(read_run_record(run)["data_path"], []).append(str(run))
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} already holds results; pass --force to replace them")
+    ensure_writable_dir(out, "--out")
     mirror = _mirror_measures(analysis) if analysis else {}
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []

@@ -41,6 +41,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def ensure_writable_dir(folder: str | os.PathLike, what: str) -> Path:
+    """Create `folder` if needed and prove a file can be written there, before any long work starts
+    (os.access says yes to root even on a read-only mount, so a real probe file is written)."""
+    from experiments.errors import UserError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(f"{what} {folder}: cannot write there ({err.strerror or err})") from None
+    return folder
+
+
 def _json_default(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)

@@ -28,7 +28,7 @@ from analysis.summary import summarise
 from analysis.measures import MeasureSettings, measure_mirroring
 from experiments.config import parse_int_list, read_config_file, replace_checked
 from experiments.errors import UserError
-from experiments.provenance import atomic_save_npz, atomic_write_json, provenance
+from experiments.provenance import atomic_save_npz, atomic_write_json, ensure_writable_dir, provenance
 
 
 _MEASURES = MeasureSettings()
@@ -186,7 +186,7 @@ def prepare_out_dir(out: Path, config: ReplicateConfig, force: bool, resume: boo
         else:
             raise UserError(f"{out} already holds results; pass --resume to continue that run or --force to "
                             "replace it")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out, "--out")
     atomic_write_json(config_path, provenance(config, seeds=list(config.seeds)))
 
 

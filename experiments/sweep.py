@@ -80,16 +80,11 @@ NOT_AXES = ("seeds", "conditions", "workers")
 # Fields the untrained network never reads: one untrained cell serves every value of them.
 TRAINING_ONLY = ("lr", "batch_size", "epochs", "forward_weight", "inverse_weight")
 
-# The built-in grid, also shipped as experiments/grids/default.toml: lambda (the forward/inverse weight,
-# seed 000's tuning parameter) x sensory noise x hidden size, 3 seeds, the paper's protocol otherwise.
+# The default grid, shipped as package data: lambda (the forward/inverse weight, seed 000's tuning
+# parameter) x sensory noise x hidden size, 3 seeds, the paper's protocol otherwise.
 # 16 points x 3 seeds x (shared + separate) = 96 trained cells + 12 untrained ones: 1,416 cell-seconds,
 # 12 minutes on 2 idle cores as measured (trained cell 17-19 s at hidden 96, 10.6 s at 48; untrained 3-5 s).
-DEFAULT_GRID: dict[str, Any] = {
-    "seeds": list(DEFAULT_SEEDS),
-    "inverse_weight": [0.0, 0.25, 1.0, 4.0],
-    "noise_sigma": [0.05, 0.5],
-    "hidden_size": [48, 96],
-}
+DEFAULT_GRID_FILE = Path(__file__).resolve().parent / "grids" / "default.toml"
 
 # Per-condition columns of sweep.csv, from the cell's row; fractions are counts over n_units.
 _FRACTIONS = {
@@ -204,9 +199,8 @@ def parse_grid(data: dict[str, Any], source: str) -> Grid:
 
 
 def load_grid(path: str | Path | None) -> Grid:
-    """The grid of a .toml/.json file, or the built-in default grid when `path` is None."""
-    if path is None:
-        return parse_grid(DEFAULT_GRID, "default grid")
+    """The grid of a .toml/.json file, or the default grid (experiments/grids/default.toml) when `path` is None."""
+    path = DEFAULT_GRID_FILE if path is None else path
     return parse_grid(read_config_file(path), f"grid file {path}")
 
 

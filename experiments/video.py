@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from experiments.errors import UserError
+from experiments.provenance import ensure_writable_dir
 
 DEFAULT_SIZE = 256
 DEFAULT_UNITS = 3
@@ -48,13 +48,7 @@ def check_writable_folder(out: Path) -> None:
     """Create `out`'s folder if needed and prove a file can be written there (os.access lies for root)."""
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder; give a file name ending in .mp4")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise UserError(f"--out {out}: cannot write to {out.parent} ({err.strerror or err})") from None
+    ensure_writable_dir(out.parent, f"--out {out}: folder")
 
 
 def _held_out_ids(record: dict, run_dir: Path) -> list[int]:

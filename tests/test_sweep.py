@@ -131,10 +131,9 @@ def test_hidden_size_axis_raises_permutations_to_the_bonferroni_minimum():
                      "at alpha=0.05 can reject"]
 
 
-def test_default_grid_is_the_shipped_file_and_fits_the_budget():
-    built_in, shipped = load_grid(None), load_grid(REPO / "experiments" / "grids" / "default.toml")
-    assert (built_in.axes, built_in.seeds, built_in.conditions, built_in.base) == (
-        shipped.axes, shipped.seeds, shipped.conditions, shipped.base)
+def test_default_grid_varies_lambda_and_fits_the_budget():
+    built_in = load_grid(None)
+    assert set(built_in.axes) >= {"inverse_weight", "noise_sigma"} and 0.0 in built_in.axes["inverse_weight"]
     entries, jobs, _ = plan(built_in)
     trained = [j for j in jobs if j.condition != "untrained"]
     # 16 points x 3 seeds; about 15 s per trained cell at hidden 96 on one idle core: < 30 min on 2 cores.
