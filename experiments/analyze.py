@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from analysis.measures import MeasureSettings
-from experiments.config import read_config_file, replace_checked
+from experiments.config import build_config
 from experiments.errors import UserError
 from experiments.provenance import atomic_write_json, ensure_writable_dir, provenance
 
@@ -163,9 +163,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = AnalyzeConfig()
-    if args.config:
-        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
+    config = build_config(AnalyzeConfig(), args.config, {})
     result = analyze(args.runs, args.out, config, force=args.force, data_path=args.data)
     print(f"report: {result['report']}")
     return 0

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.config import read_config_file, replace_checked
+from experiments.config import build_config
 from experiments.errors import UserError
 from experiments.provenance import atomic_write_json, provenance
 
@@ -260,15 +260,9 @@ def collect(config: CollectConfig, out: Path, force: bool = False, show_progress
 
 
 def config_from_args(args: argparse.Namespace) -> CollectConfig:
-    config = CollectConfig()
-    if args.config:
-        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
     names = ("env_id", "demonstrator", "episodes", "babble", "seed", "frame_size", "other_appearance",
              "episodes_per_shard", "workers", "verify_episodes")
-    flags = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    config = replace_checked(config, flags, "flags")
-    config.validate()
-    return config
+    return build_config(CollectConfig(), args.config, {n: getattr(args, n, None) for n in names})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

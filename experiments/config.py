@@ -105,3 +105,16 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     if not values:
         raise UserError(f"{what}: expected at least one integer")
     return values
+
+
+def build_config(base: C, config_file: str | None, flags: dict[str, Any]) -> C:
+    """Defaults <- a config file <- command-line flags (those left None are not given), each layer
+    checked by name and type, then the config's own `validate()`: every command builds its config so."""
+    config = base
+    if config_file:
+        config = replace_checked(config, read_config_file(config_file), f"config file {config_file}")
+    config = replace_checked(config, {k: v for k, v in flags.items() if v is not None}, "flags")
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config

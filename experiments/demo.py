@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.config import read_config_file, replace_checked
+from experiments.config import build_config
 from experiments.errors import UserError
 from experiments.provenance import atomic_write_json, provenance
 
@@ -189,13 +189,7 @@ def evaluate(config: DemoEvalConfig, show_progress: bool = True) -> dict[str, An
 
 
 def _config_from(base, args: argparse.Namespace, flag_names: tuple[str, ...]):
-    config = base
-    if getattr(args, "config", None):
-        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
-    flags = {name: getattr(args, name) for name in flag_names if getattr(args, name, None) is not None}
-    config = replace_checked(config, flags, "flags")
-    config.validate()
-    return config
+    return build_config(base, getattr(args, "config", None), {n: getattr(args, n, None) for n in flag_names})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from analysis.intervals import mean_ci95
-from experiments.config import read_config_file, replace_checked
+from experiments.config import build_config
 from experiments.errors import UserError
 from experiments.provenance import atomic_write_json, atomic_write_text, ensure_writable_dir, provenance
 
@@ -347,15 +347,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = ImitateConfig()
-    if args.config:
-        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
-    flags = {}
-    if args.episodes is not None:
-        flags["episodes"] = args.episodes
-    if args.no_closed_loop:
-        flags["closed_loop"] = False
-    config = replace_checked(config, flags, "flags")
+    config = build_config(ImitateConfig(), args.config,
+                          {"episodes": args.episodes, "closed_loop": False if args.no_closed_loop else None})
     result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force, workers=args.workers)
     print(f"report: {result['report']}")
     return 0

@@ -26,7 +26,7 @@ from agents.conditions import CONDITIONS, get_condition
 from analysis.claims import assess_claims
 from analysis.summary import summarise
 from analysis.measures import MeasureSettings, measure_mirroring
-from experiments.config import parse_int_list, read_config_file, replace_checked
+from experiments.config import build_config, parse_int_list
 from experiments.errors import UserError
 from experiments.provenance import atomic_save_npz, atomic_write_json, ensure_writable_dir, provenance
 
@@ -238,21 +238,10 @@ def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: b
 
 
 def config_from_args(args: argparse.Namespace) -> ReplicateConfig:
-    config = ReplicateConfig()
-    if args.config:
-        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
-    flags: dict[str, Any] = {}
-    if args.seeds is not None:
-        flags["seeds"] = parse_int_list(args.seeds, "--seeds")
-    if args.conditions is not None:
-        flags["conditions"] = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-    if args.epochs is not None:
-        flags["epochs"] = args.epochs
-    if args.workers is not None:
-        flags["workers"] = args.workers
-    config = replace_checked(config, flags, "flags")
-    config.validate()
-    return config
+    return build_config(ReplicateConfig(), args.config, {
+        "seeds": None if args.seeds is None else parse_int_list(args.seeds, "--seeds"),
+        "conditions": None if args.conditions is None else tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
+        "epochs": args.epochs, "workers": args.workers})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

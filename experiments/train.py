@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from agents.conditions import CONDITIONS, get_condition
-from experiments.config import read_config_file, replace_checked
+from experiments.config import build_config, replace_checked
 from experiments.errors import UserError
 from experiments.provenance import atomic_write_json, atomic_write_text, provenance
 
@@ -313,15 +313,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    config = TrainConfig()
-    if args.config:
-        config = replace_checked(config, read_config_file(args.config), f"config file {args.config}")
-    flags = {k: v for k, v in {"condition": args.condition, "seed": args.seed, "epochs": args.epochs,
-                               "inverse_data": args.inverse_data, "inverse_weight": args.inverse_weight}.items()
-             if v is not None}
-    config = replace_checked(config, flags, "flags")
-    config.validate()
-    return config
+    return build_config(TrainConfig(), args.config, {
+        "condition": args.condition, "seed": args.seed, "epochs": args.epochs, "inverse_data": args.inverse_data,
+        "inverse_weight": args.inverse_weight})
 
 
 def main(args: argparse.Namespace) -> int:
