@@ -307,6 +307,10 @@ def write_imitation_report(out: Path, metrics: dict[str, Any]) -> Path:
     lines = ["# Imitation from observation", "",
              "Held-out videos of the other arm; the self arm starts where the other did, with the same target.",
              "Mean [95% CI over episodes, pooled over seeds]. Success: within the env's radius at the last step.",
+             "The oracle replays the demonstrator's torques on the self arm, and trajectory error is measured",
+             "against that replay: when the other arm's body differs (`morphology`), the same torques no longer",
+             "reach the target, so a goal-directed learner (BC, DAgger with an expert acting on the self arm) can",
+             "beat the oracle there: copying actions is not the same as imitating the goal.",
              ""]
     for appearance, methods in metrics["summary"].items():
         lines += [f"## other_appearance = {appearance}", "",
