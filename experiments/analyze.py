@@ -87,6 +87,10 @@ def analyse_run(run_dir: Path, settings: MeasureSettings, data_path: Path | None
     data_path = Path(data_path or record["data_path"])
     with PairedDataset(data_path) as data:
         check_signature(record["data"], data.header, run_dir, data_path)
+    need = max(5, settings.decode_folds)  # split-half alignment needs 2 + 3 sequences; decoding one per fold
+    if len(record["test_episode_ids"]) < need:
+        raise UserError(f"{run_dir}: {len(record['test_episode_ids'])} held-out episodes, the analysis needs at "
+                        f"least {need}; collect more episodes or train with a larger test_fraction")
     config, record, model = load_run(run_dir)
     held_out = load_held_out(data_path, record["test_episode_ids"])
     acts = record_embodied_activations(model, held_out)
