@@ -77,6 +77,13 @@ def record_embodied_activations(model, held_out: dict[str, np.ndarray], batch: i
                                actions, float(r2), float(np.sum(mse) / actions.shape[0]))
 
 
+def check_enough_held_out(run_dir: Path, record: dict[str, Any], settings: MeasureSettings) -> None:
+    need = max(5, settings.decode_folds)  # split-half alignment needs 2 + 3 sequences; decoding one per fold
+    if len(record["test_episode_ids"]) < need:
+        raise UserError(f"{run_dir}: {len(record['test_episode_ids'])} held-out episodes, the analysis needs at "
+                        f"least {need}; collect more episodes or train with a larger test_fraction")
+
+
 def analyse_run(run_dir: Path, settings: MeasureSettings, data_path: Path | None = None) -> tuple[dict, dict]:
     """(metrics row, per-unit arrays) of one run on its held-out episodes."""
     from analysis.measures import measure_mirroring
@@ -87,10 +94,7 @@ def analyse_run(run_dir: Path, settings: MeasureSettings, data_path: Path | None
     data_path = Path(data_path or record["data_path"])
     with PairedDataset(data_path) as data:
         check_signature(record["data"], data.header, run_dir, data_path)
-    need = max(5, settings.decode_folds)  # split-half alignment needs 2 + 3 sequences; decoding one per fold
-    if len(record["test_episode_ids"]) < need:
-        raise UserError(f"{run_dir}: {len(record['test_episode_ids'])} held-out episodes, the analysis needs at "
-                        f"least {need}; collect more episodes or train with a larger test_fraction")
+    check_enough_held_out(run_dir, record, settings)
     config, record, model = load_run(run_dir)
     held_out = load_held_out(data_path, record["test_episode_ids"])
     acts = record_embodied_activations(model, held_out)
@@ -120,9 +124,10 @@ def analyze(runs: list[Path], out: Path, config: AnalyzeConfig, force: bool = Fa
 
     if not runs:
         raise UserError("--runs: name at least one run folder")
-    for run in runs:
-        if not (run / "done.json").is_file():
-            raise UserError(f"{run}: not a finished `mirrorlab train` run")
+    from experiments.train import read_run_record
+
+    for run in runs:  # every cheap check before any output or work
+        check_enough_held_out(run, read_run_record(run), config)
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} already holds results; pass --force to replace them")
     ensure_writable_dir(out, "--out")

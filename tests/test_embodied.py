@@ -137,3 +137,11 @@ def test_cached_windows_return_the_same_items_and_respect_the_memory_bound(datas
         assert torch.equal(item["observe"]["frames"], windows[i]["observe"]["frames"])
     assert len(cached._cache) == 2 and cached._bytes <= 2 * one
     assert cached[0] is cached[0] and cached[5] is not cached[5]
+
+
+def test_analyze_refuses_too_few_held_out_episodes(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(dataclasses.replace(TINY_TRAIN, epochs=1, test_fraction=0.3), dataset, run, show_progress=False)
+    with pytest.raises(UserError, match="3 held-out episodes, the analysis needs at least 5"):
+        analyze([run], tmp_path / "analysis", TINY_ANALYSIS)
+    assert not (tmp_path / "analysis").exists()
