@@ -210,7 +210,8 @@ def train(config: TrainConfig, data_path: Path, run_dir: Path, show_progress: bo
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     record = provenance(config, seeds=[config.seed])
-    record.update(data=signature, data_path=str(data_path), other_appearance=json.loads(header.env_kwargs).get("other_appearance"),
+    record.update(data=signature, data_path=str(data_path),
+                  other_appearance=json.loads(header.env_kwargs).get("other_appearance"),
                   train_episode_ids=train_ids, test_episode_ids=test_ids)
     atomic_write_json(config_path, record)
 
