@@ -36,9 +36,9 @@ Outputs in DIR:
 
 Per condition, mirror_frac_fdr = n_mirror_fdr / n_units (the same for Bonferroni, anti-mirror, and
 with time-locked activity removed). Effects, paired by seed, for M in mirror_frac_fdr, frac_abs_r_gt_0.6 and
-aligned_cka_debiased: trained_minus_untrained_M = shared - untrained; shared_minus_separate_M = shared -
+aligned_cka_debiased_excess (CKA minus the mean of its own null): trained_minus_untrained_M = shared - untrained; shared_minus_separate_M = shared -
 separate (and shared_minus_forward_only_M, shared_minus_shuffled_labels_M when those conditions run). For separate cores only the alignment-invariant measure
-(aligned_cka_debiased) is a fair comparison; the identity-paired mirror fraction is reported beside it.
+(aligned_cka_debiased_excess) is a fair comparison; the identity-paired mirror fraction is reported beside it.
 
 Ray (`--ray-address ADDR`, needs `pip install 'mirrorlab[cluster]'`): the same jobs run as Ray tasks
 (one CPU each) on an existing cluster; this process writes each cell as its task returns, so resuming
@@ -94,17 +94,21 @@ _FRACTIONS = {
     "mirror_frac_fdr_time_locked_removed": "n_mirror_fdr_time_locked_removed",
 }
 _COPIED = ("frac_abs_r_gt_0.6", "frac_r_gt_0.75", "mean_r", "aligned_cka_debiased", "aligned_cka_debiased_null_mean",
-           "aligned_cka_debiased_p", "congruence_matched", "decode_perform_to_observe", "decode_chance",
+           "aligned_cka_debiased_excess", "aligned_cka_debiased_p", "congruence_matched", "decode_perform_to_observe", "decode_chance",
            "inverse_accuracy", "forward_mse", "final_train_loss")
-EFFECT_METRICS = ("mirror_frac_fdr", "frac_abs_r_gt_0.6", "aligned_cka_debiased")
+# CKA enters the effects as its excess over its own sequence-level null: the nulls differ between
+# conditions (an untrained observe path can share structure with the perform path by chance alone).
+EFFECT_METRICS = ("mirror_frac_fdr", "frac_abs_r_gt_0.6", "aligned_cka_debiased_excess")
 # The heatmaps: (column, title, diverging colour map).
 HEATMAPS = (
     ("shared_mirror_frac_fdr", "mirror fraction, shared core (FDR-significant, r >= mirror_min_abs_r)", False),
     ("shared_frac_abs_r_gt_0.6", "fraction |r| > 0.6, shared core (the paper's metric)", False),
     ("trained_minus_untrained_mirror_frac_fdr", "trained - untrained: mirror fraction (shared core)", True),
-    ("trained_minus_untrained_aligned_cka_debiased", "trained - untrained: debiased CKA (shared core)", True),
+    ("trained_minus_untrained_aligned_cka_debiased_excess", "trained - untrained: debiased CKA over its null "
+     "(shared core)", True),
     ("shared_minus_separate_mirror_frac_fdr", "shared - separate: mirror fraction (identity-paired units)", True),
-    ("shared_minus_separate_aligned_cka_debiased", "shared - separate: debiased CKA (alignment-invariant)", True),
+    ("shared_minus_separate_aligned_cka_debiased_excess", "shared - separate: debiased CKA over its null "
+     "(alignment-invariant)", True),
 )
 
 

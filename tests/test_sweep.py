@@ -50,8 +50,8 @@ def test_tiny_grid_end_to_end_resumes_without_recomputing(tmp_path, capsys):
             assert 0.0 <= float(r[f"{cond}_mirror_frac_fdr"]) <= 1.0
         assert float(r["trained_minus_untrained_mirror_frac_fdr"]) == pytest.approx(
             float(r["shared_mirror_frac_fdr"]) - float(r["untrained_mirror_frac_fdr"]))
-        assert float(r["shared_minus_separate_aligned_cka_debiased"]) == pytest.approx(
-            float(r["shared_aligned_cka_debiased"]) - float(r["separate_aligned_cka_debiased"]))
+        assert float(r["shared_minus_separate_aligned_cka_debiased_excess"]) == pytest.approx(
+            float(r["shared_aligned_cka_debiased_excess"]) - float(r["separate_aligned_cka_debiased_excess"]))
     summary = read_csv(out / "summary.csv")
     assert len(summary) == 4 and all(s["n_seeds"] == "2" for s in summary)
     pngs = sorted((out / "heatmaps").glob("*.png"))
