@@ -7,6 +7,7 @@ for the self arm, started from the same initial pose with the same target (same 
 | `oracle`            | the demonstrator's true actions replayed (upper bound)                     |
 | `random`            | uniform random torques (lower bound)                                       |
 | `inverse_<cond>`    | a run's inverse head infers the actions from the video, replayed open loop  |
+|                     | (`_selfvideo`: its inverse head learnt from the self arm's video only)      |
 | `bco`               | an inverse dynamics model learnt from the self arm's babbling labels the     |
 |                     | training videos; a state policy is cloned from those labels (closed loop)   |
 | `bc`                | a state policy cloned from the shared run's inferred labels (closed loop)   |
@@ -110,6 +111,12 @@ class DatasetTask:
                      episode_id=e["episode_id"]) for e in self.held_out]
 
 
+def inverse_method(run_config) -> str:
+    """`inverse_<condition>`, marked when the inverse head learnt from the self arm's own video."""
+    suffix = "" if run_config.inverse_data == "other" else f"_{run_config.inverse_data}video"
+    return f"inverse_{run_config.condition}{suffix}"
+
+
 def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig) -> list[dict[str, Any]]:
     """Every method on the held-out episodes of one dataset; one row per (method, run, episode)."""
     import torch
@@ -150,8 +157,8 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig) -> l
             inferred = model.observe(held_frames).prediction.numpy()
         acts = {e["episode_id"]: (lambda _o, t, a=inferred[k]: a[t]) for k, e in enumerate(task.held_out)}
         extra = {"run": run, "condition": run_config.condition, "seed": run_config.seed}
-        add(f"inverse_{run_config.condition}", task.score_all(acts, oracle), **extra)
-        if not (config.closed_loop and run_config.condition == "shared"):
+        add(inverse_method(run_config), task.score_all(acts, oracle), **extra)
+        if not (config.closed_loop and run_config.condition == "shared" and run_config.inverse_data == "other"):
             continue
         with torch.no_grad():
             labels = model.observe(torch.from_numpy(train_frames[:, 1:])).prediction.numpy()

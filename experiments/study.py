@@ -42,6 +42,7 @@ class StudyConfig:
     appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
     appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
     epochs: int = 10
+    self_video_inverse: bool = True        # also shared cores whose inverse head saw only the self arm's video
     imitate_episodes: int = 10             # held-out videos imitated per appearance
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
@@ -77,6 +78,13 @@ def run_plan(config: StudyConfig, out: Path) -> list[tuple[str, dict[str, Any], 
             for seed in config.seeds:
                 tc = dataclasses.replace(TrainConfig(), condition=condition, seed=seed, epochs=config.epochs)
                 plan.append((appearance, dataclasses.asdict(tc), out / "runs" / appearance / f"{condition}__seed{seed}"))
+    if config.self_video_inverse and "identical" in config.appearances:
+        # The transfer test: the inverse head learns from the self arm's own video only, then watches the other.
+        for seed in config.seeds:
+            tc = dataclasses.replace(TrainConfig(), condition="shared", seed=seed, epochs=config.epochs,
+                                     inverse_data="self")
+            run_dir = out / "runs" / "identical" / f"shared_selfvideo__seed{seed}"
+            plan.append(("identical", dataclasses.asdict(tc), run_dir))
     return plan
 
 
