@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import multiprocessing
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 from agents.conditions import CONDITIONS
 from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, atomic_write_text, provenance
+from experiments.provenance import atomic_write_json, atomic_write_text, ensure_writable_dir, provenance
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,15 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     from experiments.replicate import ReplicateConfig, replicate
 
     started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    ensure_writable_dir(out, "--out")
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
     parts: dict[str, Any] = {}
     if config.toy:
         rep_dir = out / "replicate"
-        resume = rep_dir.exists() and any(rep_dir.iterdir()) and not fresh
-        parts["toy"] = replicate(ReplicateConfig(), rep_dir, force=fresh, resume=resume,
-                                 show_progress=show_progress)["report"]
+        resume = rep_dir.exists() and any(rep_dir.iterdir())
+        parts["toy"] = replicate(ReplicateConfig(), rep_dir, resume=resume, show_progress=show_progress)["report"]
     parts.update(embodied(config, out, show_progress))
     lines = [
         "# mirrorlab study report",
@@ -178,7 +180,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (default: %(default)s); an existing one is resumed, not overwritten")
     p.add_argument("--preset", default="small", help=f"one of {', '.join(PRESETS)} (default: small)")
     p.add_argument("--no-toy", action="store_true", help="skip the toy replication")
-    p.add_argument("--fresh", action="store_true", help="discard earlier toy results in --out and start again")
+    p.add_argument("--fresh", action="store_true", help="delete everything in --out first and start again")
     p.set_defaults(func=main)
 
 
