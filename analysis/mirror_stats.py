@@ -77,7 +77,7 @@ def mirror_unit_test(perform: np.ndarray, observe: np.ndarray, n_permutations: i
     p = permutation_p_value(np.nan_to_num(r, nan=0.0), null, "two-sided")
     p = np.where(np.isnan(r), 1.0, p)
     q = multipletests(p, method="fdr_bh")[1]
-    p_bonf = np.minimum(p * p.size, 1.0)
+    p_bonf = multipletests(p, method="bonferroni")[1]
     top = int(np.nanargmax(np.abs(np.nan_to_num(r, nan=0.0))))
     return MirrorTest(r=r, p=p, q_fdr=q, p_bonferroni=p_bonf, null_example=null[:, top],
                       n_permutations=n_permutations)
