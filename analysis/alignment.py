@@ -154,6 +154,7 @@ def fit_cca(P_fit, O_fit, n_components: int = 10, ridge: float = 1e-3) -> tuple[
 
     Ridge-regularised (ridge x mean variance added to each covariance's diagonal) because recurrent
     units are often nearly collinear or dead, which makes plain whitening blow up noise directions.
+    (scikit-learn's CCA has no ridge and fits iteratively, one component at a time: closed form here.)
     """
     P = _flat(P_fit)
     O = _flat(O_fit)
