@@ -13,6 +13,7 @@ from sklearn.linear_model import Ridge, RidgeClassifier
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 
+from analysis.lags import zscore_pooled
 from analysis.nulls import sequence_derangements
 
 
@@ -33,11 +34,6 @@ def _score(model, x: np.ndarray, y: np.ndarray) -> float:
 
 def _flatten(acts: np.ndarray, seqs: np.ndarray) -> np.ndarray:
     return acts[seqs].reshape(-1, acts.shape[-1])
-
-
-def _zscore(acts: np.ndarray) -> np.ndarray:
-    flat = acts.reshape(-1, acts.shape[-1])
-    return (acts - flat.mean(0)) / np.where(flat.std(0) > 0, flat.std(0), 1.0)
 
 
 def _cv_scores(perform: np.ndarray, observe: np.ndarray, labels: np.ndarray, folds: list, alpha: float
@@ -70,7 +66,7 @@ def cross_condition_decoding(perform: np.ndarray, observe: np.ndarray, labels: n
         raise ValueError(f"perform {perform.shape}, observe {observe.shape} and labels {labels.shape} must "
                          "share [N, T]")
     if zscore_each:
-        perform, observe = _zscore(perform), _zscore(observe)
+        perform, observe = zscore_pooled(perform), zscore_pooled(observe)
     n = perform.shape[0]
     groups = np.arange(n)
     folds = [(tr, te) for tr, te in GroupKFold(n_splits=n_folds).split(groups, groups=groups)]

@@ -18,7 +18,7 @@ from scipy import sparse
 
 from analysis.nulls import permutation_p_value, sequence_derangements
 
-def _zscore(x: np.ndarray) -> np.ndarray:
+def zscore_pooled(x: np.ndarray) -> np.ndarray:
     """Pooled z-score over sequences and timesteps [N, T, U]; a constant column becomes 0 (so r = 0)."""
     x = x - x.mean(axis=(0, 1))
     sd = x.std(axis=(0, 1))
@@ -30,7 +30,7 @@ def _lag_pair(perform: np.ndarray, observe: np.ndarray, lag: int) -> tuple[np.nd
     T = perform.shape[1]
     p = perform[:, max(0, -lag) : T - max(0, lag)]
     o = observe[:, max(0, lag) : T - max(0, -lag)]
-    return _zscore(p), _zscore(o)
+    return zscore_pooled(p), zscore_pooled(o)
 
 
 def _check(perform, observe, max_lag: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from analysis.measures import MeasureSettings
 from experiments.config import build_config
 from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, ensure_writable_dir, provenance
+from experiments.provenance import atomic_write_json, claim_output_dir, provenance
 
 
 # The analysis knobs of the embodied study are exactly the shared ones (continuous actions: n_actions None).
@@ -128,9 +128,7 @@ def analyze(runs: list[Path], out: Path, config: AnalyzeConfig, force: bool = Fa
 
     for run in runs:  # every cheap check before any output or work
         check_enough_held_out(run, read_run_record(run), config)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already holds results; pass --force to replace them")
-    ensure_writable_dir(out, "--out")
+    claim_output_dir(out, force)
     started = time.perf_counter()
     cells: dict[tuple[str, str, int], tuple[dict, dict]] = {}
     with threadpool_limits(limits=1):
@@ -153,7 +151,6 @@ def analyze(runs: list[Path], out: Path, config: AnalyzeConfig, force: bool = Fa
     metrics["runs"] = [str(r) for r in runs]
     metrics["groups"] = groups
     metrics["wall_time_s"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     report = write_embodied_outputs(out, metrics, cells)
     atomic_write_json(out / "metrics.json", metrics)
     return {"metrics": metrics, "report": report}

@@ -36,7 +36,7 @@ import numpy as np
 from analysis.intervals import mean_ci95
 from experiments.config import build_config
 from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, atomic_write_text, ensure_writable_dir, provenance
+from experiments.provenance import atomic_write_json, atomic_write_text, claim_output_dir, provenance
 
 SCORES = ("success", "final_distance", "trajectory_error")
 MIRROR_MEASURES = ("n_mirror_fdr", "aligned_cka_debiased_excess", "decode_perform_to_observe_zscored")
@@ -208,9 +208,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path |
     by_data: dict[str, list[str]] = {}
     for run in runs:
         by_data.setdefault(read_run_record(run)["data_path"], []).append(str(run))
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already holds results; pass --force to replace them")
-    ensure_writable_dir(out, "--out")
+    claim_output_dir(out, force)
     mirror = _mirror_measures(analysis) if analysis else {}
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -232,7 +230,6 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path |
     metrics["summary"] = summarise_imitation(rows)
     metrics["mirror_vs_imitation"] = correlate_with_mirroring(rows, mirror) if mirror else []
     metrics["wall_time_s"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "imitation.csv", _rows_csv(rows))
     atomic_write_json(out / "metrics.json", metrics)
     report = write_imitation_report(out, metrics)

@@ -57,6 +57,17 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str) -> Path:
     return folder
 
 
+def claim_output_dir(out: str | os.PathLike, force: bool) -> Path:
+    """An output folder for a command that replaces its results whole: refuse one that already holds
+    something unless `force`, and prove it writable, before any work starts."""
+    from experiments.errors import UserError
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} already holds results; pass --force to replace them")
+    return ensure_writable_dir(out, "--out")
+
+
 def _json_default(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)

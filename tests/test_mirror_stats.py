@@ -4,15 +4,12 @@ import pytest
 from analysis.mirror_stats import (min_permutations_for_bonferroni, mirror_unit_test, pearson_per_unit,
                                    sequence_null, threshold_fractions)
 from analysis.nulls import permutation_p_value, sequence_derangements
+from tests.test_alignment import ar1 as _ar1
 
 
 def ar1(rng, n, t, u, phi=0.9):
     """Independent autocorrelated sequences: what recurrent activity looks like."""
-    x = np.empty((n, t, u))
-    x[:, 0] = rng.standard_normal((n, u))
-    for k in range(1, t):
-        x[:, k] = phi * x[:, k - 1] + np.sqrt(1 - phi**2) * rng.standard_normal((n, u))
-    return x
+    return _ar1(rng, (n, t, u), phi)
 
 
 def test_derangements_have_no_fixed_point_and_are_permutations():
