@@ -141,10 +141,11 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig) -> l
     def add(method: str, scores: list[dict[str, float]], **extra: Any) -> None:
         rows.extend({**base, "method": method, **extra, **s} for s in scores)
 
-    oracle_acts = {e["episode_id"]: (lambda _o, t, a=e["actions"]: a[t]) for e in task.held_out}
-    oracle = {e["episode_id"]: execute(task.env, e["seed"], oracle_acts[e["episode_id"]])["tips"]
-              for e in task.held_out}
-    add("oracle", task.score_all(oracle_acts, oracle))
+    # The oracle's rollouts are both its own scores and the reference trajectories of every method.
+    oracle_runs = {e["episode_id"]: execute(task.env, e["seed"], lambda _o, t, a=e["actions"]: a[t])
+                   for e in task.held_out}
+    oracle = {i: r["tips"] for i, r in oracle_runs.items()}
+    add("oracle", [dict(score(r, oracle[i]), episode_id=i) for i, r in oracle_runs.items()])
     rng = np.random.default_rng([config.seed, 1])
     random_actions = {e["episode_id"]: rng.uniform(-1, 1, e["actions"].shape) for e in task.held_out}
     add("random", task.score_all({i: (lambda _o, t, a=a: a[t]) for i, a in random_actions.items()}, oracle))
