@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,3 +44,30 @@ class MirrorCore(nn.Module):
     def observe(self, sensory: torch.Tensor) -> CoreOutput:
         hidden, _ = self.observe_core(self.sensory_encoder(sensory))
         return CoreOutput(hidden, self.inverse_head(hidden))
+
+
+@dataclass
+class Recording:
+    """Both runs of a core over the same sequences, aligned by (sequence, timestep), as numpy."""
+
+    perform: np.ndarray            # [N, T, H] hidden states driven by the actions
+    observe: np.ndarray            # [N, T, H] hidden states driven by the sensory input
+    forward_prediction: np.ndarray  # [N, T, ...] forward head output
+    inverse_prediction: np.ndarray  # [N, T, ...] inverse head output
+
+
+@torch.no_grad()
+def record(model: MirrorCore, actions: np.ndarray, observed: np.ndarray, batch_size: int = 64) -> Recording:
+    """Run the core in both modes over paired sequences (actions [N, T, ...], observed input
+    [N, T, ...]) in batches, in eval mode; the one way activations are recorded, toy or embodied."""
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {"perform": [], "observe": [], "forward": [], "inverse": []}
+    for s in range(0, len(actions), batch_size):
+        p = model.perform(torch.from_numpy(np.ascontiguousarray(actions[s:s + batch_size])))
+        o = model.observe(torch.from_numpy(np.ascontiguousarray(observed[s:s + batch_size])))
+        parts["perform"].append(p.hidden.numpy())
+        parts["observe"].append(o.hidden.numpy())
+        parts["forward"].append(p.prediction.numpy())
+        parts["inverse"].append(o.prediction.numpy())
+    joined = {k: np.concatenate(v) for k, v in parts.items()}
+    return Recording(joined["perform"], joined["observe"], joined["forward"], joined["inverse"])

@@ -1,16 +1,28 @@
 """The demonstrator ("other"): a stable-baselines3 policy trained on state observations, or the scripted oracle.
 
-A checkpoint folder holds `model.zip` (SB3's own format, loaded with `SAC.load` / `PPO.load`) and
-`config.json` (the training config with its provenance). `load_demonstrator(folder_or_"scripted", env)`
-returns an object with SB3's `predict(obs, deterministic=True) -> (action, state)`; a missing or
-corrupt checkpoint raises `UserError` naming the file. `evaluate_policy_on_seeds` scores any such
-policy by final-step success and final distance on explicit (held-out) reset seeds.
+A checkpoint folder is written by `train_demonstrator` and read by `load_demonstrator`:
+
+| file            | content                                                                           |
+|-----------------|-----------------------------------------------------------------------------------|
+| `policy.json`   | the description the policy is rebuilt from: format, algo, env id, spaces, net_arch, SB3 version |
+| `policy.pt`     | the policy's weights: a flat dict of tensors (`torch.load(weights_only=True)`)   |
+| `config.json`   | the training config, seed, versions, git commit, wall time                        |
+| `sb3_model.zip` | SB3's own save, for use with SB3 elsewhere; **mirrorlab never loads it** (SB3's loader can unpickle code) |
+| `tb/`, `eval.json` | TensorBoard logs; `mirrorlab demo eval` results                                |
+
+Loading can never run code: the description is JSON, the weights are read with torch's
+weights-only unpickler (tensors and plain containers only), the policy object is rebuilt from SB3's
+policy class with the described architecture, and a checkpoint whose description or weights carry
+anything beyond what that architecture has is refused. `load_demonstrator(folder_or_"scripted", env)`
+returns an object with SB3's `predict(obs, deterministic=True) -> (action, state)`; any defect is a
+`UserError` naming the file.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
+import math
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,104 +30,220 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from experiments.errors import UserError
+from mirrorlab.envs.episodes import policy_actor, rollout
+from mirrorlab.errors import UserError
+from mirrorlab.files import atomic_torch_save, atomic_write_json, load_torch, read_json
+from mirrorlab.provenance import provenance
 
 ALGOS = ("sac", "ppo")
-CHECKPOINT_NAME = "model.zip"
-CONFIG_NAME = "config.json"
 SCRIPTED = "scripted"
+POLICY_FORMAT = "mirrorlab-sb3-policy"
+POLICY_FORMAT_VERSION = 1
+_DESCRIPTION_KEYS = {"format", "format_version", "algo", "env_id", "observation_shape", "action_shape",
+                     "net_arch", "sb3_version"}
+EVAL_SEED_OFFSET = 1_000_000
 
 
-def algo_class(algo: str):
+@dataclass(frozen=True)
+class DemoTrainConfig:
+    """Every default of demonstrator training (tuned for SAC on the planar reach: lr 1e-3, gamma 0.98,
+    tau 0.01, learning_starts 1000, distance reward x10; SB3 defaults otherwise)."""
+
+    env_id: str = "mirrorlab/PlanarReach-v0"
+    algo: str = "sac"
+    timesteps: int = 30_000
+    seed: int = 0
+    # Shared by SAC and PPO.
+    learning_rate: float = 1e-3
+    gamma: float = 0.98
+    batch_size: int = 256
+    net_arch: tuple[int, ...] = (256, 256)
+    # SAC only.
+    buffer_size: int = 200_000
+    learning_starts: int = 1_000
+    train_freq: int = 1
+    gradient_steps: int = 1
+    tau: float = 0.01
+    # PPO only.
+    n_steps: int = 2048
+    n_epochs: int = 10
+    torch_threads: int = 1          # 1 = reproducible and fastest for these small nets
+    # The training env's distance-reward weight (the env's `reward_dist_weight`). Evaluation and
+    # collection always use the env's defaults: success is the same 2 cm criterion either way.
+    reward_dist_weight: float = 10.0  # 1.0 reached 81% in 30k steps; 10.0 reached 100%
+
+    def validate(self) -> None:
+        from mirrorlab import envs
+
+        if self.env_id not in envs.ENV_IDS:
+            raise UserError(f"config: unknown env {self.env_id!r}; expected one of {', '.join(envs.ENV_IDS)}")
+        if self.algo not in ALGOS:
+            raise UserError(f"config: algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        for name in ("timesteps", "batch_size", "buffer_size", "train_freq", "gradient_steps", "n_steps",
+                     "n_epochs", "torch_threads"):
+            if getattr(self, name) < 1:
+                raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.torch_threads > 256:
+            raise UserError(f"config: torch_threads must be at most 256, got {self.torch_threads}")
+        if self.learning_starts < 0:
+            raise UserError(f"config: learning_starts must be >= 0, got {self.learning_starts}")
+        if not 0 <= self.seed < EVAL_SEED_OFFSET:
+            raise UserError(f"config: seed must be in [0, {EVAL_SEED_OFFSET}) (evaluation seeds start there)")
+        for name in ("learning_rate", "reward_dist_weight"):
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise UserError(f"config: {name} must be a positive number, got {getattr(self, name)}")
+        if not 0 < self.gamma <= 1 or not 0 < self.tau <= 1:
+            raise UserError(f"config: gamma and tau must be in (0, 1], got {self.gamma} and {self.tau}")
+        if not self.net_arch or min(self.net_arch) < 1:
+            raise UserError(f"config: net_arch must list positive layer widths, got {list(self.net_arch)}")
+
+    def hyperparams(self) -> dict[str, Any]:
+        common = dict(learning_rate=self.learning_rate, gamma=self.gamma, batch_size=self.batch_size,
+                      policy_kwargs={"net_arch": list(self.net_arch)})
+        if self.algo == "sac":
+            return dict(common, buffer_size=self.buffer_size, learning_starts=self.learning_starts,
+                        train_freq=self.train_freq, gradient_steps=self.gradient_steps, tau=self.tau)
+        return dict(common, n_steps=self.n_steps, n_epochs=self.n_epochs)
+
+
+def make_other_env(env_id: str, **env_kwargs: Any) -> gym.Env:
+    """The demonstrator's task: the *other* arm reaching, state observations."""
+    import mirrorlab.envs  # noqa: F401  (registers the ids)
+
+    return gym.make(env_id, actor="other", obs_mode="state", **env_kwargs)
+
+
+def _sb3_class(algo: str):
     from stable_baselines3 import PPO, SAC
 
-    classes = {"sac": SAC, "ppo": PPO}
-    if algo not in classes:
-        raise UserError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGOS)}")
-    return classes[algo]
+    return {"sac": SAC, "ppo": PPO}[algo]
 
 
-def build_model(algo: str, env: gym.Env, seed: int, hyperparams: dict[str, Any],
-                tensorboard_log: str | None = None):
-    """A fresh SB3 model on `env` (state observations), seeded; `hyperparams` go to its constructor."""
-    return algo_class(algo)("MlpPolicy", env, seed=seed, tensorboard_log=tensorboard_log, verbose=0,
-                            **hyperparams)
-
-
-def _custom_objects(algo: str, env: gym.Env | None) -> dict[str, Any]:
-    """Fields SB3 would otherwise unpickle with cloudpickle; given here so a checkpoint is read as data.
-
-    The weights and optimiser states come from the zip's `.pth` files; what is replaced here is only
-    needed to resume training (schedules, spaces, buffers), which a demonstrator never does.
-    """
-    from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
-    from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
-
-    objects: dict[str, Any] = {
-        "lr_schedule": _constant_zero, "learning_rate": 0.0, "clip_range": _constant_zero,
-        "clip_range_vf": None, "_last_obs": None, "_last_episode_starts": None,
-        "_last_original_obs": None, "ep_info_buffer": None, "ep_success_buffer": None,
-    }
+def _policy_class(algo: str):
     if algo == "sac":
-        from stable_baselines3.sac.policies import MlpPolicy
-        objects.update(replay_buffer_class=ReplayBuffer, train_freq=TrainFreq(1, TrainFrequencyUnit.STEP))
-    else:
-        from stable_baselines3.common.policies import ActorCriticPolicy as MlpPolicy
-        objects.update(rollout_buffer_class=RolloutBuffer)
-    objects["policy_class"] = MlpPolicy
-    if env is not None:
-        objects.update(observation_space=env.observation_space, action_space=env.action_space)
-    return objects
+        from stable_baselines3.sac.policies import SACPolicy
+
+        return SACPolicy
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    return ActorCriticPolicy
 
 
-def _constant_zero(_progress: float) -> float:
-    return 0.0
+def train_demonstrator(config: DemoTrainConfig, out: Path, show_progress: bool = True) -> dict[str, Any]:
+    """Train with SB3, then write the safe checkpoint (policy.json + policy.pt), config.json and SB3's
+    own zip into `out` (claimed by the caller); returns the provenance record."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    config.validate()
+    torch.set_num_threads(config.torch_threads)
+    env = make_other_env(config.env_id, reward_dist_weight=config.reward_dist_weight)
+    model = _sb3_class(config.algo)("MlpPolicy", env, seed=config.seed, tensorboard_log=str(out / "tb"),
+                                    verbose=0, **config.hyperparams())
+
+    class Progress(BaseCallback):  # SB3's own bar needs `rich`, which this project does not use
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=config.timesteps, desc="demo train", unit="step", disable=not show_progress)
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    started = time.perf_counter()
+    model.learn(total_timesteps=config.timesteps, callback=Progress(), tb_log_name=config.algo)
+    wall = time.perf_counter() - started
+    description = {"format": POLICY_FORMAT, "format_version": POLICY_FORMAT_VERSION, "algo": config.algo,
+                   "env_id": config.env_id, "observation_shape": list(env.observation_space.shape),
+                   "action_shape": list(env.action_space.shape), "net_arch": list(config.net_arch),
+                   "sb3_version": _sb3_version()}
+    atomic_torch_save(out / "policy.pt", {k: v.detach().clone() for k, v in model.policy.state_dict().items()})
+    atomic_write_json(out / "policy.json", description)
+    sb3_zip = out / "sb3_model.zip"
+    tmp = out / ".sb3_model.mirrorlab-tmp.zip"
+    model.save(tmp)
+    os.replace(tmp, sb3_zip)
+    record = provenance(config, seeds=[config.seed])
+    record.update(train_wall_time_s=wall, torch_threads=config.torch_threads)
+    atomic_write_json(out / "config.json", record)
+    env.close()
+    return record
 
 
-def read_checkpoint_config(folder: Path) -> dict[str, Any]:
-    path = folder / CONFIG_NAME
-    if not path.is_file():
-        raise UserError(f"demonstrator checkpoint {folder}: missing {path} (written by `mirrorlab demo train`)")
-    try:
-        data = json.loads(path.read_text())
-        config = data["config"]
-        _ = config["algo"], config["env_id"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise UserError(f"demonstrator checkpoint: {path} is not a config written by `mirrorlab demo train` "
-                        f"({type(err).__name__}: {err})") from None
-    return config
+def _sb3_version() -> str:
+    import stable_baselines3
+
+    return stable_baselines3.__version__
 
 
-def checkpoint_folder(path: str | Path) -> Path:
-    path = Path(path)
-    return path.parent if path.name == CHECKPOINT_NAME else path
-
-
-def load_model(path: str | Path, env: gym.Env | None = None):
-    """The SB3 model in a checkpoint folder (or its model.zip), read with SB3's loader on CPU."""
-    folder = checkpoint_folder(path)
+def read_description(folder: Path) -> dict[str, Any]:
+    """The checked policy.json of a checkpoint folder."""
+    path = folder / "policy.json"
     if not folder.is_dir():
         raise UserError(f"demonstrator checkpoint {folder} does not exist (train one with `mirrorlab demo train`)")
-    config = read_checkpoint_config(folder)
-    algo, zip_path = config["algo"], folder / CHECKPOINT_NAME
-    if env is not None and env.spec is not None and env.spec.id != config["env_id"]:
-        raise UserError(f"demonstrator checkpoint {zip_path} was trained on {config['env_id']}, "
-                        f"not on {env.spec.id}")
-    if not zip_path.is_file():
-        raise UserError(f"demonstrator checkpoint: missing {zip_path}")
-    if not zipfile.is_zipfile(zip_path):
-        raise UserError(f"demonstrator checkpoint {zip_path} is corrupt: not a zip archive (truncated or "
-                        "overwritten?); retrain or restore it")
-    try:
-        model = algo_class(algo).load(zip_path, env=None, device="cpu",
-                                      custom_objects=_custom_objects(algo, env))
-    except Exception as err:  # SB3 raises many kinds (zip, torch, json, KeyError); all mean a bad file
-        raise UserError(f"demonstrator checkpoint {zip_path} is corrupt or not an SB3 {algo.upper()} "
-                        f"checkpoint ({type(err).__name__}: {err})") from None
-    if env is not None and model.observation_space.shape != env.observation_space.shape:
-        raise UserError(f"demonstrator checkpoint {zip_path} expects observations of shape "
-                        f"{model.observation_space.shape}, the env gives {env.observation_space.shape}")
-    return model
+    if not path.is_file():
+        legacy = " (an SB3 model.zip alone is never loaded: retrain with `mirrorlab demo train`)" if (
+            folder / "model.zip").exists() else ""
+        raise UserError(f"demonstrator checkpoint {folder}: missing {path}{legacy}")
+    desc = read_json(path, "demonstrator description")
+    if not isinstance(desc, dict) or set(desc) != _DESCRIPTION_KEYS:
+        extra = sorted(set(desc) - _DESCRIPTION_KEYS) if isinstance(desc, dict) else desc
+        raise UserError(f"demonstrator checkpoint {path}: expected exactly the keys {sorted(_DESCRIPTION_KEYS)}; "
+                        f"got extra or missing ones ({extra}); refusing it")
+    if desc["format"] != POLICY_FORMAT or desc["format_version"] != POLICY_FORMAT_VERSION:
+        raise UserError(f"demonstrator checkpoint {path}: format {desc['format']!r} v{desc['format_version']}, "
+                        f"expected {POLICY_FORMAT!r} v{POLICY_FORMAT_VERSION}")
+    if desc["algo"] not in ALGOS:
+        raise UserError(f"demonstrator checkpoint {path}: algo must be one of {', '.join(ALGOS)}")
+    for key in ("observation_shape", "action_shape", "net_arch"):
+        value = desc[key]
+        if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                                and 0 < v < 1_000_000 for v in value):
+            raise UserError(f"demonstrator checkpoint {path}: {key} must list positive integers, got {value!r}")
+    if not isinstance(desc["env_id"], str):
+        raise UserError(f"demonstrator checkpoint {path}: env_id must be a string")
+    return desc
+
+
+class LoadedPolicy:
+    """A rebuilt SB3 policy answering `predict(obs, deterministic=True) -> (action, None)`."""
+
+    def __init__(self, policy, description: dict[str, Any]):
+        self.policy, self.description = policy, description
+        self.observation_space, self.action_space = policy.observation_space, policy.action_space
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+
+def load_policy(folder: str | Path, env: gym.Env | None = None) -> LoadedPolicy:
+    """Rebuild the SB3 policy of a checkpoint folder from its description and weights (no code runs)."""
+    import torch
+
+    folder = Path(folder)
+    desc = read_description(folder)
+    if env is not None and env.spec is not None and env.spec.id != desc["env_id"]:
+        raise UserError(f"demonstrator checkpoint {folder} was trained on {desc['env_id']}, not on {env.spec.id}")
+    if env is not None and list(env.observation_space.shape) != desc["observation_shape"]:
+        raise UserError(f"demonstrator checkpoint {folder} expects observations of shape "
+                        f"{tuple(desc['observation_shape'])}, the env gives {env.observation_space.shape}")
+    weights = load_torch(folder / "policy.pt", "demonstrator weights")
+    obs_space = gym.spaces.Box(-np.inf, np.inf, tuple(desc["observation_shape"]), np.float32)
+    act_space = gym.spaces.Box(-1.0, 1.0, tuple(desc["action_shape"]), np.float32)
+    policy = _policy_class(desc["algo"])(obs_space, act_space, lambda _progress: 0.0, net_arch=list(desc["net_arch"]))
+    expected = {k: tuple(v.shape) for k, v in policy.state_dict().items()}
+    given = ({k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+             if isinstance(weights, dict) else {})
+    if not isinstance(weights, dict) or len(given) != len(weights) or given != expected:
+        raise UserError(f"demonstrator checkpoint {folder / 'policy.pt'}: its tensors do not match the described "
+                        f"{desc['algo'].upper()} policy (net_arch {desc['net_arch']}); refusing it")
+    policy.load_state_dict(weights)
+    policy.set_training_mode(False)
+    return LoadedPolicy(policy, desc)
 
 
 class RandomPolicy:
@@ -137,34 +265,15 @@ def load_demonstrator(source: str | Path, env: gym.Env):
     The SB3 policy reads `env`'s state observation; the scripted one reads the true physics state.
     """
     if str(source) == SCRIPTED:
-        from agents.scripted import ScriptedReacher
+        from mirrorlab.agents.scripted import ScriptedReacher
 
         return ScriptedReacher(env)
-    return load_model(source, env)
+    return load_policy(source, env)
 
 
-@dataclass(frozen=True)
-class EpisodeScore:
-    seed: int
-    final_distance: float
-    success: bool
-    total_reward: float
-
-
-def run_policy_episode(env: gym.Env, policy: Any, seed: int) -> tuple[EpisodeScore, np.ndarray]:
-    """One episode from `reset(seed=seed)` until truncation; returns the score and the actions [T, A]."""
-    obs, info = env.reset(seed=seed)
-    actions, total = [], 0.0
-    done = False
-    while not done:
-        action, _ = policy.predict(obs, deterministic=True)
-        action = np.asarray(action, dtype=np.float32)
-        actions.append(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-    score = EpisodeScore(seed, float(info["distance"]), bool(info["is_success"]), total)
-    return score, np.stack(actions)
+def demonstrator_env_id(source: str | Path) -> str | None:
+    """The env a checkpoint was trained on (None for the scripted controller, which fits every env)."""
+    return None if str(source) == SCRIPTED else read_description(Path(source))["env_id"]
 
 
 def evaluate_policy_on_seeds(make_env: Callable[[], gym.Env], make_policy: Callable[[gym.Env], Any],
@@ -173,16 +282,17 @@ def evaluate_policy_on_seeds(make_env: Callable[[], gym.Env], make_policy: Calla
     env = make_env()
     try:
         policy = make_policy(env)
-        scores = [run_policy_episode(env, policy, s)[0] for s in seeds]
+        episodes = [rollout(env, s, policy_actor(policy)) for s in seeds]
     finally:
         env.close()
-    dist = np.array([s.final_distance for s in scores])
-    success = np.array([s.success for s in scores], dtype=float)
+    dist = np.array([e["distance"][-1] for e in episodes])
+    success = np.array([e["success"] for e in episodes], dtype=float)
     return {
-        "n_episodes": len(scores),
+        "n_episodes": len(episodes),
         "success_rate": float(success.mean()),
         "final_distance_mean": float(dist.mean()),
         "final_distance_median": float(np.median(dist)),
-        "return_mean": float(np.mean([s.total_reward for s in scores])),
-        "per_episode": [s.__dict__ for s in scores],
+        "return_mean": float(np.mean([e["reward"].sum() for e in episodes])),
+        "per_episode": [{"seed": e["seed"], "final_distance": float(e["distance"][-1]), "success": e["success"],
+                         "total_reward": float(e["reward"].sum())} for e in episodes],
     }

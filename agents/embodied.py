@@ -15,10 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.conditions import Condition
-from agents.core import MirrorCore
-from encoders.cnn import FrameDecoder, FrameEncoder, frames_as_targets
-from encoders.vectors import continuous_action_encoder
+from mirrorlab.agents.core import MirrorCore
+from mirrorlab.encoders.cnn import FrameDecoder, FrameEncoder, frames_as_targets
+from mirrorlab.encoders.vectors import continuous_action_encoder
 
 
 def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden_size: int, cnn_channels: int,
@@ -36,6 +35,12 @@ def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden
     )
 
 
+def observed_input(frames: torch.Tensor) -> torch.Tensor:
+    """What the observe path sees at each step t of an episode whose frames are [..., T+1, 3, S, S]:
+    the frame after action t."""
+    return frames[..., 1:, :, :, :]
+
+
 def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor) -> torch.Tensor:
     """actions [B, T, A]; perform_frames [B, T+1, 3, S, S] uint8 (frame 0 before the first action)."""
     predicted = model.perform(actions).prediction
@@ -44,22 +49,4 @@ def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch
 
 def inverse_loss(model: MirrorCore, watched_frames: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """watched_frames [B, T+1, 3, S, S]: the frames of whichever arm the inverse head learns from."""
-    return F.mse_loss(model.observe(watched_frames[:, 1:]).prediction, labels)
-
-
-def batch_loss(model: MirrorCore, condition: Condition, batch: dict, inverse_side: str | None,
-               forward_weight: float, inverse_weight: float, label_perm: torch.Tensor | None
-               ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss of one batch under a condition; `inverse_side` None skips the inverse term
-    (a babble batch when the inverse head learns from the other arm)."""
-    actions = batch["actions"]
-    f_loss = forward_loss(model, actions, batch["perform"]["frames"])
-    loss = forward_weight * f_loss
-    parts = {"forward": f_loss.item()}
-    if inverse_side is not None:
-        labels = actions if label_perm is None else actions[label_perm]
-        i_loss = inverse_loss(model, batch[inverse_side]["frames"], labels)
-        parts["inverse"] = i_loss.item()
-        if condition.inverse_loss:
-            loss = loss + inverse_weight * i_loss
-    return loss, parts
+    return F.mse_loss(model.observe(observed_input(watched_frames)).prediction, labels)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from encoders.cnn import FrameEncoder
+from mirrorlab.encoders.cnn import FrameEncoder
 
 
 class StatePolicy(nn.Module):

@@ -19,8 +19,9 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 from scipy.optimize import linear_sum_assignment
 
-from analysis.lags import lagged_correlation, lagged_correlation_null
-from analysis.nulls import permutation_p_value, sequence_derangements
+from mirrorlab.analysis.lags import lagged_correlation, lagged_correlation_null
+from mirrorlab.analysis.nulls import permutation_p_value
+from mirrorlab.permutations import derangements
 
 MEASURES = ("hungarian", "procrustes", "cca", "cka", "cka_debiased")
 
@@ -29,17 +30,6 @@ def _flat(x) -> np.ndarray:
     """[..., U] -> [samples, U]."""
     x = np.asarray(x, dtype=float)
     return x.reshape(-1, x.shape[-1])
-
-
-def _as_sequences(x) -> np.ndarray:
-    """[N, T, U] stays; [samples, U] becomes [samples, 1, U] (pooled r does not care)."""
-    x = np.asarray(x, dtype=float)
-    return x[:, None, :] if x.ndim == 2 else x
-
-
-def _column_r(P, O) -> np.ndarray:
-    """Pearson r of matching columns of two [..., k] arrays, pooled over all leading axes: [k]."""
-    return lagged_correlation(_as_sequences(P), _as_sequences(O), 0)[0]
 
 
 # ---------------------------------------------------------------- CKA
@@ -119,17 +109,6 @@ def hungarian_match(P_fit, O_fit) -> np.ndarray:
     return match
 
 
-def matched_r(P, O, match) -> np.ndarray:
-    """Per perform unit r with its matched observe unit on (held-out) data: [U_p], nan if unmatched."""
-    P = np.asarray(P, dtype=float)
-    O = np.asarray(O, dtype=float)
-    match = np.asarray(match)
-    out = np.full(P.shape[-1], np.nan)
-    ok = match >= 0
-    out[ok] = _column_r(P[..., ok], O[..., match[ok]])
-    return out
-
-
 def fit_procrustes(P_fit, O_fit) -> np.ndarray:
     """Rotation R [U, U] minimising ||(P - mean) R - (O - mean)||_F on fitting data (U_p == U_o).
 
@@ -141,12 +120,6 @@ def fit_procrustes(P_fit, O_fit) -> np.ndarray:
         raise ValueError(f"Procrustes needs equal unit counts, got {P.shape[1]} and {O.shape[1]}")
     R, _ = orthogonal_procrustes(P - P.mean(axis=0), O - O.mean(axis=0))
     return R
-
-
-def procrustes_r(P, O, R) -> np.ndarray:
-    """Per observe unit r between the rotated perform activity P @ R and O on (held-out) data: [U]."""
-    P = np.asarray(P, dtype=float)
-    return _column_r(P @ R, O)
 
 
 def fit_cca(P_fit, O_fit, n_components: int = 10, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -172,14 +145,6 @@ def fit_cca(P_fit, O_fit, n_components: int = 10, ridge: float = 1e-3) -> tuple[
     Wo = inv_sqrt(O.T @ O / n)
     U_, _, Vt = np.linalg.svd(Wp @ (P.T @ O / n) @ Wo)
     return Wp @ U_[:, :k], Wo @ Vt[:k].T
-
-
-def canonical_r(P, O, A, B) -> np.ndarray:
-    """Per component r between canonical variates P @ A and O @ B on (held-out) data: [k]."""
-    return _column_r(np.asarray(P, dtype=float) @ A, np.asarray(O, dtype=float) @ B)
-
-
-# ---------------------------------------------------------------- driver
 
 
 def _summary(value: float, null: np.ndarray) -> dict[str, float]:
@@ -225,7 +190,7 @@ def aligned_similarity(
     order = rng.permutation(N)
     fit, score = order[:n_fit], order[n_fit:]
     Pf, Of, Ps, Os = perform[fit], observe[fit], perform[score], observe[score]
-    perms = sequence_derangements(len(score), n_permutations, rng)
+    perms = derangements(len(score), n_permutations, rng)
 
     def mean_r(Pp, Op):
         value = lagged_correlation(Pp, Op, 0)[0].mean()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.intervals import mean_ci95
+from mirrorlab.analysis.intervals import mean_ci95
 
 # (claim, condition that should be higher, the condition it is compared with, metrics)
 CLAIMS = [

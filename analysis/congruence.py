@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.nulls import permutation_p_value, sequence_derangements
+from mirrorlab.analysis.nulls import permutation_p_value
+from mirrorlab.permutations import derangements
 
 
 def _is_discrete(actions: np.ndarray) -> bool:
@@ -127,7 +128,7 @@ def tuning_congruence(
     pref_o = _prefer(D @ observe.reshape(-1, U), present)
     congruent, cos = _congruent(pref_p, pref_o, present is not None, min_cosine)
 
-    perms = sequence_derangements(N, n_permutations, rng)
+    perms = derangements(N, n_permutations, rng)
     D3 = D.reshape(D.shape[0], N, T)
     null = np.empty(n_permutations)
     for b, perm in enumerate(perms):

@@ -13,8 +13,8 @@ from sklearn.linear_model import Ridge, RidgeClassifier
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 
-from analysis.lags import zscore_pooled
-from analysis.nulls import sequence_derangements
+from mirrorlab.analysis.lags import zscore_pooled
+from mirrorlab.permutations import derangements
 
 
 def _is_discrete(labels: np.ndarray) -> bool:
@@ -72,7 +72,7 @@ def cross_condition_decoding(perform: np.ndarray, observe: np.ndarray, labels: n
     folds = [(tr, te) for tr, te in GroupKFold(n_splits=n_folds).split(groups, groups=groups)]
     scores = _cv_scores(perform, observe, labels, folds, alpha)
     chance = []
-    for perm in sequence_derangements(n, n_shuffles, rng):
+    for perm in derangements(n, n_shuffles, rng):
         shuffled = _cv_scores(perform, observe, labels[perm], folds, alpha)
         chance.append((shuffled["perform_to_observe"] + shuffled["observe_to_perform"]) / 2)
     scores["chance"] = float(np.mean(chance))

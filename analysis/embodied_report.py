@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from analysis import figures
-from analysis.replication_report import (CLAIMS_INTRO, UNIT_COLUMNS, beyond_identity_table, condition_table,
-                                         effect_table, fmt_stat, verdict_table)
-from experiments.provenance import atomic_write_text
+from mirrorlab.analysis import figures
+from mirrorlab.analysis.replication_report import (
+    CLAIMS_INTRO,
+    UNIT_COLUMNS,
+    beyond_identity_table,
+    condition_table,
+    effect_table,
+    fmt_stat,
+    verdict_table,
+)
 
 EMBODIED_COLUMNS = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
                     ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
@@ -38,9 +43,10 @@ def _slug(group: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in group).strip("_")
 
 
-def write_embodied_outputs(out: Path, metrics: dict[str, Any], cells: dict[tuple[str, str, int], tuple[dict, dict]]
-                           ) -> Path:
-    atomic_write_text(out / "units.csv", embodied_units_csv(cells))
+def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], tuple[dict, dict]]
+                     ) -> dict[str, str | bytes]:
+    """{relative path: content} of the embodied study's outputs: report.md, units.csv, figures."""
+    outputs: dict[str, str | bytes] = {"units.csv": embodied_units_csv(cells)}
     groups = metrics["groups"]
     lines = [
         "# Embodied study: mirror measures on held-out paired episodes",
@@ -73,9 +79,10 @@ def write_embodied_outputs(out: Path, metrics: dict[str, Any], cells: dict[tuple
         r_seed0 = {c: cells[(g, c, seeds[0])][1]["r"] for c in conditions if (g, c, seeds[0]) in cells}
         pooled = {c: np.concatenate([cells[(g, c, s)][1]["r"] for s in seeds if (g, c, s) in cells]) for c in conditions}
         per_seed = {c: conds[c]["per_seed"] for c in conditions}
-        fig_paths.append(figures.figure_emergence(out / "figures" / f"{slug}_emergence.png", r_seed0, example, pooled,
-                                                  seeds[0]))
-        fig_paths.append(figures.figure_ablations(out / "figures" / f"{slug}_ablations.png", pooled, per_seed))
+        fig_paths.append(f"figures/{slug}_emergence.png")
+        outputs[fig_paths[-1]] = figures.figure_emergence(r_seed0, example, pooled, seeds[0])
+        fig_paths.append(f"figures/{slug}_ablations.png")
+        outputs[fig_paths[-1]] = figures.figure_ablations(pooled, per_seed)
         lines += [
             f"## Group `{g}`",
             "",
@@ -95,9 +102,8 @@ def write_embodied_outputs(out: Path, metrics: dict[str, Any], cells: dict[tuple
             "",
             *effect_table(conds),
             "",
-            *[f"![{p.stem}](figures/{p.name})" for p in fig_paths],
+            *[f"![{p.split('/')[-1][:-4]}]({p})" for p in fig_paths],
             "",
         ]
-    report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    return report
+    outputs["report.md"] = "\n".join(lines)
+    return outputs

@@ -1,9 +1,10 @@
-"""The paper's figures 1-4, drawn from measured arrays; every panel shows its null or baseline beside it."""
+"""The paper's figures 1-4, drawn from measured arrays; every panel shows its null or baseline beside it.
+
+Each function returns the figure as PNG bytes; the caller decides where it goes."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -12,18 +13,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.provenance import atomic_write_bytes  # noqa: E402
-
 COLORS = {"shared": "tab:blue", "separate": "tab:orange", "forward_only": "tab:green",
           "shuffled_labels": "tab:red", "untrained": "tab:gray"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def png(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return buf.getvalue()
 
 
 def _trace(ax, perform: np.ndarray, observe: np.ndarray, unit: int, n_seqs: int, color: str, label: str) -> None:
@@ -36,8 +35,8 @@ def _trace(ax, perform: np.ndarray, observe: np.ndarray, unit: int, n_seqs: int,
         ax.axvline(k * perform.shape[1] - 0.5, color="0.85", lw=0.8, zorder=0)
 
 
-def figure_emergence(path: Path, r_by_cond: dict[str, np.ndarray], example: dict[str, np.ndarray],
-                     pooled_r: dict[str, np.ndarray], seed: int) -> Path:
+def figure_emergence(r_by_cond: dict[str, np.ndarray], example: dict[str, np.ndarray],
+                     pooled_r: dict[str, np.ndarray], seed: int) -> bytes:
     """Figure 1: (A) per-unit r per condition, (B) r histograms, (C) traces of the top 3 shared units."""
     fig = plt.figure(figsize=(13, 9))
     grid = fig.add_gridspec(3, 2, height_ratios=[1, 1, 1.2])
@@ -71,11 +70,11 @@ def figure_emergence(path: Path, r_by_cond: dict[str, np.ndarray], example: dict
     ax.set_title("C  top 3 shared-core units: perform solid, observe dashed")
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    return _save(fig, path)
+    return png(fig)
 
 
-def figure_robustness(path: Path, null_example: np.ndarray, observed: float, unit_label: str,
-                      per_seed: dict[str, list[dict[str, Any]]]) -> Path:
+def figure_robustness(null_example: np.ndarray, observed: float, unit_label: str,
+                      per_seed: dict[str, list[dict[str, Any]]]) -> bytes:
     """Figure 2: (A) sequence-level null vs observed r, (B) fractions across seeds, (C) decoding vs chance."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
@@ -112,10 +111,10 @@ def figure_robustness(path: Path, null_example: np.ndarray, observed: float, uni
     ax.set_title("C  cross-mode decoding (light: perform->observe, dark: observe->perform);\n"
                  "dashed: 95th pct of sequence-shuffled chance", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return png(fig)
 
 
-def figure_ablations(path: Path, pooled_r: dict[str, np.ndarray], per_seed: dict[str, list[dict[str, Any]]]) -> Path:
+def figure_ablations(pooled_r: dict[str, np.ndarray], per_seed: dict[str, list[dict[str, Any]]]) -> bytes:
     """Figure 3: r distributions and mirror-unit counts per condition, seeds pooled."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     names = list(pooled_r)
@@ -136,11 +135,11 @@ def figure_ablations(path: Path, pooled_r: dict[str, np.ndarray], per_seed: dict
     ax.set_ylabel("fraction of units: significant mirror (BH-FDR)")
     ax.set_title("B  significant mirror units (sequence-level null)")
     fig.tight_layout()
-    return _save(fig, path)
+    return png(fig)
 
 
-def figure_temporal(path: Path, lags: np.ndarray | None, r: np.ndarray, example: dict[str, np.ndarray],
-                    max_lag: int) -> Path:
+def figure_temporal(lags: np.ndarray | None, r: np.ndarray, example: dict[str, np.ndarray],
+                    max_lag: int) -> bytes:
     """Figure 4: (A) peak cross-correlation lag of the top mirror units, (B) the strongest anti-mirror unit."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     ax = axes[0]
@@ -158,4 +157,4 @@ def figure_temporal(path: Path, lags: np.ndarray | None, r: np.ndarray, example:
     ax.set_title("B  strongest anti-mirror unit: perform solid, observe dashed")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return png(fig)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from analysis.nulls import permutation_p_value, sequence_derangements
+from mirrorlab.analysis.nulls import permutation_p_value
+from mirrorlab.permutations import derangements
+
 
 def zscore_pooled(x: np.ndarray) -> np.ndarray:
     """Pooled z-score over sequences and timesteps [N, T, U]; a constant column becomes 0 (so r = 0)."""
@@ -95,7 +97,7 @@ def lag_test(
     already pays for having looked at 2L+1 lags. One-sided ('greater') unless `absolute`.
     """
     r = lagged_correlation(perform, observe, max_lag)
-    perms = sequence_derangements(np.asarray(perform).shape[0], n_permutations, rng)
+    perms = derangements(np.asarray(perform).shape[0], n_permutations, rng)
     null = lagged_correlation_null(perform, observe, max_lag, perms)
     lag, r_peak = peak_lag(r, absolute)
     if absolute:

@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from analysis.alignment import aligned_similarity, hungarian_match
-from analysis.congruence import tuning_congruence
-from analysis.decoding import cross_condition_decoding
-from analysis.lags import lag_test
-from analysis.mirror_stats import mirror_unit_test, threshold_fractions
-from analysis.timelocked import remove_time_locked
+from mirrorlab.analysis.alignment import aligned_similarity, hungarian_match
+from mirrorlab.analysis.congruence import tuning_congruence
+from mirrorlab.analysis.decoding import cross_condition_decoding
+from mirrorlab.analysis.lags import lag_test
+from mirrorlab.analysis.mirror_stats import min_permutations_for_bonferroni, mirror_unit_test, threshold_fractions
+from mirrorlab.analysis.timelocked import remove_time_locked
+from mirrorlab.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,38 @@ class MeasureSettings:
     cca_components: int = 10
     congruence_permutations: int = 1000
     n_actions: int | None = None    # discrete actions: the number of tokens; continuous: None
+
+    def validate(self, n_units: int | None = None, n_sequences: int | None = None, seq_len: int | None = None,
+                 where: str = "config") -> None:
+        """Every knob in range; with the data's sizes, also that the measures can run on them (a
+        Bonferroni that can reject, enough sequences for the folds and the split-half fits)."""
+        for name in ("n_permutations", "decode_shuffles", "lag_permutations", "align_permutations",
+                     "cca_components", "congruence_permutations"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        if self.decode_folds < 2:
+            raise UserError(f"{where}: decode_folds must be >= 2, got {self.decode_folds}")
+        if not 0 < self.alpha < 1:
+            raise UserError(f"{where}: alpha must be in (0, 1), got {self.alpha}")
+        if not 0 <= self.mirror_min_abs_r <= 1:
+            raise UserError(f"{where}: mirror_min_abs_r must be in [0, 1], got {self.mirror_min_abs_r}")
+        if self.max_lag < 0:
+            raise UserError(f"{where}: max_lag must be >= 0, got {self.max_lag}")
+        if n_units is not None:
+            need = min_permutations_for_bonferroni(n_units, self.alpha)
+            if self.n_permutations < need:
+                raise UserError(f"{where}: n_permutations must be >= {need} so that Bonferroni over {n_units} "
+                                f"units at alpha={self.alpha} can reject; got {self.n_permutations}")
+        if n_sequences is not None and n_sequences < min_sequences(self):
+            raise UserError(f"{where}: the measures need at least {min_sequences(self)} held-out sequences "
+                            f"({self.decode_folds} decoding folds, split-half fits), got {n_sequences}")
+        if seq_len is not None and self.max_lag >= seq_len:
+            raise UserError(f"{where}: max_lag must be < the sequence length ({seq_len}), got {self.max_lag}")
+
+
+def min_sequences(s: MeasureSettings) -> int:
+    """Split-half alignment needs 2 + 3 sequences, grouped decoding one sequence per fold."""
+    return max(5, s.decode_folds)
 
 
 def measure_mirroring(perform: np.ndarray, observe: np.ndarray, actions: np.ndarray, seed: int,

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
-from analysis.lags import lagged_correlation, lagged_correlation_null
-from analysis.nulls import permutation_p_value, sequence_derangements
+from mirrorlab.analysis.lags import lagged_correlation, lagged_correlation_null
+from mirrorlab.analysis.nulls import permutation_p_value
+from mirrorlab.permutations import derangements
 
 
 def _check_paired(perform: np.ndarray, observe: np.ndarray) -> None:
@@ -72,7 +73,7 @@ def mirror_unit_test(perform: np.ndarray, observe: np.ndarray, n_permutations: i
                      rng: np.random.Generator) -> MirrorTest:
     """Per-unit r with sequence-level permutation p-values, BH-FDR and Bonferroni adjustment."""
     r = pearson_per_unit(perform, observe)
-    perms = sequence_derangements(perform.shape[0], n_permutations, rng)
+    perms = derangements(perform.shape[0], n_permutations, rng)
     null = sequence_null(perform, observe, perms)
     p = permutation_p_value(np.nan_to_num(r, nan=0.0), null, "two-sided")
     p = np.where(np.isnan(r), 1.0, p)

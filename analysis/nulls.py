@@ -3,29 +3,12 @@
 Shuffling timesteps or circular shifts keep far too little of the autocorrelation of recurrent
 activity, so their nulls are too narrow. Re-pairing sequence i's perform run with sequence j's
 observe run (same timestep) keeps every within-sequence structure and breaks only the pairing.
+The re-pairings are derangements (`mirrorlab.permutations`): no sequence is ever paired with itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def sequence_derangements(n: int, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
-    """`n_permutations` random permutations of range(n) with no fixed point, shape [B, n].
-
-    Rejection sampling row by row (a random permutation is a derangement with probability ~1/e).
-    """
-    if n < 2:
-        raise ValueError(f"a sequence-level null needs at least 2 sequences, got {n}")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-    perms = np.argsort(rng.random((n_permutations, n)), axis=1)
-    identity = np.arange(n)
-    bad = np.flatnonzero((perms == identity).any(axis=1))
-    while bad.size:
-        perms[bad] = np.argsort(rng.random((bad.size, n)), axis=1)
-        bad = bad[(perms[bad] == identity).any(axis=1)]
-    return perms
 
 
 def permutation_p_value(observed: np.ndarray, null: np.ndarray, alternative: str = "two-sided") -> np.ndarray:

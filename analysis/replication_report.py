@@ -1,16 +1,15 @@
-"""The replication's outputs: units.csv, figures 1-4 and report.md (the paper's claims vs what was measured)."""
+"""The replication's outputs: units.csv, figures 1-4 and report.md (the paper's claims vs what was measured),
+returned as {relative path: text or PNG bytes} for the caller to write."""
 
 from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from analysis import figures
-from experiments.provenance import atomic_write_text
+from mirrorlab.analysis import figures
 
 # Every number the paper states, with the metric that measures it. (lo, hi) is the paper's range.
 PAPER_CLAIMS = [
@@ -138,13 +137,10 @@ def effect_table(conds: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
-                              cells: dict[tuple[str, int], tuple[dict, dict]]) -> Path:
+def replication_outputs(config: Any, metrics: dict[str, Any],
+                        cells: dict[tuple[str, int], tuple[dict, dict]]) -> dict[str, str | bytes]:
     conds = metrics["conditions"]
     seed0 = config.seeds[0]
-    atomic_write_text(out / "units.csv", units_csv(cells))
-
-    fig_dir = out / "figures"
     r_seed0 = {c: cells[(c, seed0)][1]["r"] for c in config.conditions}
     pooled = {c: np.concatenate([cells[(c, s)][1]["r"] for s in config.seeds]) for c in config.conditions}
     per_seed = {c: conds[c]["per_seed"] for c in config.conditions}
@@ -152,14 +148,14 @@ def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
     example = cells[(main_cond, seed0)][1]
     r_main = np.nan_to_num(example["r"])
     top = int(np.argmax(np.abs(r_main)))
-    paths = [
-        figures.figure_emergence(fig_dir / "fig1_emergence.png", r_seed0, example, pooled, seed0),
-        figures.figure_robustness(fig_dir / "fig2_robustness.png", example["null_example"], float(r_main[top]),
-                                  f"{main_cond} unit {top}, seed {seed0}", per_seed),
-        figures.figure_ablations(fig_dir / "fig3_ablations.png", pooled, per_seed),
-        figures.figure_temporal(fig_dir / "fig4_temporal.png", example.get("peak_lag"), example["r"], example,
-                                config.max_lag),
-    ]
+    figs = {
+        "figures/fig1_emergence.png": figures.figure_emergence(r_seed0, example, pooled, seed0),
+        "figures/fig2_robustness.png": figures.figure_robustness(example["null_example"], float(r_main[top]),
+                                                                 f"{main_cond} unit {top}, seed {seed0}", per_seed),
+        "figures/fig3_ablations.png": figures.figure_ablations(pooled, per_seed),
+        "figures/fig4_temporal.png": figures.figure_temporal(example.get("peak_lag"), example["r"], example,
+                                                             config.max_lag),
+    }
 
     lines = [
         "# Replication of the seed paper's toy experiment",
@@ -202,12 +198,10 @@ def write_replication_outputs(out: Path, config: Any, metrics: dict[str, Any],
         "",
         "## Figures",
         "",
-        *[f"![{p.stem}](figures/{p.name})" for p in paths],
+        *[f"![{name.split('/')[-1][:-4]}]({name})" for name in figs],
         "",
         "Files: `metrics.json` (every number, per seed, with the protocol, versions and git commit), "
         "`units.csv` (one row per condition, seed and unit), `cells/` (per-cell arrays).",
         "",
     ]
-    report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    return report
+    return {"units.csv": units_csv(cells), "report.md": "\n".join(lines), **figs}

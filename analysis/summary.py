@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from analysis.intervals import mean_ci95
+from mirrorlab.analysis.intervals import mean_ci95
 
 
 def summarise(rows: list[dict[str, Any]], conditions: Iterable[str], seeds: Iterable[int]) -> dict[str, Any]:

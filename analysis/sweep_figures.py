@@ -9,9 +9,7 @@ excludes 0.
 
 from __future__ import annotations
 
-import io
 import itertools
-from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
@@ -20,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.intervals import mean_ci95  # noqa: E402
-from experiments.provenance import atomic_write_bytes  # noqa: E402
+from mirrorlab.analysis.figures import png  # noqa: E402
+from mirrorlab.analysis.intervals import mean_ci95  # noqa: E402
 
 
 def _fmt(value: Any) -> str:
@@ -43,9 +41,9 @@ def _panel_values(rows: Sequence[dict[str, Any]], metric: str, x: str | None, y:
     return mean, values
 
 
-def heatmap_figure(path: Path, rows: Sequence[dict[str, Any]], axes: dict[str, Sequence[Any]], metric: str,
-                   title: str, diverging: bool) -> Path:
-    """One PNG: `metric` from per-(grid point, seed) `rows` over every pair of varying `axes`."""
+def heatmap_figure(rows: Sequence[dict[str, Any]], axes: dict[str, Sequence[Any]], metric: str,
+                   title: str, diverging: bool) -> bytes:
+    """One PNG (bytes): `metric` from per-(grid point, seed) `rows` over every pair of varying `axes`."""
     varying = [a for a, vals in axes.items() if len(vals) > 1]
     pairs: list[tuple[str | None, str | None]]
     if len(varying) >= 2:
@@ -102,8 +100,4 @@ def heatmap_figure(path: Path, rows: Sequence[dict[str, Any]], axes: dict[str, S
     note = "  (* 95% CI over seeds excludes 0)" if diverging else ""
     fig.suptitle(f"{title}{note}", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return png(fig)

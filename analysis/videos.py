@@ -1,6 +1,7 @@
 """Perform-vs-observe episode videos: compose frames (arm views above, unit traces below) and write mp4.
 
-Pure drawing on arrays with OpenCV (no matplotlib per frame, no models, no files except `write_mp4`).
+Pure drawing on arrays with OpenCV (no matplotlib per frame, no models, no files: the caller encodes
+the frames with `mirrorlab.files.write_mp4`).
 
 Frame layout, for panel side `size` (a multiple of 16): a `2*size` x `2*size` RGB frame.
 
@@ -21,11 +22,8 @@ activation i (i = 1..T) is the core's state after action i, so at k = 0 nothing 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -242,12 +240,6 @@ class EpisodeCanvas:
         return img
 
 
-def compose_frame(self_image: np.ndarray, other_image: np.ndarray, traces: Sequence[UnitTrace], step: int,
-                  caption: str = "", titles: Sequence[str] = TITLES) -> np.ndarray:
-    """One frame (see the module docstring); for many frames of one episode use `EpisodeCanvas`."""
-    return EpisodeCanvas(traces, self_image.shape[0], titles, caption).frame(step, self_image, other_image)
-
-
 def episode_frames(canvas: EpisodeCanvas, self_frames: np.ndarray, other_frames: np.ndarray) -> Iterable[np.ndarray]:
     """Frames 0..T of one episode; `self_frames`, `other_frames` are [T+1, size, size, 3] (reset state first)."""
     expected = canvas.n_steps + 1
@@ -256,34 +248,3 @@ def episode_frames(canvas: EpisodeCanvas, self_frames: np.ndarray, other_frames:
                          f"{len(self_frames)} and {len(other_frames)}")
     for step in range(expected):
         yield canvas.frame(step, self_frames[step], other_frames[step])
-
-
-def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int) -> int:
-    """Encode RGB frames (sides divisible by 16) with libx264 to `path` atomically; returns the count.
-
-    The video goes to a temp file in the same folder, renamed into place once complete, so a
-    reader never sees half a video and a failure leaves nothing behind.
-    """
-    import imageio.v2 as imageio
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.mp4")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a video is for sharing
-    count = 0
-    try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=16,
-                                ffmpeg_log_level="error") as writer:
-            for frame in frames:
-                if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 16 or frame.shape[1] % 16:
-                    raise ValueError(f"frames must be (H, W, 3) with H and W divisible by 16; got {frame.shape}")
-                writer.append_data(frame)
-                count += 1
-        if count == 0:
-            raise ValueError("no frames to write")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return count

@@ -1,19 +1,16 @@
-"""MuJoCo arm environments (self and other arm at a table), registered as `mirrorlab/...` ids.
+"""MuJoCo arm environments (self and other arm at a table), registered as `mirrorlab/...` ids, the
+seed paper's toy world, episodes and the paired perform/observe dataset format.
 
-Importing this package chooses a headless GL backend *before* mujoco is imported (EGL, falling
-back to OSMesa) and registers the environments with gymnasium.
+Importing this package only registers the ids with gymnasium (entry points are strings): no GL
+backend is probed and no context is created until an env module is imported by `gymnasium.make`.
 """
 
-from envs import _headless
-
-_headless.select_backend()
-
-import gymnasium  # noqa: E402
+import gymnasium
 
 ENV_IDS = ("mirrorlab/PlanarReach-v0", "mirrorlab/Arm3DReach-v0")
 MAX_EPISODE_STEPS = {"mirrorlab/PlanarReach-v0": 50, "mirrorlab/Arm3DReach-v0": 100}
-_ENTRY_POINTS = {"mirrorlab/PlanarReach-v0": "envs.reach:PlanarReachEnv",
-                 "mirrorlab/Arm3DReach-v0": "envs.reach:Arm3DReachEnv"}
+_ENTRY_POINTS = {"mirrorlab/PlanarReach-v0": "mirrorlab.envs.reach:PlanarReachEnv",
+                 "mirrorlab/Arm3DReach-v0": "mirrorlab.envs.reach:Arm3DReachEnv"}
 
 for _env_id in ENV_IDS:
     if _env_id not in gymnasium.registry:

@@ -3,7 +3,8 @@
 MuJoCo reads `MUJOCO_GL` once, when it is imported, so the choice cannot be undone later in
 the process. We therefore probe EGL here with plain ctypes (no PyOpenGL, no subprocess: it costs
 about a millisecond) and fall back to OSMesa when no EGL display can be initialised. A value the
-user set in `MUJOCO_GL` is always respected.
+user set in `MUJOCO_GL` is respected when MuJoCo knows it; an unknown value, or a backend that
+cannot make a context here, is one clear `UserError` naming the variable and the packages to install.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
+
+from mirrorlab.errors import UserError
 
 SYSTEM_PACKAGES = "libegl1 libgl1 libgl1-mesa-dri libosmesa6"
+# The values mujoco 3.x accepts for MUJOCO_GL (anything else fails inside `import mujoco`).
+KNOWN_BACKENDS = ("egl", "osmesa", "glfw", "glx", "cgl", "wgl", "disable", "disabled", "off", "false", "0")
 INSTALL_HINT = (
     f"install the system packages: sudo apt-get install {SYSTEM_PACKAGES} "
     "(scripts/setup.sh does this), or set MUJOCO_GL to a backend that works here"
@@ -60,13 +66,17 @@ def osmesa_available() -> bool:
 
 
 def select_backend() -> str:
-    """Set `MUJOCO_GL` (and PyOpenGL's platform to match) unless the user chose one; return it."""
+    """Set `MUJOCO_GL` (and PyOpenGL's platform to match) unless the user chose one; return it.
+
+    Called by the env modules just before they import mujoco, never at package import."""
     if "MUJOCO_GL" not in os.environ:
         # mujoco imported already: its backend is fixed, nothing to choose.
-        import sys
         if "mujoco" not in sys.modules:
             os.environ["MUJOCO_GL"] = "egl" if egl_works() else "osmesa"
     backend = os.environ.get("MUJOCO_GL", "")
+    if backend.lower() not in KNOWN_BACKENDS and "mujoco" not in sys.modules:
+        raise UserError(f"MUJOCO_GL={backend!r} is not a backend MuJoCo knows; use egl or osmesa (headless), "
+                        "or unset it to let mirrorlab choose")
     if backend in ("egl", "osmesa"):
         os.environ.setdefault("PYOPENGL_PLATFORM", backend)
     # Mesa's software rasteriser spreads each draw over all cores; for 64x64 frames the threads
@@ -75,11 +85,19 @@ def select_backend() -> str:
     return backend
 
 
-def renderer_error(err: BaseException) -> RuntimeError:
+def renderer_error(err: BaseException) -> UserError:
     """The one clear error raised when no headless GL context can be created."""
     backend = os.environ.get("MUJOCO_GL", "<unset>")
-    return RuntimeError(
+    return UserError(
         f"MuJoCo could not create a headless OpenGL context (MUJOCO_GL={backend}: "
         f"{type(err).__name__}: {err}). EGL works: {egl_works()}; OSMesa found: "
         f"{osmesa_available()}. To fix it, {INSTALL_HINT}."
     )
+
+
+def import_mujoco():
+    """The `mujoco` module, imported only after the backend is chosen: every env module gets it here."""
+    select_backend()
+    import mujoco
+
+    return mujoco

@@ -15,13 +15,14 @@ import functools
 import os
 import time
 
+import gymnasium as gym
 import numpy as np
 
-import envs  # noqa: F401  (selects the GL backend before mujoco is imported)
-import gymnasium as gym
-import mujoco
+import mirrorlab.envs  # noqa: F401  (registers the ids)
+from mirrorlab.envs._headless import import_mujoco
+from mirrorlab.envs.scene import scene_xml
 
-from envs.scene import scene_xml
+mujoco = import_mujoco()
 
 
 @dataclasses.dataclass
@@ -107,7 +108,7 @@ def bench_env(env_id: str, frame_size: int = 64, steps: int = 2000, rounds: int 
 
 
 def _make_pixel_env(env_id: str, frame_size: int) -> gym.Env:
-    import envs  # noqa: F401  (registers the ids in a spawned worker)
+
     return gym.make(env_id, obs_mode="pixels", frame_size=frame_size)
 
 

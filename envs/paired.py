@@ -2,17 +2,21 @@ r"""Paired perform/observe episodes on disk: one action array, rendered on both 
 
 A *paired episode* is one action sequence executed by the other arm (watched from `observe_camera`:
 the **observe** side) and replayed on the self arm (seen from `perform_camera`: the **perform**
-side). The action array is stored **once** per episode; each side records the SHA-256 of the array
-it actually executed, so pairing is checked on every read, and `verify_pairing` re-simulates stored
-episodes from their seeds and compares frames and proprioception bit for bit (the envs are
-deterministic). *Babble* episodes are the self arm's motor babbling (smooth random torques): a
-perform side only.
+side). The action array is stored **once** per episode. Each side records the SHA-256 of the
+actions it executed and of everything it recorded (frames included), and every read checks both, so
+a side run from other actions, or frames swapped between episodes, is refused. `verify_pairing`
+re-simulates stored episodes from their seeds and compares frames and proprioception bit for bit
+(the envs are deterministic). *Babble* episodes are the self arm's motor babbling: a perform side only.
 
 ## Dataset folder
 | file                | content                                                                    |
 |---------------------|----------------------------------------------------------------------------|
-| `manifest.json`     | format, version, header (below), collect config + provenance, completed shards |
-| `shard-NNNNN.h5`    | one chunk of episodes of one kind; written as `.shard-NNNNN.h5.tmp`, renamed when complete |
+| `manifest.json`     | format, version, header, collect config + provenance, completed shards (size and SHA-256 of each file), the dataset `fingerprint` |
+| `shard-NNNNN.h5`    | one chunk of episodes of one kind; written under a temp name, renamed when complete |
+
+The **fingerprint** is the SHA-256 of the header and of every episode's content hash: two datasets
+have the same fingerprint exactly when they hold the same episodes. Every trained run records the
+fingerprint of its dataset, and every command that pairs a run with data refuses a mismatch.
 
 ## Shard file (HDF5; open with plain `h5py`)
 Root attributes (the *header*; every shard of a dataset has the same one):
@@ -20,7 +24,7 @@ Root attributes (the *header*; every shard of a dataset has the same one):
 | attribute          | type  | meaning                                                          |
 |--------------------|-------|------------------------------------------------------------------|
 | `format`           | str   | `"mirrorlab-paired"`                                             |
-| `format_version`   | int   | `FORMAT_VERSION` (1)                                             |
+| `format_version`   | int   | `FORMAT_VERSION` (2)                                             |
 | `pairing`          | str   | `"shared_actions"`: one action array per episode drives both sides |
 | `env_id`           | str   | e.g. `"mirrorlab/PlanarReach-v0"` (the id carries the env version) |
 | `env_kwargs`       | JSON  | kwargs of `gymnasium.make` shared by both sides (`other_appearance`, `frame_size`, ...) |
@@ -30,17 +34,19 @@ Root attributes (the *header*; every shard of a dataset has the same one):
 | `observe_camera`, `perform_camera` | str | cameras of the two sides (`other_view`, `self_view`) |
 | `demonstrator`     | str   | `"scripted"` or the checkpoint folder the actions came from      |
 | `shard`, `kind`    | int, str | this shard's index; `"demo"` or `"babble"`                    |
+| `n_episodes`       | int   | episodes in this shard                                           |
 | `complete`         | bool  | set last, just before the rename                                 |
 
 Groups `/{kind}/{episode_id:06d}` (kind `demo` or `babble`), attributes `episode_id`, `seed` (the
-reset seed of both sides), `n_steps` (T), `actions_sha256`; datasets:
+reset seed of both sides), `n_steps` (T), `actions_sha256`, `content_sha256` (of the actions, the
+target and each side's `content_sha256`); datasets:
 
 | path                           | shape, dtype             | meaning                                         |
 |--------------------------------|--------------------------|-------------------------------------------------|
 | `actions`                      | [T, A] float32           | the torques, stored once, executed by both sides |
 | `target`                       | [3] float64              | the target in the acting arm's base frame (same for both sides) |
 | `{side}/frames`                | [T+1, H, W, 3] uint8     | frame 0 after reset, frame t+1 after action t; gzip, chunked by frames |
-| `{side}/state`                 | [T+1, S] float32         | the env's state observation of the acting arm   |
+| `{side}/state`                 | [T+1, S] float32         | the env's state vector of the acting arm        |
 | `{side}/joint_angles`          | [T+1, A] float64         | proprioception of the side's arm                |
 | `{side}/joint_velocities`      | [T+1, A] float64         |                                                 |
 | `{side}/fingertip_pos`         | [T+1, 3] float64         | world frame                                     |
@@ -49,9 +55,11 @@ reset seed of both sides), `n_steps` (T), `actions_sha256`; datasets:
 
 `side` is `observe` (arm `other`) and `perform` (arm `self`) for demo episodes, `perform` only for
 babble. Side attributes: `arm`, `camera`, `success` (within the radius at the final step),
-`target_pos` (world), `actions_sha256` (of the actions that side executed: must equal the episode's).
+`target_pos` (world), `actions_sha256` (of the actions that side executed: must equal the
+episode's), `content_sha256` (of that hash and every array above, in the order listed).
 
-Version history: 1 — first release.
+Version history: 1 — first release. 2 — content hashes of every side, dataset fingerprint, shard
+file hashes in the manifest.
 """
 
 from __future__ import annotations
@@ -61,20 +69,24 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
-from experiments.errors import UserError
+from mirrorlab.envs.episodes import replay
+from mirrorlab.errors import UserError
+from mirrorlab.files import atomic_write_json, temp_path_for
 
 FORMAT = "mirrorlab-paired"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PAIRING = "shared_actions"
 MANIFEST = "manifest.json"
 KINDS = ("demo", "babble")
 SIDES = {"observe": "other", "perform": "self"}
 SIDE_ARRAYS = ("frames", "state", "joint_angles", "joint_velocities", "fingertip_pos", "distance", "reward")
 _FRAME_CHUNK_BYTES = 1 << 20
+# What h5py raises for a damaged file or dataset, beside our own checks.
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
 
 
 class PairedDataError(UserError):
@@ -93,6 +105,23 @@ def episode_key(kind: str, episode_id: int) -> str:
     return f"{kind}/{episode_id:06d}"
 
 
+def sides_of(kind: str) -> tuple[str, ...]:
+    return ("observe", "perform") if kind == "demo" else ("perform",)
+
+
+# --- hashes ------------------------------------------------------------------------------------------------
+def _digest(*parts: np.ndarray | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            h.update(part.encode())
+        else:
+            array = np.ascontiguousarray(part)
+            h.update(f"{array.dtype.str}{array.shape}".encode())
+            h.update(array.tobytes())
+    return h.hexdigest()
+
+
 def actions_sha256(actions: np.ndarray) -> str:
     """Hash of an action array's shape and little-endian float32 bytes."""
     array = np.ascontiguousarray(actions, dtype="<f4")
@@ -101,7 +130,33 @@ def actions_sha256(actions: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-# --- simulation: one side of an episode ------------------------------------------------------
+def side_sha256(side: dict[str, Any], actions_digest: str) -> str:
+    """Hash of everything one side recorded (frames included) and of the actions it executed."""
+    return _digest(actions_digest, *(np.asarray(side[name]) for name in SIDE_ARRAYS))
+
+
+def episode_sha256(actions: np.ndarray, target: np.ndarray, side_digests: dict[str, str]) -> str:
+    return _digest(np.asarray(actions, np.float32), np.asarray(target, np.float64),
+                   *(f"{side}:{side_digests[side]}" for side in sorted(side_digests)))
+
+
+def dataset_fingerprint(header: "Header", episode_digests: dict[str, str]) -> str:
+    """SHA-256 of the header and of every episode's content hash (keyed `kind/id`), order-independent."""
+    h = hashlib.sha256(json.dumps(asdict(header), sort_keys=True).encode())
+    for key in sorted(episode_digests):
+        h.update(f"{key}={episode_digests[key]};".encode())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- the header ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Header:
     """The attributes every shard of one dataset shares (see the module docstring)."""
@@ -118,18 +173,26 @@ class Header:
     def attrs(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "pairing": PAIRING, **asdict(self)}
 
-    def make_env(self, actor: str):
-        """An env of this dataset, driving `actor`, state observations (frames come from render_camera)."""
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return json.loads(self.env_kwargs)
+
+    @property
+    def other_appearance(self) -> str:
+        return self.kwargs.get("other_appearance", "identical")
+
+    def make_env(self, actor: str, **overrides: Any):
+        """An env of this dataset driving `actor` (state observations; frames come from render_camera)."""
         import gymnasium as gym
 
-        import envs  # noqa: F401  (registers the ids, picks the GL backend)
+        import mirrorlab.envs  # noqa: F401  (registers the ids)
 
-        return gym.make(self.env_id, actor=actor, obs_mode="state", **json.loads(self.env_kwargs))
+        return gym.make(self.env_id, actor=actor, obs_mode="state", **{**self.kwargs, **overrides})
 
 
 def make_header(env_id: str, env_kwargs: dict[str, Any], demonstrator: str,
                 observe_camera: str = "other_view", perform_camera: str = "self_view") -> Header:
-    import envs
+    from mirrorlab import envs
 
     env_kwargs = dict(sorted(env_kwargs.items()))
     frame_size = int(env_kwargs.get("frame_size", 64))
@@ -144,55 +207,11 @@ def make_header(env_id: str, env_kwargs: dict[str, Any], demonstrator: str,
         env.close()
 
 
-def record_side(env, seed: int, camera: str, act: Callable[[Any, int], np.ndarray], n_steps: int) -> dict[str, Any]:
-    """Reset `env` with `seed`, then step `n_steps` times with `act(obs, t)`; record everything stored.
-
-    Returns the side's arrays, `actions` [T, A] float32 (exactly what was executed), its hash,
-    `success`, `target_pos` (world) and `target` (base frame).
-    """
-    u = env.unwrapped
-    arm = u.actor
-    obs, info = env.reset(seed=int(seed))
-    frames, states, angles, velocities, tips, dists, rewards, actions = [], [], [], [], [], [], [], []
-
-    def snapshot(obs, info):
-        frames.append(u.render_camera(camera))
-        states.append(np.asarray(obs, dtype=np.float32))
-        angles.append(np.asarray(info[f"{arm}_joint_angles"], dtype=np.float64))
-        velocities.append(np.asarray(info[f"{arm}_joint_velocities"], dtype=np.float64))
-        tips.append(np.asarray(info[f"{arm}_fingertip_pos"], dtype=np.float64))
-        dists.append(float(info["distance"]))
-
-    snapshot(obs, info)
-    target_pos = np.asarray(info[f"{arm}_target_pos"], dtype=np.float64)
-    target = np.asarray(u.physics.to_base_frame(arm, target_pos), dtype=np.float64)
-    for t in range(n_steps):
-        action = np.asarray(act(obs, t), dtype=np.float32).reshape(-1)
-        actions.append(action)
-        obs, reward, _terminated, _truncated, info = env.step(action)
-        rewards.append(float(reward))
-        snapshot(obs, info)
-    actions_arr = np.stack(actions) if actions else np.zeros((0, u.n_joints), np.float32)
-    return {
-        "arm": arm, "camera": camera, "actions": actions_arr, "actions_sha256": actions_sha256(actions_arr),
-        "success": bool(info["is_success"]), "target_pos": target_pos, "target": target,
-        "frames": np.stack(frames), "state": np.stack(states), "joint_angles": np.stack(angles),
-        "joint_velocities": np.stack(velocities), "fingertip_pos": np.stack(tips),
-        "distance": np.asarray(dists), "reward": np.asarray(rewards),
-    }
-
-
-def replay_side(env, seed: int, camera: str, actions: np.ndarray) -> dict[str, Any]:
-    """Replay a stored action array on `env`'s acting arm from `reset(seed)`."""
-    actions = np.asarray(actions, dtype=np.float32)
-    return record_side(env, seed, camera, lambda _obs, t: actions[t], len(actions))
-
-
-# --- writing ----------------------------------------------------------------------------------
+# --- writing -------------------------------------------------------------------------------------------------
 class ShardWriter:
     """Write one shard to a hidden temp file; `commit()` marks it complete and renames it into place.
 
-    A shard that was never committed (a killed worker) stays a `.tmp` file that readers ignore and
+    A shard that was never committed (a killed worker) stays a temp file that readers ignore and
     the collector deletes and redoes.
     """
 
@@ -202,46 +221,54 @@ class ShardWriter:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path_for(self.path)
         self.header, self.kind = header, kind
-        self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self.file = h5py.File(self.tmp, "w")
         self.file.attrs.update({**header.attrs(), "shard": int(shard), "kind": kind, "complete": False})
         self.n_episodes = 0
+        self.episode_digests: dict[str, str] = {}
 
     def _frame_chunks(self, frames: np.ndarray) -> tuple[int, ...]:
         per_frame = int(np.prod(frames.shape[1:]))
         return (max(1, min(len(frames), _FRAME_CHUNK_BYTES // per_frame)), *frames.shape[1:])
 
-    def _write_side(self, group, side: str, record: dict[str, Any]) -> None:
+    def _write_side(self, group, side: str, record: dict[str, Any], actions_digest: str) -> str:
         g = group.create_group(side)
+        content = side_sha256(record, actions_digest)
         g.attrs.update(arm=record["arm"], camera=record["camera"], success=record["success"],
-                       target_pos=record["target_pos"], actions_sha256=record["actions_sha256"])
+                       target_pos=record["target_pos"], actions_sha256=actions_digest, content_sha256=content)
         frames = record["frames"]
         g.create_dataset("frames", data=frames, chunks=self._frame_chunks(frames), compression="gzip",
                          compression_opts=4)
         for name in SIDE_ARRAYS[1:]:
             g.create_dataset(name, data=record[name])
+        return content
 
-    def add_episode(self, episode_id: int, seed: int, actions: np.ndarray, sides: dict[str, dict[str, Any]]) -> None:
-        """Store one episode: the action array once, and each side's record (which must have run it)."""
+    def add_episode(self, episode_id: int, seed: int, actions: np.ndarray, sides: dict[str, dict[str, Any]]) -> str:
+        """Store one episode: the action array once, and each side's record (which must have run it,
+        from `seed`); returns the episode's content hash."""
         actions = np.asarray(actions, dtype=np.float32)
         digest = actions_sha256(actions)
-        expected_sides = ("observe", "perform") if self.kind == "demo" else ("perform",)
+        expected_sides = sides_of(self.kind)
         if tuple(sorted(sides)) != tuple(sorted(expected_sides)):
             raise ValueError(f"a {self.kind} episode has sides {expected_sides}; got {sorted(sides)}")
         for side, record in sides.items():
-            if record["actions_sha256"] != digest:
+            if actions_sha256(record["actions"]) != digest or record.get("seed", seed) != seed:
                 raise PairingError(f"{self.path}: episode {episode_key(self.kind, episode_id)}: the {side} side "
-                                   "executed a different action array than the one stored; refusing to write it")
+                                   "executed a different action array (or seed) than the one stored; refusing "
+                                   "to write it")
         group = self.file.create_group(episode_key(self.kind, episode_id))
-        group.attrs.update(episode_id=int(episode_id), seed=int(seed), n_steps=int(len(actions)),
-                           actions_sha256=digest)
+        target = next(iter(sides.values()))["target"]
         group.create_dataset("actions", data=actions)
-        group.create_dataset("target", data=next(iter(sides.values()))["target"])
-        for side in expected_sides:
-            self._write_side(group, side, sides[side])
+        group.create_dataset("target", data=target)
+        contents = {side: self._write_side(group, side, sides[side], digest) for side in expected_sides}
+        content = episode_sha256(actions, target, contents)
+        group.attrs.update(episode_id=int(episode_id), seed=int(seed), n_steps=int(len(actions)),
+                           actions_sha256=digest, content_sha256=content)
+        self.episode_digests[episode_key(self.kind, episode_id)] = content
         self.n_episodes += 1
+        return content
 
     def commit(self) -> Path:
         self.file.attrs["n_episodes"] = self.n_episodes
@@ -257,11 +284,48 @@ class ShardWriter:
         try:
             self.file.close()
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self.tmp.unlink(missing_ok=True)
 
 
-# --- reading ----------------------------------------------------------------------------------
+# --- the manifest -------------------------------------------------------------------------------------------
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a dataset folder, checked for format and version."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise PairedDataError(f"{folder}: not a dataset folder: {path} is missing")
+    try:
+        data = json.loads(path.read_text())
+        shards = data["shards"]
+        if data.get("format") != FORMAT or not isinstance(shards, dict):
+            raise KeyError("format")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise PairedDataError(f"{path}: not a mirrorlab dataset manifest ({type(err).__name__}: {err})") from None
+    if data.get("format_version") != FORMAT_VERSION:
+        raise PairedDataError(f"{path}: dataset format version {data.get('format_version')}, this mirrorlab reads "
+                              f"version {FORMAT_VERSION}; recollect it with `mirrorlab collect --force`")
+    return data
+
+
+def write_manifest(folder: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    atomic_write_json(Path(folder) / MANIFEST, manifest)
+
+
+def shard_entry(path: Path, kind: str, episode_ids: list[int], episode_digests: dict[str, str]) -> dict[str, Any]:
+    """What the manifest records of a committed shard: enough to prove later that it is unchanged."""
+    return {"name": path.name, "kind": kind, "episode_ids": [episode_ids[0], episode_ids[-1]],
+            "n_episodes": len(episode_ids), "size": path.stat().st_size, "sha256": file_sha256(path),
+            "episodes": dict(sorted(episode_digests.items()))}
+
+
+def shard_intact(path: Path, entry: dict[str, Any]) -> bool:
+    """True when the shard on disk is byte for byte the one the manifest recorded."""
+    try:
+        return path.is_file() and path.stat().st_size == entry.get("size") and file_sha256(path) == entry.get("sha256")
+    except OSError:
+        return False
+
+
+# --- reading ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EpisodeRef:
     """Where one episode lives; small, so an index of a dataset larger than RAM fits in memory."""
@@ -271,6 +335,7 @@ class EpisodeRef:
     episode_id: int
     seed: int
     n_steps: int
+    content_sha256: str
 
     @property
     def key(self) -> str:
@@ -289,8 +354,9 @@ def open_shard(path: str | os.PathLike):
         raise PairedDataError(f"{path}: no such dataset file")
     try:
         handle = h5py.File(path, "r")
-    except OSError as err:
-        raise PairedDataError(f"{path}: not a readable HDF5 file (truncated, or not a mirrorlab dataset): {err}") from None
+    except _H5_ERRORS as err:
+        raise PairedDataError(f"{path}: not a readable HDF5 file (truncated, or not a mirrorlab dataset): {err}; "
+                              "restore it or recollect the dataset") from None
     if handle.attrs.get("format") != FORMAT:
         handle.close()
         raise PairedDataError(f"{path}: not a mirrorlab paired dataset (no format={FORMAT!r} attribute)")
@@ -302,7 +368,7 @@ def read_header(handle, path: str | os.PathLike) -> Header:
     version = attrs.get("format_version")
     if version != FORMAT_VERSION:
         raise PairedDataError(f"{path}: dataset format version {version}, this mirrorlab reads version "
-                              f"{FORMAT_VERSION}; recollect it with `mirrorlab collect`")
+                              f"{FORMAT_VERSION}; recollect it with `mirrorlab collect --force`")
     if attrs.get("pairing") != PAIRING:
         raise PairingError(f"{path}: pairing attribute is {attrs.get('pairing')!r}, expected {PAIRING!r} "
                            "(perform and observe must share one action array)")
@@ -317,11 +383,12 @@ def read_header(handle, path: str | os.PathLike) -> Header:
                      for k, v in fields.items()})
 
 
-def check_episode(group, header: Header, kind: str, where: str) -> None:
-    """Structural and pairing checks of one episode group: shapes agree, both sides ran the stored actions."""
+def check_episode(group, header: Header, kind: str, where: str, content: bool = True) -> dict[str, Any] | None:
+    """Structural and pairing checks of one episode group: shapes agree, both sides ran the stored
+    actions; with `content`, every array is read and its hash checked (frames included), and the
+    episode's arrays are returned."""
     if "actions" not in group:
         raise PairedDataError(f"{where}: no actions array")
-    sides = ("observe", "perform") if kind == "demo" else ("perform",)
     T = int(group.attrs.get("n_steps", -1))
     actions = group["actions"]
     if actions.shape != (T, header.action_dim):
@@ -334,7 +401,9 @@ def check_episode(group, header: Header, kind: str, where: str) -> None:
     expected = {"frames": (T + 1, H, H, 3), "joint_angles": (T + 1, header.action_dim),
                 "joint_velocities": (T + 1, header.action_dim), "fingertip_pos": (T + 1, 3),
                 "distance": (T + 1,), "reward": (T,)}
-    for side in sides:
+    out: dict[str, Any] = {"actions": stored}
+    digests = {}
+    for side in sides_of(kind):
         if side not in group:
             raise PairedDataError(f"{where}: the {side} side is missing")
         g = group[side]
@@ -350,12 +419,27 @@ def check_episode(group, header: Header, kind: str, where: str) -> None:
             if g[name].shape != shape:
                 raise PairedDataError(f"{where}: {side}/{name} has shape {g[name].shape}, expected {shape} "
                                       f"(mismatched lengths: {T} actions)")
-        if g["state"].shape[0] != T + 1:
-            raise PairedDataError(f"{where}: {side}/state has {g['state'].shape[0]} rows, expected {T + 1}")
+        if "state" not in g or g["state"].shape[0] != T + 1:
+            raise PairedDataError(f"{where}: {side}/state must have {T + 1} rows")
+        if content:
+            arrays = {name: g[name][()] for name in SIDE_ARRAYS}
+            digests[side] = side_sha256(arrays, digest)
+            if g.attrs.get("content_sha256") != digests[side]:
+                raise PairingError(f"{where}: the {side} side's recorded arrays (frames included) do not match "
+                                   "their hash: they were changed or swapped after collection")
+            arrays.update({k: g.attrs[k] for k in ("arm", "camera", "success")})
+            out[side] = arrays
+    if not content:
+        return None
+    out["target"] = group["target"][()]
+    if group.attrs.get("content_sha256") != episode_sha256(stored, out["target"], digests):
+        raise PairingError(f"{where}: the episode's content does not match its recorded hash (target or sides "
+                           "changed after collection)")
+    return out
 
 
 class PairedDataset:
-    """Index and read a dataset folder (or one shard); reads are lazy, per episode, with pairing checks.
+    """Index and read a dataset folder (or one shard); reads are lazy, per episode, every read checked.
 
     `expect_env_id`, if given, must match the dataset's env. File handles are opened on first use in
     each process (safe with DataLoader workers) and closed by `close()`.
@@ -377,12 +461,16 @@ class PairedDataset:
                                           "(shards of different collections mixed in one folder)")
                 try:
                     self.refs.extend(self._index(handle, shard))
-                except (OSError, ValueError) as err:
-                    raise PairedDataError(f"{shard}: unreadable episode index ({err}); the file may be truncated") from None
+                except _H5_ERRORS as err:
+                    raise PairedDataError(f"{shard}: unreadable episode index ({err}); the file may be truncated"
+                                          ) from None
         if self.header is None:
             raise PairedDataError(f"{self.path}: the dataset holds no completed shard")
         if expect_env_id is not None and self.header.env_id != expect_env_id:
             raise PairedDataError(f"{self.shards[0]}: dataset of env {self.header.env_id}, expected {expect_env_id}")
+        keys = [r.key for r in self.refs]
+        if len(set(keys)) != len(keys):
+            raise PairedDataError(f"{self.path}: an episode id appears in two shards")
         self.refs.sort(key=lambda r: (KINDS.index(r.kind), r.episode_id))
         self._handles: dict[str, Any] = {}
         self._pid = os.getpid()
@@ -392,20 +480,7 @@ class PairedDataset:
             return [self.path]
         if not self.path.is_dir():
             raise PairedDataError(f"{self.path}: no such dataset (a folder written by `mirrorlab collect`, or a shard)")
-        manifest = self.path / MANIFEST
-        if not manifest.is_file():
-            raise PairedDataError(f"{self.path}: not a dataset folder: {manifest} is missing")
-        try:
-            data = json.loads(manifest.read_text())
-            names = sorted(data["shards"])
-            if data.get("format") != FORMAT:
-                raise KeyError("format")
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-            raise PairedDataError(f"{manifest}: not a mirrorlab dataset manifest ({type(err).__name__}: {err})") from None
-        if data.get("format_version") != FORMAT_VERSION:
-            raise PairedDataError(f"{manifest}: dataset format version {data.get('format_version')}, this mirrorlab "
-                                  f"reads version {FORMAT_VERSION}")
-        return [self.path / name for name in names]
+        return [self.path / name for name in sorted(read_manifest(self.path)["shards"])]
 
     @staticmethod
     def _index(handle, shard: Path) -> Iterator[EpisodeRef]:
@@ -414,10 +489,16 @@ class PairedDataset:
                 continue
             for name, group in handle[kind].items():
                 try:
-                    yield EpisodeRef(str(shard), kind, int(group.attrs["episode_id"]), int(group.attrs["seed"]),
-                                     int(group.attrs["n_steps"]))
+                    a = group.attrs
+                    yield EpisodeRef(str(shard), kind, int(a["episode_id"]), int(a["seed"]), int(a["n_steps"]),
+                                     str(a["content_sha256"]))
                 except KeyError as err:
                     raise PairedDataError(f"{shard}: episode {kind}/{name}: attribute {err} is missing") from None
+
+    @property
+    def fingerprint(self) -> str:
+        """See the module docstring: equal exactly when two datasets hold the same episodes."""
+        return dataset_fingerprint(self.header, {r.key: r.content_sha256 for r in self.refs})
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -432,44 +513,38 @@ class PairedDataset:
             self._handles[shard] = open_shard(shard)
         return self._handles[shard]
 
-    def group(self, ref: EpisodeRef, check: bool = True):
+    def group(self, ref: EpisodeRef):
         handle = self.handle(ref.shard)
-        if ref.key not in handle:
-            raise PairedDataError(f"{ref.where()}: not found")
-        group = handle[ref.key]
-        if check:
-            self._checked(group, ref)
-        return group
-
-    def _checked(self, group, ref: EpisodeRef) -> None:
         try:
-            check_episode(group, self.header, ref.kind, ref.where())
+            return handle[ref.key]
+        except _H5_ERRORS:
+            raise PairedDataError(f"{ref.where()}: not found or unreadable") from None
+
+    def _checked(self, ref: EpisodeRef, content: bool) -> dict[str, Any] | None:
+        try:
+            out = check_episode(self.group(ref), self.header, ref.kind, ref.where(), content)
         except PairedDataError:
             raise
-        except (OSError, KeyError, ValueError) as err:
-            raise PairedDataError(f"{ref.where()}: unreadable ({type(err).__name__}: {err}); the file may be "
-                                  "truncated") from None
-
-    def read_episode(self, ref: EpisodeRef, frames: bool = True) -> dict[str, Any]:
-        """All arrays of one episode as numpy (checked first): `actions`, `target`, and one dict per side."""
-        group = self.group(ref)
-        try:
-            out: dict[str, Any] = {"actions": group["actions"][()], "target": group["target"][()],
-                                   "seed": ref.seed, "episode_id": ref.episode_id, "kind": ref.kind}
-            for side in ("observe", "perform"):
-                if side in group:
-                    g = group[side]
-                    out[side] = {name: g[name][()] for name in SIDE_ARRAYS if frames or name != "frames"}
-                    out[side].update({k: g.attrs[k] for k in ("arm", "camera", "success")})
-        except (OSError, KeyError, ValueError) as err:
-            raise PairedDataError(f"{ref.where()}: unreadable ({type(err).__name__}: {err}); the file may be "
-                                  "truncated") from None
+        except _H5_ERRORS as err:
+            raise PairedDataError(f"{ref.where()}: unreadable ({type(err).__name__}: {err}); the file is damaged: "
+                                  "restore it or recollect the dataset") from None
+        if out is not None and self.group(ref).attrs.get("content_sha256") != ref.content_sha256:
+            raise PairedDataError(f"{ref.where()}: changed while it was being read")
         return out
 
-    def check(self) -> int:
-        """Structural and pairing checks of every episode (reads actions, not frames); returns the count."""
+    def read_episode(self, ref: EpisodeRef, frames: bool = True) -> dict[str, Any]:
+        """All arrays of one episode as numpy, every hash checked: `actions`, `target`, one dict per side."""
+        out = self._checked(ref, content=True)
+        out.update(seed=ref.seed, episode_id=ref.episode_id, kind=ref.kind)
+        if not frames:
+            for side in sides_of(ref.kind):
+                out[side].pop("frames")
+        return out
+
+    def check(self, content: bool = True) -> int:
+        """Check every episode (with `content`, every array's hash, frames included); returns the count."""
         for ref in self.refs:
-            self.group(ref, check=True)
+            self._checked(ref, content)
         return len(self.refs)
 
     def close(self) -> None:
@@ -487,6 +562,13 @@ class PairedDataset:
         state = dict(self.__dict__)
         state["_handles"] = {}
         return state
+
+
+def check_fingerprint(expected: str, dataset: PairedDataset, who: str) -> None:
+    """Refuse to pair `who` (a run, an analysis) with a dataset other than the one it was made from."""
+    if dataset.fingerprint != expected:
+        raise PairedDataError(f"{who} was made from a different dataset than {dataset.path} (fingerprint "
+                              f"{expected[:12]} vs {dataset.fingerprint[:12]}); give the dataset it was trained on")
 
 
 def verify_pairing(path: str | os.PathLike, n_episodes: int | None = 4, seed: int = 0,
@@ -512,15 +594,14 @@ def verify_pairing(path: str | os.PathLike, n_episodes: int | None = 4, seed: in
                     if side not in stored:
                         continue
                     camera = header.observe_camera if side == "observe" else header.perform_camera
-                    replay = replay_side(envs[arm], ref.seed, camera, stored["actions"])
+                    again = replay(envs[arm], ref.seed, stored["actions"], camera=camera)
                     for name in ("frames", "joint_angles", "joint_velocities", "fingertip_pos"):
-                        a, b = stored[side][name], replay[name]
+                        a, b = stored[side][name], again[name]
                         if a.shape != b.shape or not np.array_equal(a, b):
-                            bad = _first_difference(a, b)
                             raise PairingError(
                                 f"{ref.where()}: the {side} side's {name} differ from a replay of the stored actions "
-                                f"(first at step {bad}); the {side} side was not produced by this action array "
-                                "(mispaired perform/observe data, or a different env version)")
+                                f"(first at step {_first_difference(a, b)}); the {side} side was not produced by "
+                                "this action array (mispaired perform/observe data, or a different env version)")
                 checked.append(ref.key)
     finally:
         for env in envs.values():

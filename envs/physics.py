@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 
-import mujoco
 import numpy as np
 
-from envs.scene import ARMS, BASE_POS, BASE_YAW
+from mirrorlab.envs._headless import import_mujoco
+from mirrorlab.envs.scene import ARMS, BASE_POS, BASE_YAW
+
+mujoco = import_mujoco()
 
 
 def _as_slice(indices: list[int]) -> slice | np.ndarray:

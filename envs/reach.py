@@ -97,13 +97,14 @@ import weakref
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from envs import _headless
-from envs.physics import TwoArmPhysics
-from envs.scene import ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR, ArmSpec, scene_xml
+from mirrorlab.envs import _headless
+from mirrorlab.envs.physics import TwoArmPhysics
+from mirrorlab.envs.scene import ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR, ArmSpec, scene_xml
+
+mujoco = _headless.import_mujoco()
 
 OBS_MODES = ("state", "pixels", "both")
 RENDER_MODES = (None, "rgb_array")

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 
 ARMS = ("self", "other")
 OTHER_APPEARANCES = ("identical", "recolored", "mirrored", "morphology")
 CAMERAS = ("self_view", "other_view", "scene")
-ASSETS = Path(__file__).parent / "assets"
 
 SELF_RGBA = "0.20 0.45 0.85 1"
 RECOLORED_RGBA = "0.90 0.50 0.10 1"
@@ -188,20 +186,3 @@ def scene_xml(spec: ArmSpec, other_appearance: str = "identical", offscreen_size
   </actuator>
 </mujoco>
 """
-
-
-def write_assets() -> list[Path]:
-    """Write every (morphology, appearance) scene to envs/assets/ for inspection in MuJoCo's viewer."""
-    ASSETS.mkdir(exist_ok=True)
-    paths = []
-    for spec in (PLANAR, ARM3D):
-        for appearance in OTHER_APPEARANCES:
-            path = ASSETS / f"{spec.name}_{appearance}.xml"
-            path.write_text(scene_xml(spec, appearance))
-            paths.append(path)
-    return paths
-
-
-if __name__ == "__main__":
-    for p in write_assets():
-        print(p)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from experiments.errors import UserError
+from mirrorlab.errors import UserError
 
 # target name -> "module:function"; the function takes the remaining argv and returns an exit code.
 TARGETS = {
-    "envs": "experiments.bench_envs:main",
-    "replicate": "experiments.bench_replicate:main",
-    "train": "experiments.bench_train:main",
+    "envs": "mirrorlab.experiments.bench_envs:main",
+    "replicate": "mirrorlab.experiments.bench_replicate:main",
+    "train": "mirrorlab.experiments.bench_train:main",
 }
 
 
@@ -25,6 +25,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.target == "all":
+        if args.options:
+            raise UserError(f"bench all takes no options (each benchmark runs with its defaults); got "
+                            f"{' '.join(args.options)}")
         for name in TARGETS:
             print(f"== mirrorlab bench {name}")
             _call(name, [])

@@ -1,36 +1,41 @@
 """`mirrorlab bench train`: does data loading starve embodied training?
 
 Times, side by side in one run and on the same batches, (a) the trainer's own pipeline (episodes
-read from HDF5 through the DataLoader, kept in its bounded in-memory cache after the first epoch,
-then a training step) and (b) a bare PyTorch loop
-over the same batches already in memory. Prints sequences/s of each, their ratio (target >= 0.8)
-and the process's peak memory. Without `--data` it first collects a small scripted dataset.
+read from HDF5 and checked, kept in its bounded in-memory cache after the first epoch, then a
+training step) and (b) a bare PyTorch loop over the same batches already in memory. Prints sequences/s
+of each, their ratio (target >= 0.8) and the process's peak memory. Without `--data` it first collects
+a small scripted dataset.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import os
 import resource
 import tempfile
 import time
 from pathlib import Path
 
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.cli import OneLineParser
+
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mirrorlab bench train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="mirrorlab bench train", description=__doc__)
     parser.add_argument("--data", type=Path, default=None, help="a dataset of `mirrorlab collect` (default: make one)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed epochs of each loop; best kept")
     args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= 100:
+        raise UserError(f"--rounds must be in 1..100, got {args.rounds}")
 
     import torch
 
-    from agents.conditions import get_condition
-    from agents.embodied import batch_loss
-    from envs.paired import PairedDataset
-    from experiments.collect import CollectConfig, collect
-    from experiments.train import TrainConfig, _Batches, build_model, data_signature, split_episodes
+    from mirrorlab.agents.collection import CollectConfig
+    from mirrorlab.agents.conditions import get_condition
+    from mirrorlab.agents.runs import TrainConfig, build_core, data_signature, split_episodes
+    from mirrorlab.agents.training import embodied_batch_loss, training_batches
+    from mirrorlab.envs.paired import PairedDataset
+    from mirrorlab.experiments.stages.collection import collect
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
@@ -43,14 +48,14 @@ def main(argv: list[str]) -> int:
         with PairedDataset(data) as ds:
             signature = data_signature(ds.header)
             train_ids, _ = split_episodes([r.episode_id for r in ds.episodes("demo")], config.test_fraction)
-        batches = _Batches(data, signature["max_steps"], train_ids, True, config.batch_size, config.cache_mib << 20)
+            has_babble = bool(ds.episodes("babble"))
+        batches, _ = training_batches(config, data, train_ids, has_babble)
         condition = get_condition("shared")
-        model = build_model(config, signature)
+        model = build_core(config, signature)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
         def step(kind, batch):
-            side = "observe" if kind == "demo" else None
-            loss, _ = batch_loss(model, condition, batch, side, 1.0, 1.0, None)
+            loss, _ = embodied_batch_loss(model, condition, config, kind, batch, batch["actions"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -67,8 +72,8 @@ def main(argv: list[str]) -> int:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ratio = best["pipeline"] / best["bare"]
     print(f"embodied training, {signature['frame_size']} px, batch {config.batch_size} episodes of "
-          f"{signature['max_steps']} steps, {config.threads} thread(s):")
-    print(f"  trainer pipeline (HDF5 -> DataLoader -> step): {best['pipeline']:.1f} sequences/s")
-    print(f"  bare loop over the same batches in memory:     {best['bare']:.1f} sequences/s")
+          f"{signature['max_steps']} steps, {config.threads} thread(s); load average {os.getloadavg()[0]:.1f}:")
+    print(f"  trainer pipeline (HDF5 -> checks -> cache -> step): {best['pipeline']:.1f} sequences/s")
+    print(f"  bare loop over the same batches in memory:          {best['bare']:.1f} sequences/s")
     print(f"  ratio {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}); peak memory {peak_mib:.0f} MiB")
     return 0

@@ -1,4 +1,8 @@
-"""The `mirrorlab` command line: one sub-command per study, each defined in its own module."""
+"""The `mirrorlab` command line: one sub-command per study, each defined in its own leaf module.
+
+Bad input of any kind (a flag argparse rejects, a config key, a file) ends in one line on stderr that
+names it and says what was expected, and exit status 2; nothing is written before the check.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,34 @@ import argparse
 import importlib
 import sys
 
-from experiments.errors import UserError
+from mirrorlab.errors import UserError
 
 # Each entry names a module that defines `add_parser(subparsers)` and whose parser sets `func`.
-# Adding a study = writing its module and adding one line here.
+# Adding a command = writing its module and adding one line here.
 COMMAND_MODULES = [
-    "experiments.replicate",
-    "experiments.demo",
-    "experiments.collect",
-    "experiments.train",
-    "experiments.analyze",
-    "experiments.imitate",
-    "experiments.study",
-    "experiments.render",
-    "experiments.bench",
-    "experiments.sweep",
-    "experiments.video",
+    "mirrorlab.experiments.replicate",
+    "mirrorlab.experiments.sweep",
+    "mirrorlab.experiments.demo",
+    "mirrorlab.experiments.collect",
+    "mirrorlab.experiments.train",
+    "mirrorlab.experiments.analyze",
+    "mirrorlab.experiments.imitate",
+    "mirrorlab.experiments.video",
+    "mirrorlab.experiments.render",
+    "mirrorlab.experiments.study",
+    "mirrorlab.experiments.bench",
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the flag and what was expected), not usage + error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mirrorlab",
         description="Test whether mirror units emerge in agents trained on forward and inverse prediction.",
     )
@@ -37,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (0 ok, 2 bad input), also for --help and usage errors."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2, its one line already printed)
+        return int(done.code or 0)
     try:
         return int(args.func(args) or 0)
     except UserError as err:

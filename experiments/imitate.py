@@ -1,342 +1,19 @@
 """`mirrorlab imitate`: can the learner imitate the other arm from video alone?
 
-For held-out episodes of the other arm reaching (never trained on), each method produces actions
-for the self arm, started from the same initial pose with the same target (same reset seed):
-| method              | how it acts                                                                |
-|---------------------|----------------------------------------------------------------------------|
-| `oracle`            | the demonstrator's true actions replayed (upper bound)                     |
-| `random`            | uniform random torques (lower bound)                                       |
-| `inverse_<cond>`    | a run's inverse head infers the actions from the video, replayed open loop  |
-|                     | (`_selfvideo`: its inverse head learnt from the self arm's video only)      |
-| `bco`               | an inverse dynamics model learnt from the self arm's babbling labels the     |
-|                     | training videos; a state policy is cloned from those labels (closed loop)   |
-| `bc`                | a state policy cloned from the shared run's inferred labels (closed loop)   |
-| `dagger`            | that policy improved by DAgger: the demonstrator labels the states the     |
-|                     | learner visits (expert queries counted)                                     |
-Scores per episode: success (within the radius at the last step), final fingertip distance, and
-trajectory error (mean distance between the self fingertip and where the demonstrator's actions
-take it). Output: imitation.csv, metrics.json, report.md.
+Every method acts on the self arm for the held-out videos of the runs' datasets, from the same reset
+seeds; the methods, what each sees and the scores are described in
+`mirrorlab.experiments.stages.imitation`. The runs must have been analysed (`--analysis`, the output of
+`mirrorlab analyze`): their recorded activations and mirror measures are read from there.
+Output: imitation.csv, metrics.json, report.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import multiprocessing
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from analysis.intervals import mean_ci95
-from experiments.config import build_config
-from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, atomic_write_text, claim_output_dir, provenance
-
-SCORES = ("success", "final_distance", "trajectory_error")
-MIRROR_MEASURES = ("n_mirror_fdr", "aligned_cka_debiased_excess", "decode_perform_to_observe_zscored")
-
-
-@dataclass(frozen=True)
-class ImitateConfig:
-    """Every default of the imitation test."""
-
-    episodes: int = 20            # held-out episodes scored per dataset (at most the runs' held-out set)
-    seed: int = 0
-    closed_loop: bool = True      # also BCO, BC and DAgger (state policies acting closed loop)
-    policy_epochs: int = 150
-    policy_lr: float = 3e-3
-    idm_epochs: int = 10
-    dagger_iterations: int = 3
-    dagger_episodes: int = 4      # expert-labelled rollouts per DAgger iteration
-
-    def validate(self) -> None:
-        for name in ("episodes", "policy_epochs", "idm_epochs", "dagger_episodes"):
-            if getattr(self, name) < 1:
-                raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.dagger_iterations < 0:
-            raise UserError(f"config: dagger_iterations must be >= 0, got {self.dagger_iterations}")
-
-
-def execute(env, seed: int, act) -> dict[str, Any]:
-    """Reset the self arm with `seed` and act with `act(obs, t)` for the episode; no frames rendered."""
-    arm = env.unwrapped.actor
-    obs, info = env.reset(seed=int(seed))
-    states, tips = [np.asarray(obs, np.float32)], [np.asarray(info[f"{arm}_fingertip_pos"])]
-    for t in range(env.spec.max_episode_steps):
-        obs, _r, _term, _trunc, info = env.step(np.clip(np.asarray(act(obs, t), np.float32).reshape(-1), -1, 1))
-        states.append(np.asarray(obs, np.float32))
-        tips.append(np.asarray(info[f"{arm}_fingertip_pos"]))
-    return {"states": np.stack(states), "tips": np.stack(tips), "final_distance": float(info["distance"]),
-            "success": bool(info["is_success"])}
-
-
-def score(result: dict[str, Any], oracle_tips: np.ndarray) -> dict[str, float]:
-    return {"success": float(result["success"]), "final_distance": result["final_distance"],
-            "trajectory_error": float(np.linalg.norm(result["tips"] - oracle_tips, axis=-1).mean())}
-
-
-def _policy_actor(policy):
-    return lambda obs, _t: policy.predict(obs)[0]
-
-
-class DatasetTask:
-    """What every method of one dataset shares: held-out episodes, training videos, the self env."""
-
-    def __init__(self, data_path: Path, held_out_ids: list[int], train_ids: list[int], n_episodes: int):
-        from envs.paired import PairedDataset
-
-        self.data_path = data_path
-        with PairedDataset(data_path) as data:
-            self.header = data.header
-            refs = {r.episode_id: r for r in data.episodes("demo")}
-            self.held_out = [data.read_episode(refs[i]) for i in held_out_ids[:n_episodes]]
-            self.train = [data.read_episode(refs[i]) for i in train_ids if i in refs]
-            self.babble = [data.read_episode(r) for r in data.episodes("babble")]
-        self.appearance = json.loads(self.header.env_kwargs).get("other_appearance")
-        self.env = self.header.make_env("self")
-
-    @staticmethod
-    def frames(episodes: list[dict], side: str) -> np.ndarray:
-        return np.stack([e[side]["frames"] for e in episodes]).transpose(0, 1, 4, 2, 3)
-
-    def score_all(self, act_for: dict[int, Any], oracle: dict[int, np.ndarray]) -> list[dict[str, float]]:
-        """act_for[episode_id] -> act(obs, t); one score dict per held-out episode."""
-        return [dict(score(execute(self.env, e["seed"], act_for[e["episode_id"]]), oracle[e["episode_id"]]),
-                     episode_id=e["episode_id"]) for e in self.held_out]
-
-
-def inverse_method(run_config) -> str:
-    """`inverse_<condition>`, marked when the inverse head learnt from the self arm's own video."""
-    suffix = "" if run_config.inverse_data == "other" else f"_{run_config.inverse_data}video"
-    return f"inverse_{run_config.condition}{suffix}"
-
-
-def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig) -> list[dict[str, Any]]:
-    """Every method on the held-out episodes of one dataset; one row per (method, run, episode)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from agents.demonstrator import load_demonstrator
-    from agents.imitation import dagger, fit_inverse_dynamics, fit_policy
-    from experiments.train import load_run, read_run_record
-
-    # Small MLPs and CNNs: extra threads only spin against each other (and against parallel jobs).
-    torch.set_num_threads(1)
-    threadpool_limits(limits=1)
-    records = {run: read_run_record(Path(run)) for run in runs}
-    splits = {tuple(rec["test_episode_ids"]) for rec in records.values()}
-    if len(splits) != 1:
-        raise UserError(f"runs on {data_path} disagree on the held-out episodes; train them with one test_fraction")
-    task = DatasetTask(Path(data_path), list(next(iter(splits))), records[runs[0]]["train_episode_ids"],
-                       config.episodes)
-    base = {"appearance": task.appearance, "data": data_path}
-    rows: list[dict[str, Any]] = []
-
-    def add(method: str, scores: list[dict[str, float]], **extra: Any) -> None:
-        rows.extend({**base, "method": method, **extra, **s} for s in scores)
-
-    # The oracle's rollouts are both its own scores and the reference trajectories of every method.
-    oracle_runs = {e["episode_id"]: execute(task.env, e["seed"], lambda _o, t, a=e["actions"]: a[t])
-                   for e in task.held_out}
-    oracle = {i: r["tips"] for i, r in oracle_runs.items()}
-    add("oracle", [dict(score(r, oracle[i]), episode_id=i) for i, r in oracle_runs.items()])
-    rng = np.random.default_rng([config.seed, 1])
-    random_actions = {e["episode_id"]: rng.uniform(-1, 1, e["actions"].shape) for e in task.held_out}
-    add("random", task.score_all({i: (lambda _o, t, a=a: a[t]) for i, a in random_actions.items()}, oracle))
-    held_frames = torch.from_numpy(task.frames(task.held_out, "observe")[:, 1:])
-    train_frames = task.frames(task.train, "observe")
-    train_states = np.concatenate([e["observe"]["state"][:-1] for e in task.train])
-    for run in runs:
-        run_config, _record, model = load_run(Path(run))
-        with torch.no_grad():
-            inferred = model.observe(held_frames).prediction.numpy()
-        acts = {e["episode_id"]: (lambda _o, t, a=inferred[k]: a[t]) for k, e in enumerate(task.held_out)}
-        extra = {"run": run, "condition": run_config.condition, "seed": run_config.seed}
-        add(inverse_method(run_config), task.score_all(acts, oracle), **extra)
-        if not (config.closed_loop and run_config.condition == "shared" and run_config.inverse_data == "other"):
-            continue
-        with torch.no_grad():
-            labels = model.observe(torch.from_numpy(train_frames[:, 1:])).prediction.numpy()
-        labels = labels.reshape(-1, labels.shape[-1])
-        policy = fit_policy(train_states, labels, epochs=config.policy_epochs, lr=config.policy_lr, seed=config.seed)
-        add("bc", task.score_all({e["episode_id"]: _policy_actor(policy) for e in task.held_out}, oracle), **extra)
-        expert = load_demonstrator(task.header.demonstrator, task.env)
-
-        def rollout(pol, seed):
-            """The learner acts; the expert is asked what it would do in every state visited."""
-            labelled: list[np.ndarray] = []
-
-            def act(obs, _t):
-                labelled.append(expert.predict(obs)[0])
-                return pol.predict(obs)[0]
-
-            return execute(task.env, seed, act)["states"][:-1], np.stack(labelled)
-
-        train_seeds = [e["seed"] for e in task.train]
-        schedule = [[train_seeds[(i * config.dagger_episodes + j) % len(train_seeds)]
-                     for j in range(config.dagger_episodes)] for i in range(config.dagger_iterations)]
-        improved, queries = dagger(policy, train_states, labels, rollout, schedule, epochs=config.policy_epochs,
-                                   lr=config.policy_lr, seed=config.seed)
-        add("dagger", task.score_all({e["episode_id"]: _policy_actor(improved) for e in task.held_out}, oracle),
-            expert_queries=queries, **extra)
-    if config.closed_loop and task.babble:
-        idm = fit_inverse_dynamics(task.frames(task.babble, "perform"), np.stack([e["actions"] for e in task.babble]),
-                                   epochs=config.idm_epochs, seed=config.seed)
-        labels = idm.label(train_frames)
-        policy = fit_policy(train_states, labels.reshape(-1, labels.shape[-1]), epochs=config.policy_epochs,
-                            lr=config.policy_lr, seed=config.seed)
-        add("bco", task.score_all({e["episode_id"]: _policy_actor(policy) for e in task.held_out}, oracle))
-    task.env.close()
-    return rows
-
-
-def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path | None = None,
-            force: bool = False, show_progress: bool = True, workers: int = 1) -> dict[str, Any]:
-    """Every dataset of the runs scored (in parallel over datasets), then summarised and reported."""
-    from tqdm import tqdm
-
-    from experiments.train import read_run_record
-
-    config.validate()
-    if not runs:
-        raise UserError("--run: name at least one run folder")
-    by_data: dict[str, list[str]] = {}
-    for run in runs:
-        by_data.setdefault(read_run_record(run)["data_path"], []).append(str(run))
-    claim_output_dir(out, force)
-    mirror = _mirror_measures(analysis) if analysis else {}
-    started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    with tqdm(total=len(by_data), desc="imitate", unit="dataset", disable=not show_progress) as bar:
-        if workers <= 1 or len(by_data) == 1:
-            for data_path, data_runs in by_data.items():
-                rows += imitate_dataset(data_path, data_runs, config)
-                bar.update(1)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(by_data)), mp_context=ctx) as pool:
-                futures = [pool.submit(imitate_dataset, d, r, config) for d, r in by_data.items()]
-                for fut in futures:  # in submission order, so the rows do not depend on timing
-                    rows += fut.result()
-                    bar.update(1)
-    metrics = provenance(config)
-    metrics["imitation"] = metrics.pop("config")
-    metrics["runs"] = [str(r) for r in runs]
-    metrics["summary"] = summarise_imitation(rows)
-    metrics["mirror_vs_imitation"] = correlate_with_mirroring(rows, mirror) if mirror else []
-    metrics["wall_time_s"] = time.perf_counter() - started
-    atomic_write_text(out / "imitation.csv", _rows_csv(rows))
-    atomic_write_json(out / "metrics.json", metrics)
-    report = write_imitation_report(out, metrics)
-    return {"metrics": metrics, "report": report, "rows": rows}
-
-
-def summarise_imitation(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{appearance: {method: {score: mean_ci95 over episodes (and seeds), "expert_queries": ...}}}."""
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        out.setdefault(row["appearance"], {}).setdefault(row["method"], []).append(row)
-    summary: dict[str, dict[str, Any]] = {}
-    for appearance, methods in out.items():
-        summary[appearance] = {}
-        for method, group in methods.items():
-            entry = {s: mean_ci95([r[s] for r in group]) for s in SCORES}
-            queries = [r["expert_queries"] for r in group if "expert_queries" in r]
-            if queries:
-                entry["expert_queries"] = float(np.mean(queries))
-            entry["n"] = len(group)
-            summary[appearance][method] = entry
-    return summary
-
-
-def _mirror_measures(analysis: Path) -> dict[str, dict[str, float]]:
-    """run -> its mirror measures, from the metrics.json of `mirrorlab analyze`."""
-    path = analysis / "metrics.json" if analysis.is_dir() else analysis
-    if not path.is_file():
-        raise UserError(f"--analysis: {path} does not exist (the metrics.json of `mirrorlab analyze`)")
-    metrics = json.loads(path.read_text())
-    out = {}
-    for group in metrics.get("groups", {}).values():
-        for entry in group["conditions"].values():
-            for row in entry["per_seed"]:
-                out[row["run"]] = {m: row[m] for m in MIRROR_MEASURES if m in row}
-    return out
-
-
-def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """Across runs: Pearson r (95% CI, Fisher z) between each run's mean imitation score (its inverse
-    head, open loop) and each of its mirror measures, over all runs and over trained runs only
-    (training itself improves both, so the untrained runs alone can make a correlation)."""
-    from scipy import stats
-
-    per_run: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["method"].startswith("inverse_") and row.get("run") in mirror:
-            per_run.setdefault(row["run"], []).append(row)
-    out = []
-    subsets = {"all runs": sorted(per_run),
-               "trained runs": sorted(r for r in per_run if per_run[r][0]["condition"] != "untrained")}
-    for subset, runs in subsets.items():
-        for s in SCORES:
-            y = np.array([np.mean([r[s] for r in per_run[run]]) for run in runs])
-            for m in MIRROR_MEASURES:
-                x = np.array([mirror[run].get(m, np.nan) for run in runs])
-                ok = np.isfinite(x) & np.isfinite(y)
-                entry = {"runs": subset, "score": s, "mirror_measure": m, "n_runs": int(ok.sum())}
-                if ok.sum() >= 4 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0:
-                    res = stats.pearsonr(x[ok], y[ok])
-                    ci = res.confidence_interval(0.95)
-                    entry.update(r=float(res.statistic), ci95=[float(ci.low), float(ci.high)], p=float(res.pvalue))
-                out.append(entry)
-    return out
-
-
-def _rows_csv(rows: list[dict[str, Any]]) -> str:
-    keys = ["appearance", "method", "condition", "seed", "run", "episode_id", *SCORES, "expert_queries", "data"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def write_imitation_report(out: Path, metrics: dict[str, Any]) -> Path:
-    from analysis.replication_report import fmt_stat
-
-    lines = ["# Imitation from observation", "",
-             "Held-out videos of the other arm; the self arm starts where the other did, with the same target.",
-             "Mean [95% CI over episodes, pooled over seeds]. Success: within the env's radius at the last step.",
-             "The oracle replays the demonstrator's torques on the self arm, and trajectory error is measured",
-             "against that replay: when the other arm's body differs (`morphology`), the same torques no longer",
-             "reach the target, so a goal-directed learner (BC, DAgger with an expert acting on the self arm) can",
-             "beat the oracle there: copying actions is not the same as imitating the goal.",
-             ""]
-    for appearance, methods in metrics["summary"].items():
-        lines += [f"## other_appearance = {appearance}", "",
-                  "| method | success | final distance (m) | trajectory error (m) | expert queries | n |",
-                  "|---|---|---|---|---|---|"]
-        for method, e in methods.items():
-            lines.append(f"| {method} | {fmt_stat(e['success'], True)} | {fmt_stat(e['final_distance'])} | "
-                         f"{fmt_stat(e['trajectory_error'])} | {e.get('expert_queries', '')} | {e['n']} |")
-        lines.append("")
-    if metrics.get("mirror_vs_imitation"):
-        lines += ["## Does imitation track the mirror measures? (across runs, inverse heads)", "",
-                  "| runs | imitation score | mirror measure | n | Pearson r [95% CI] | p |",
-                  "|---|---|---|---|---|---|"]
-        for c in metrics["mirror_vs_imitation"]:
-            r = f"{c['r']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if "r" in c else "n/a (too few runs)"
-            lines.append(f"| {c['runs']} | {c['score']} | {c['mirror_measure']} | {c['n_runs']} | {r} | "
-                         f"{c.get('p', float('nan')):.3g} |")
-        lines.append("")
-    report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    return report
+from mirrorlab.config import build_config
+from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -344,12 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, nargs="+", required=True,
                    help="run folders of `mirrorlab train` (any conditions; runs of one dataset share its episodes)")
+    p.add_argument("--analysis", type=Path, required=True, help="the output folder of `mirrorlab analyze` for these runs")
     p.add_argument("--episodes", type=int, default=None, help="held-out episodes per dataset (default: 20)")
     p.add_argument("--out", type=Path, required=True, help="output folder (imitation.csv, metrics.json, report.md)")
-    p.add_argument("--analysis", type=Path, default=None,
-                   help="the output of `mirrorlab analyze` for these runs, to correlate imitation with mirroring")
     p.add_argument("--no-closed-loop", action="store_true", help="skip BCO, BC and DAgger")
-    p.add_argument("--workers", type=int, default=1, help="datasets scored in parallel (default: 1)")
+    p.add_argument("--workers", type=int, default=None, help="datasets scored in parallel (default: 1; 0: one per core)")
+    p.add_argument("--ray-address", default=None, help="score the datasets as tasks on this Ray cluster")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any ImitateConfig field")
     p.add_argument("--force", action="store_true", help="replace results already in --out")
     p.set_defaults(func=main)
@@ -357,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = build_config(ImitateConfig(), args.config,
-                          {"episodes": args.episodes, "closed_loop": False if args.no_closed_loop else None})
-    result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force, workers=args.workers)
+                          {"episodes": args.episodes, "closed_loop": False if args.no_closed_loop else None,
+                           "workers": args.workers})
+    result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force,
+                     ray_address=args.ray_address)
     print(f"report: {result['report']}")
     return 0

@@ -54,25 +54,21 @@ import hashlib
 import io
 import itertools
 import json
-import multiprocessing
-import os
-import shutil
-import signal
-import threading
 import time
 import typing
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-from agents.conditions import CONDITIONS
-from analysis.intervals import mean_ci95
-from experiments.config import coerce, read_config_file, replace_checked
-from experiments.errors import UserError
-from experiments.provenance import atomic_write_json, atomic_write_text, provenance
-from experiments.replicate import ReplicateConfig, run_cell
+from mirrorlab.agents.conditions import CONDITIONS, check_conditions
+from mirrorlab.agents.runs import check_seed
+from mirrorlab.analysis.intervals import mean_ci95
+from mirrorlab.config import coerce, read_config_file, replace_checked
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.stages.replication import ReplicateConfig, run_cell
+from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir
+from mirrorlab.provenance import provenance
 
 REQUIRED_CONDITIONS = ("shared", "separate", "untrained")
 DEFAULT_SEEDS = (42, 1, 2)
@@ -129,7 +125,7 @@ class Grid:
 
     def config_at(self, point: dict[str, Any]) -> tuple[ReplicateConfig, str | None]:
         """The checked config of one grid point, and a note when n_permutations had to be raised."""
-        from analysis.mirror_stats import min_permutations_for_bonferroni
+        from mirrorlab.analysis.mirror_stats import min_permutations_for_bonferroni
 
         where = f"{self.source}: at {format_point(point)}"
         config = replace_checked(self.base, point, where)
@@ -157,18 +153,14 @@ def parse_grid(data: dict[str, Any], source: str) -> Grid:
     fields = [f.name for f in dataclasses.fields(ReplicateConfig)]
     data = dict(data)
     seeds = coerce(data.pop("seeds", list(DEFAULT_SEEDS)), tuple[int, ...], f"{source}: seeds")
+    seeds = tuple(check_seed(v, f"{source}: seeds") for v in seeds)
     if not seeds:
         raise UserError(f"{source}: seeds is empty; give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"{source}: seeds must be distinct, got {list(seeds)}")
     conditions = coerce(data.pop("conditions", list(REQUIRED_CONDITIONS)), tuple[str, ...], f"{source}: conditions")
-    for name in conditions:
-        if name not in CONDITIONS:
-            raise UserError(f"{source}: unknown condition {name!r}; expected some of {', '.join(CONDITIONS)}")
-    missing = [c for c in REQUIRED_CONDITIONS if c not in conditions]
-    if missing or len(set(conditions)) != len(conditions):
-        raise UserError(f"{source}: conditions must be distinct and include {', '.join(REQUIRED_CONDITIONS)} "
-                        f"(the effects need them), got {list(conditions)}")
+    check_conditions(conditions, f"{source}: conditions (the effects need {', '.join(REQUIRED_CONDITIONS)})",
+                     required=REQUIRED_CONDITIONS)
     overrides = data.pop("base", {})
     if not isinstance(overrides, dict):
         raise UserError(f"{source}: base must be a table of fixed config values, got {overrides!r}")
@@ -211,7 +203,7 @@ def load_grid(path: str | Path | None) -> Grid:
 # --- jobs and cells ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Job:
+class Cell:
     """One (config, condition, seed) to run; `key` names its cell file."""
 
     config: ReplicateConfig
@@ -248,10 +240,10 @@ def cell_key(config: ReplicateConfig, condition: str, seed: int) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def plan(grid: Grid) -> tuple[list[tuple[dict[str, Any], int, dict[str, Job]]], list[Job], list[str]]:
-    """Per (grid point, seed) the job of each condition; the distinct jobs; the adjustment notes."""
-    entries: list[tuple[dict[str, Any], int, dict[str, Job]]] = []
-    jobs: dict[str, Job] = {}
+def plan(grid: Grid) -> tuple[list[tuple[dict[str, Any], int, dict[str, Cell]]], list[Cell], list[str]]:
+    """Per (grid point, seed) the cell of each condition; the distinct cells; the adjustment notes."""
+    entries: list[tuple[dict[str, Any], int, dict[str, Cell]]] = []
+    cells: dict[str, Cell] = {}
     notes: list[str] = []
     for point in grid.points():
         config, note = grid.config_at(point)
@@ -261,10 +253,10 @@ def plan(grid: Grid) -> tuple[list[tuple[dict[str, Any], int, dict[str, Job]]], 
             by_cond = {}
             for cond in grid.conditions:
                 cfg = cell_config(config, cond, seed)
-                job = Job(cfg, cond, seed, cell_key(cfg, cond, seed))
-                by_cond[cond] = jobs.setdefault(job.key, job)
+                cell = Cell(cfg, cond, seed, cell_key(cfg, cond, seed))
+                by_cond[cond] = cells.setdefault(cell.key, cell)
             entries.append((point, seed, by_cond))
-    return entries, list(jobs.values()), notes
+    return entries, list(cells.values()), notes
 
 
 def compute_row(config: ReplicateConfig, condition: str, seed: int) -> dict[str, Any]:
@@ -275,85 +267,19 @@ def compute_row(config: ReplicateConfig, condition: str, seed: int) -> dict[str,
     return row
 
 
-def save_cell(cells_dir: Path, job: Job, row: dict[str, Any]) -> None:
+def save_cell(cells_dir: Path, job: Cell, row: dict[str, Any]) -> None:
     atomic_write_json(cells_dir / job.filename, {"key": job.key, "condition": job.condition, "seed": job.seed,
                                                   "config": dataclasses.asdict(job.config), "row": row})
 
 
-def load_cell(cells_dir: Path, job: Job) -> dict[str, Any] | None:
+def load_cell(cells_dir: Path, job: Cell) -> dict[str, Any] | None:
     """The saved row of a job, or None; an unreadable file counts as not done (it is recomputed)."""
     path = cells_dir / job.filename
     try:
         cell = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return cell["row"] if cell.get("key") == job.key else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return cell["row"] if cell.get("key") == job.key else None
-
-
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM (kill, timeout, a batch scheduler) into SystemExit, so the worker pool is shut down
-    rather than orphaned: its workers would otherwise wait forever on a queue nobody writes to."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run_local(todo: list[Job], cells_dir: Path, workers: int, on_done: Callable[[], None]) -> None:
-    """Run jobs in this process (workers == 1) or in a pool of spawned processes; save each as it ends."""
-    if workers == 1:
-        for job in todo:
-            save_cell(cells_dir, job, compute_row(job.config, job.condition, job.seed))
-            on_done()
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with _sigterm_as_exit(), ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-        pending = {pool.submit(compute_row, job.config, job.condition, job.seed): job for job in todo}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    save_cell(cells_dir, pending.pop(fut), fut.result())
-                    on_done()
-        except BaseException:
-            # Cells still running finish (their rows are lost: they rerun next time); queued ones never start.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def run_ray(todo: list[Job], cells_dir: Path, address: str, on_done: Callable[[], None]) -> None:
-    """Run jobs as Ray tasks on the cluster at `address` (or on the one this process is connected to)."""
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--ray-address needs Ray: pip install 'mirrorlab[cluster]'") from None
-    connected_here = not ray.is_initialized()
-    if connected_here:
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except Exception as err:  # noqa: BLE001 - any failure to connect is the address's problem
-            raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster: "
-                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
-    try:
-        task = ray.remote(num_cpus=1, max_retries=2)(compute_row)
-        pending = {task.remote(job.config, job.condition, job.seed): job for job in todo}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                save_cell(cells_dir, pending.pop(ref), ray.get(ref))
-                on_done()
-    finally:
-        if connected_here:
-            ray.shutdown()
 
 
 # --- tables and figures ------------------------------------------------------------------------------------
@@ -368,7 +294,7 @@ def condition_columns(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def sweep_rows(grid: Grid, entries: Iterable[tuple[dict[str, Any], int, dict[str, Job]]],
+def sweep_rows(grid: Grid, entries: Iterable[tuple[dict[str, Any], int, dict[str, Cell]]],
                rows_by_key: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (grid point, seed): axis values, seed, each condition's columns, the paired effects."""
     table = []
@@ -411,28 +337,14 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def write_heatmaps(out: Path, grid: Grid, table: list[dict[str, Any]]) -> list[Path]:
-    from analysis.sweep_figures import heatmap_figure
+    from mirrorlab.analysis.sweep_figures import heatmap_figure
 
-    return [heatmap_figure(out / "heatmaps" / f"{column}.png", table, grid.axes, column, title, diverging)
+    return [atomic_write_bytes(out / "heatmaps" / f"{column}.png", heatmap_figure(table, grid.axes, column, title,
+                                                                                  diverging))
             for column, title, diverging in HEATMAPS]
 
 
 # --- the sweep ---------------------------------------------------------------------------------------------
-
-def prepare_out_dir(out: Path, force: bool) -> None:
-    """An existing sweep folder is continued; anything else in the way is refused, not overwritten."""
-    config_path = out / "config.json"
-    if out.exists() and any(out.iterdir()):
-        try:
-            is_sweep = json.loads(config_path.read_text()).get("command") == "sweep"
-        except (OSError, json.JSONDecodeError, AttributeError):
-            is_sweep = False
-        if not is_sweep:
-            raise UserError(f"{out} already holds files that are not a sweep; use a new --out")
-        if force:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
 
 def sweep(grid: Grid, out: Path, workers: int = 0, ray_address: str | None = None, force: bool = False,
           show_progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -440,8 +352,9 @@ def sweep(grid: Grid, out: Path, workers: int = 0, ray_address: str | None = Non
     from tqdm import tqdm
 
     started = time.perf_counter()
-    entries, jobs, notes = plan(grid)
-    prepare_out_dir(out, force)
+    entries, cells, notes = plan(grid)
+    workers = resolve_workers(workers)
+    claim_output_dir(out, "sweep", resume=True, force=force)
     cells_dir = out / "cells"
     cells_dir.mkdir(exist_ok=True)
     record = provenance(grid.base, seeds=list(grid.seeds))
@@ -449,38 +362,35 @@ def sweep(grid: Grid, out: Path, workers: int = 0, ray_address: str | None = Non
                   grid={"source": grid.source, "axes": {k: list(v) for k, v in grid.axes.items()},
                         "seeds": list(grid.seeds), "conditions": list(grid.conditions),
                         "base": grid.base_overrides},
-                  adjustments=notes, n_points=len(grid.points()), n_cells=len(jobs))
+                  adjustments=notes, n_points=len(grid.points()), n_cells=len(cells))
     atomic_write_json(out / "config.json", record)
     for note in notes:
         log(f"sweep: {note}")
 
-    rows_by_key = {job.key: row for job in jobs if (row := load_cell(cells_dir, job)) is not None}
-    todo = sorted((job for job in jobs if job.key not in rows_by_key), key=lambda j: -j.cost)
-    workers = workers or os.cpu_count() or 1
-    where = f"Ray cluster {ray_address}" if ray_address else f"{min(workers, max(len(todo), 1))} local worker(s)"
-    log(f"sweep: {len(grid.points())} grid points x {len(grid.seeds)} seeds: {len(jobs)} cells, "
-        f"{len(rows_by_key)} already done, {len(todo)} to run on {where}")
-    bar = tqdm(total=len(jobs), initial=len(rows_by_key), desc="sweep", unit="cell", disable=not show_progress)
-    try:
-        if todo and ray_address:
-            run_ray(todo, cells_dir, ray_address, lambda: bar.update(1))
-        elif todo:
-            run_local(todo, cells_dir, workers, lambda: bar.update(1))
-    finally:
-        bar.close()
-    for job in todo:
-        row = load_cell(cells_dir, job)
-        if row is None:
-            raise RuntimeError(f"cell {job.filename} was run but is not on disk")
+    rows_by_key = {cell.key: row for cell in cells if (row := load_cell(cells_dir, cell)) is not None}
+    n_todo = len(cells) - len(rows_by_key)
+    where = f"Ray cluster {ray_address}" if ray_address else f"{min(workers, max(n_todo, 1))} local worker(s)"
+    log(f"sweep: {len(grid.points())} grid points x {len(grid.seeds)} seeds: {len(cells)} cells, "
+        f"{len(rows_by_key)} already done, {n_todo} to run on {where}")
+    jobs = [Job(cell.key, compute_row, (cell.config, cell.condition, cell.seed), cost=cell.cost) for cell in cells]
+    by_key = {cell.key: cell for cell in cells}
+
+    def saved(job: Job, row: dict[str, Any]) -> None:
+        save_cell(cells_dir, by_key[job.key], row)
         rows_by_key[job.key] = row
+        bar.update(1)
+
+    with tqdm(total=len(cells), initial=len(rows_by_key), desc="sweep", unit="cell", disable=not show_progress) as bar:
+        ran = run_jobs(jobs, saved, workers=workers, ray_address=ray_address, done=lambda job: job.key in rows_by_key)
 
     table = sweep_rows(grid, entries, rows_by_key)
     write_csv(out / "sweep.csv", table)
     write_csv(out / "summary.csv", summary_rows(grid, table))
     figures = write_heatmaps(out, grid, table)
-    record.update(computed=len(todo), reused=len(jobs) - len(todo), wall_time_s=time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    record.update(computed=len(ran), reused=len(cells) - len(ran), wall_time_s=wall)
     atomic_write_json(out / "config.json", record)
-    return {"rows": table, "computed": len(todo), "reused": len(jobs) - len(todo), "figures": figures}
+    return {"rows": table, "computed": len(ran), "reused": len(cells) - len(ran), "figures": figures, "wall_time_s": wall}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -499,8 +409,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.workers < 0:
-        raise UserError(f"--workers must be >= 0, got {args.workers}")
+    resolve_workers(args.workers)
     grid = load_grid(args.grid)
     result = sweep(grid, args.out, workers=args.workers, ray_address=args.ray_address, force=args.force)
     print(f"sweep: {result['computed']} cells computed, {result['reused']} reused; "

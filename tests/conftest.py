@@ -23,7 +23,8 @@ TINY_TRAIN = dict(embed_dim=8, hidden_size=12, cnn_channels=4, batch_size=3, epo
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from experiments.collect import CollectConfig, collect
+    from mirrorlab.agents.collection import CollectConfig
+    from mirrorlab.experiments.stages.collection import collect
 
     out = tmp_path_factory.mktemp("data") / "planar"
     collect(dataclasses.replace(CollectConfig(), **TINY_COLLECT), out, show_progress=False)
@@ -31,7 +32,28 @@ def tiny_dataset(tmp_path_factory):
 
 
 def train_tiny(data, run, **overrides):
-    from experiments.train import TrainConfig, train
+    from mirrorlab.agents.runs import TrainConfig
+    from mirrorlab.agents.training import train_run
 
-    train(TrainConfig(**{**TINY_TRAIN, **overrides}), data, run, show_progress=False)
+    train_run(TrainConfig(**{**TINY_TRAIN, **overrides}), data, run)
     return run
+
+
+# The cheapest analysis settings that still run every measure (tests of the measures use their own data).
+TINY_ANALYSIS = dict(n_permutations=300, decode_folds=2, decode_shuffles=2, lag_permutations=20, align_permutations=20,
+                     congruence_permutations=20, cca_components=3)
+
+
+@pytest.fixture(scope="session")
+def analysed_runs(tmp_path_factory):
+    """Two tiny runs (shared, separate) on a tiny dataset, analysed: (run folders, analysis folder)."""
+    from mirrorlab.agents.collection import CollectConfig
+    from mirrorlab.experiments.stages.collection import collect
+    from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
+
+    root = tmp_path_factory.mktemp("analysed")
+    data = root / "data"
+    collect(dataclasses.replace(CollectConfig(), **TINY_COLLECT), data, show_progress=False)
+    runs = [train_tiny(data, root / c, condition=c, epochs=1) for c in ("shared", "separate")]
+    analyze(runs, root / "analysis", AnalyzeConfig(**TINY_ANALYSIS))
+    return runs, root / "analysis"

@@ -1,4 +1,4 @@
-from analysis.claims import assess_claims, paired_difference, verdict
+from mirrorlab.analysis.claims import assess_claims, paired_difference, verdict
 
 
 def rows(values, metric="m"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from analysis.congruence import preferred_action, tuning_congruence
+from mirrorlab.analysis.congruence import preferred_action, tuning_congruence
 
 N, T, U, K = 60, 8, 40, 4
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from analysis.decoding import cross_condition_decoding
+from mirrorlab.analysis.decoding import cross_condition_decoding
 
 
 def _coded(rng, codes, labels, noise):

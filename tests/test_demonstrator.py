@@ -1,21 +1,32 @@
+"""mirrorlab.agents.demonstrator and `mirrorlab demo`: SB3 training, a checkpoint that cannot run code, evaluation."""
+
 import json
+import os
+import pickle
+import zipfile
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-import envs  # noqa: F401
-from agents.demonstrator import evaluate_policy_on_seeds, load_demonstrator, load_model
-from experiments.cli import main as cli
-from experiments.demo import DemoTrainConfig, make_other_env, train
-from experiments.errors import UserError
+import mirrorlab.envs  # noqa: F401
+from mirrorlab.agents.demonstrator import (
+    DemoTrainConfig,
+    evaluate_policy_on_seeds,
+    load_demonstrator,
+    make_other_env,
+    train_demonstrator,
+)
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.cli import main as cli
 
 TINY = dict(timesteps=60, learning_starts=30, batch_size=8, net_arch=(16,))
 
 
 def tiny_train(out, **extra):
-    return train(DemoTrainConfig(**{**TINY, **extra}), out, show_progress=False)
+    out.mkdir(parents=True)
+    return train_demonstrator(DemoTrainConfig(**{**TINY, **extra}), out, show_progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +43,18 @@ def observations(n=20):
     return obs
 
 
-def test_save_load_round_trip_predicts_the_same(checkpoint):
+def test_save_load_round_trip_predicts_exactly_what_sb3_predicts(checkpoint):
+    from stable_baselines3 import SAC
+
     record = json.loads((checkpoint / "config.json").read_text())
     assert record["config"]["algo"] == "sac" and record["seeds"] == [0] and "versions" in record
     assert list((checkpoint / "tb").iterdir())  # TensorBoard logs
     env = make_other_env("mirrorlab/PlanarReach-v0")
-    model = load_demonstrator(checkpoint, env)
-    again = load_model(checkpoint / "model.zip", env)
+    loaded = load_demonstrator(checkpoint, env)
     obs = observations()
-    a, _ = model.predict(obs, deterministic=True)
-    b, _ = again.predict(obs, deterministic=True)
+    a, _ = loaded.predict(obs, deterministic=True)
+    # SB3's own zip, opened here only because this test wrote it a moment ago: the same actions.
+    b, _ = SAC.load(checkpoint / "sb3_model.zip", device="cpu").predict(obs, deterministic=True)
     np.testing.assert_array_equal(a, b)
     assert a.shape == (20, 2) and np.all(np.abs(a) <= 1)
     env.close()
@@ -49,19 +62,81 @@ def test_save_load_round_trip_predicts_the_same(checkpoint):
 
 def test_training_is_reproducible_with_a_seed(checkpoint, tmp_path):
     tiny_train(tmp_path / "again")
-    first, second = load_model(checkpoint), load_model(tmp_path / "again")
-    for (name, p), (_, q) in zip(first.policy.state_dict().items(), second.policy.state_dict().items()):
-        assert torch.equal(p, q), name
+    first = torch.load(checkpoint / "policy.pt", weights_only=True)
+    second = torch.load(tmp_path / "again" / "policy.pt", weights_only=True)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_ppo_round_trip(tmp_path):
+    from stable_baselines3 import PPO
+
     tiny_train(tmp_path / "ppo", algo="ppo", n_steps=32, n_epochs=1)
     obs = observations(5)
     env = make_other_env("mirrorlab/PlanarReach-v0")
     a = load_demonstrator(tmp_path / "ppo", env).predict(obs, deterministic=True)[0]
-    b = load_demonstrator(tmp_path / "ppo", env).predict(obs, deterministic=True)[0]
+    b = PPO.load(tmp_path / "ppo" / "sb3_model.zip", device="cpu").predict(obs, deterministic=True)[0]
     np.testing.assert_array_equal(a, b)
     env.close()
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command: the attack a checkpoint must not be able to carry."""
+
+    def __init__(self, flag):
+        self.flag = str(flag)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.flag}",))
+
+
+def test_a_crafted_checkpoint_cannot_run_code(checkpoint, tmp_path):
+    env = make_other_env("mirrorlab/PlanarReach-v0")
+    flag = tmp_path / "code-ran"
+    # 1. A pickle hidden in the weights file: torch's weights-only loader refuses it.
+    bad = tmp_path / "weights"
+    bad.mkdir()
+    (bad / "policy.json").write_text((checkpoint / "policy.json").read_text())
+    state = torch.load(checkpoint / "policy.pt", weights_only=True)
+    torch.save({**state, "extra": _RunsCode(flag)}, bad / "policy.pt")
+    with pytest.raises(UserError, match=r"policy\.pt: not a readable weights file"):
+        load_demonstrator(bad, env)
+    # 2. SB3's zip with a `:serialized:` payload (the attack on SB3's loader): mirrorlab never opens it,
+    #    neither beside a valid checkpoint nor alone.
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    for name in ("policy.json", "policy.pt"):
+        (zipped / name).write_bytes((checkpoint / name).read_bytes())
+    with zipfile.ZipFile(checkpoint / "sb3_model.zip") as src, zipfile.ZipFile(zipped / "sb3_model.zip", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "data":
+                payload = json.loads(data)
+                payload["evil"] = {":type:": "<class 'object'>",
+                                   ":serialized:": __import__("base64").b64encode(pickle.dumps(_RunsCode(flag))).decode()}
+                data = json.dumps(payload).encode()
+            dst.writestr(item, data)
+    load_demonstrator(zipped, env).predict(observations(2))
+    only_zip = tmp_path / "only_zip"
+    only_zip.mkdir()
+    (only_zip / "model.zip").write_bytes((zipped / "sb3_model.zip").read_bytes())
+    with pytest.raises(UserError, match=r"missing .*policy\.json \(an SB3 model\.zip alone is never loaded"):
+        load_demonstrator(only_zip, env)
+    assert cli(["collect", "--out", str(tmp_path / "data"), "--demonstrator", str(zipped), "--episodes", "1",
+                "--babble", "0", "--frame-size", "16", "--workers", "1", "--verify-episodes", "0"]) == 0
+    # 3. A description with anything beyond the known keys, or weights beyond the architecture: refused.
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "policy.pt").write_bytes((checkpoint / "policy.pt").read_bytes())
+    desc = json.loads((checkpoint / "policy.json").read_text())
+    (extra / "policy.json").write_text(json.dumps({**desc, "custom_objects": "x"}))
+    with pytest.raises(UserError, match="expected exactly the keys"):
+        load_demonstrator(extra, env)
+    (extra / "policy.json").write_text(json.dumps(desc))
+    torch.save({**state, "stowaway": torch.zeros(3)}, extra / "policy.pt")
+    with pytest.raises(UserError, match="do not match the described SAC policy"):
+        load_demonstrator(extra, env)
+    env.close()
+    assert not flag.exists()
 
 
 def test_missing_or_corrupt_checkpoints_name_the_file(checkpoint, tmp_path):
@@ -70,17 +145,17 @@ def test_missing_or_corrupt_checkpoints_name_the_file(checkpoint, tmp_path):
         load_demonstrator(tmp_path / "none", env)
     broken = tmp_path / "broken"
     broken.mkdir()
-    with pytest.raises(UserError, match=r"missing .*config\.json"):
+    with pytest.raises(UserError, match=r"missing .*policy\.json"):
         load_demonstrator(broken, env)
-    (broken / "config.json").write_text((checkpoint / "config.json").read_text())
-    with pytest.raises(UserError, match=r"missing .*broken/model\.zip"):
+    (broken / "policy.json").write_text((checkpoint / "policy.json").read_text())
+    with pytest.raises(UserError, match=r"broken/policy\.pt: not found"):
         load_demonstrator(broken, env)
-    (broken / "model.zip").write_bytes(b"garbage")
-    with pytest.raises(UserError, match=r"broken/model\.zip is corrupt"):
+    data = (checkpoint / "policy.pt").read_bytes()
+    (broken / "policy.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=r"broken/policy\.pt: not a readable weights file"):
         load_demonstrator(broken, env)
-    data = (checkpoint / "model.zip").read_bytes()
-    (broken / "model.zip").write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match=r"broken/model\.zip is corrupt"):
+    (broken / "policy.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"broken/policy\.json: not readable JSON"):
         load_demonstrator(broken, env)
     env.close()
     arm3d = gym.make("mirrorlab/Arm3DReach-v0", actor="other")
@@ -102,7 +177,7 @@ def test_demo_cli_train_and_eval(tmp_path, capsys):
     config.write_text(json.dumps({"learning_starts": 20, "batch_size": 8, "net_arch": [8]}))
     assert cli(["demo", "train", "--timesteps", "30", "--out", str(out), "--config", str(config)]) == 0
     assert cli(["demo", "train", "--timesteps", "30", "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds results" in capsys.readouterr().err
     assert cli(["demo", "eval", "--checkpoint", str(out), "--episodes", "3"]) == 0
     printed = capsys.readouterr().out
     for name in ("trained", "scripted", "random"):

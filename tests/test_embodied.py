@@ -1,4 +1,4 @@
-"""The embodied model, its resumable trainer and `analyze`, on a tiny scripted dataset."""
+"""The embodied core (mirrorlab.agents.embodied, runs, training, activations) and `analyze`, on a tiny dataset."""
 
 import dataclasses
 import json
@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from encoders.cnn import FrameDecoder, FrameEncoder
-from experiments.analyze import AnalyzeConfig, analyze
-from experiments.errors import UserError
-from experiments.train import TrainConfig, TrainingDiverged, load_run, split_episodes, train
-
+from mirrorlab.agents.activations import load_activations
+from mirrorlab.agents.runs import TrainConfig, read_run, split_episodes
+from mirrorlab.agents.training import TrainingDiverged, train_run
+from mirrorlab.encoders.cnn import FrameDecoder, FrameEncoder
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
 from tests.conftest import TINY_TRAIN as TINY
 
 TINY_TRAIN = TrainConfig(**TINY)
@@ -40,29 +41,33 @@ def test_split_holds_out_the_highest_ids():
     assert test_ids == [4, 5] and train_ids == [0, 1, 2, 3]
 
 
+def train(config, data, run, show_progress=False):
+    return train_run(config, data, run)
+
+
 def _params(run):
-    return load_run(run)[2].state_dict()
+    return read_run(run).load_core().state_dict()
 
 
 def test_training_learns_and_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
-    import experiments.train as train_module
+    import mirrorlab.agents.training as train_module
 
     full = tmp_path / "full"
     train(TINY_TRAIN, dataset, full, show_progress=False)
     assert (full / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
 
     killed = tmp_path / "killed"
-    real_save = train_module._atomic_torch_save
+    real_save = train_module.atomic_torch_save
 
-    def save_then_die(obj, path):
-        real_save(obj, path)
+    def save_then_die(path, obj):
+        real_save(path, obj)
         if "epoch-0001" in str(path):
             raise KeyboardInterrupt  # killed right after the first checkpoint
 
-    monkeypatch.setattr(train_module, "_atomic_torch_save", save_then_die)
+    monkeypatch.setattr(train_module, "atomic_torch_save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(TINY_TRAIN, dataset, killed, show_progress=False)
-    monkeypatch.setattr(train_module, "_atomic_torch_save", real_save)
+    monkeypatch.setattr(train_module, "atomic_torch_save", real_save)
     assert not (killed / "done.json").exists()
     train(TINY_TRAIN, dataset, killed, show_progress=False)
     a, b = _params(full), _params(killed)
@@ -73,9 +78,9 @@ def test_training_learns_and_a_killed_run_resumes_to_the_same_weights(dataset, t
 
 
 def test_nan_loss_stops_and_names_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
-    import agents.embodied as embodied
+    import mirrorlab.agents.training as training
 
-    real = embodied.batch_loss
+    real = training.embodied_batch_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -83,7 +88,7 @@ def test_nan_loss_stops_and_names_the_last_good_checkpoint(dataset, tmp_path, mo
         calls["n"] += 1
         return (loss * float("nan") if calls["n"] > 4 else loss), parts
 
-    monkeypatch.setattr(embodied, "batch_loss", poisoned)
+    monkeypatch.setattr(training, "embodied_batch_loss", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 1 batch \d+; last good checkpoint: .*epoch-0001\.pt"):
         train(TINY_TRAIN, dataset, tmp_path / "run", show_progress=False)
 
@@ -94,10 +99,11 @@ def test_a_run_refuses_a_different_config_or_a_mismatched_dataset(dataset, tmp_p
     with pytest.raises(UserError, match="different config"):
         train(dataclasses.replace(TINY_TRAIN, epochs=3), dataset, run, show_progress=False)
     record = json.loads((run / "config.json").read_text())
-    record["data"]["frame_size"] = 64
+    record["data_fingerprint"] = "f" * 64
     (run / "config.json").write_text(json.dumps(record))
-    with pytest.raises(UserError, match="frame_size: run 64 vs data 16"):
+    with pytest.raises(UserError, match="was made from a different dataset"):
         analyze([run], tmp_path / "analysis", TINY_ANALYSIS)
+    assert not (tmp_path / "analysis").exists()
 
 
 def test_analyze_writes_the_replication_structure(dataset, tmp_path):
@@ -120,23 +126,29 @@ def test_analyze_writes_the_replication_structure(dataset, tmp_path):
     assert entry["claims"][0]["compared_with"] == "untrained"
     lines = (out / "units.csv").read_text().splitlines()
     assert len(lines) == 1 + 4 * 12
+    acts = load_activations(metrics["runs"][str(runs[0].resolve())]["activations"])
+    assert acts.perform.shape == (10, 50, 12) and acts.held_out.sum() == 5 and acts.babble_perform.shape == (3, 50, 12)
+    assert acts.meta["inverse_r2"] == row["inverse_r2"] and acts.meta["condition"] == "shared"
     assert "Does the claim hold?" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="already holds results"):
         analyze(runs, out, TINY_ANALYSIS)
 
 
-def test_cached_windows_return_the_same_items_and_respect_the_memory_bound(dataset):
-    from agents.windows import CachedWindows, PairedWindows
+def test_cached_items_return_the_same_episodes_and_respect_the_memory_bound(dataset):
+    from mirrorlab.agents.batches import CachedItems, EpisodeItems
 
-    windows = PairedWindows(dataset, window=50, kind="demo", stride=50)
-    one = CachedWindows._size(windows[0])
-    cached = CachedWindows(windows, max_bytes=2 * one)
-    for i in range(len(windows)):
+    items = EpisodeItems(dataset, "demo")
+    one = CachedItems.size_of(items[0])
+    cached = CachedItems(items, max_bytes=2 * one)
+    for i in range(len(items)):
         item = cached[i]
-        assert torch.equal(item["actions"], windows[i]["actions"])
-        assert torch.equal(item["observe"]["frames"], windows[i]["observe"]["frames"])
+        assert torch.equal(item["actions"], items[i]["actions"]) and int(item["index"]) == i
+        assert torch.equal(item["observe"]["frames"], items[i]["observe"]["frames"])
+        assert item["observe"]["frames"].shape == (51, 3, 16, 16) and item["observe"]["frames"].dtype == torch.uint8
     assert len(cached._cache) == 2 and cached._bytes <= 2 * one
     assert cached[0] is cached[0] and cached[5] is not cached[5]
+    babble = EpisodeItems(dataset, "babble")
+    assert "observe" not in babble[0] and babble[0]["perform"]["frames"].shape == (51, 3, 16, 16)
 
 
 def test_analyze_refuses_too_few_held_out_episodes(dataset, tmp_path):

@@ -10,8 +10,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
-from envs.scene import CAMERAS
+from mirrorlab import envs
+from mirrorlab.envs.scene import CAMERAS
 
 ENV_IDS = envs.ENV_IDS
 PLANAR, ARM3D = ENV_IDS
@@ -129,7 +129,7 @@ def test_bad_actions_raise_and_leave_state_untouched(env_id, bad):
 
 
 def test_unknown_render_mode_is_rejected():
-    from envs.reach import PlanarReachEnv
+    from mirrorlab.envs.reach import PlanarReachEnv
     with pytest.raises(ValueError, match="None, 'rgb_array'"):
         PlanarReachEnv(render_mode="human")
 

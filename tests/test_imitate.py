@@ -6,10 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from agents.imitation import dagger, fit_inverse_dynamics, fit_policy
-from experiments.errors import UserError
-from experiments.imitate import ImitateConfig, execute, imitate
-from tests.conftest import train_tiny
+from mirrorlab.agents.imitation import dagger, fit_inverse_dynamics, fit_policy
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate
 
 
 def test_bc_recovers_a_planted_linear_policy():
@@ -55,7 +54,7 @@ def test_dagger_counts_queries_and_fixes_the_states_the_learner_visits():
 
 
 def test_inverse_dynamics_learns_from_babbling(tiny_dataset):
-    from envs.paired import PairedDataset
+    from mirrorlab.envs.paired import PairedDataset
 
     with PairedDataset(tiny_dataset) as data:
         eps = [data.read_episode(r) for r in data.episodes("babble")]
@@ -66,11 +65,11 @@ def test_inverse_dynamics_learns_from_babbling(tiny_dataset):
     assert residual < 0.8 * actions.var()
 
 
-def test_imitate_scores_every_method_and_the_oracle_is_exact(tiny_dataset, tmp_path):
-    runs = [train_tiny(tiny_dataset, tmp_path / c, condition=c, epochs=1) for c in ("shared", "separate")]
+def test_imitate_scores_every_method_and_the_oracle_is_exact(analysed_runs, tmp_path):
+    runs, analysis = analysed_runs
     out = tmp_path / "imitation"
     config = ImitateConfig(episodes=3, policy_epochs=5, idm_epochs=2, dagger_iterations=1, dagger_episodes=2)
-    result = imitate(runs, out, config, show_progress=False)
+    result = imitate(runs, out, config, analysis, show_progress=False)
     methods = {r["method"] for r in result["rows"]}
     assert methods == {"oracle", "random", "inverse_shared", "inverse_separate", "bc", "dagger", "bco"}
     oracle = [r for r in result["rows"] if r["method"] == "oracle"]
@@ -83,19 +82,25 @@ def test_imitate_scores_every_method_and_the_oracle_is_exact(tiny_dataset, tmp_p
     assert len(list(csv.DictReader((out / "imitation.csv").open()))) == len(result["rows"])
     assert "| dagger |" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="already holds results"):
-        imitate(runs, out, config, show_progress=False)
+        imitate(runs, out, config, analysis, show_progress=False)
 
 
 def test_oracle_replay_matches_the_stored_perform_side(tiny_dataset):
-    from envs.paired import PairedDataset
+    from mirrorlab.envs.paired import PairedDataset
 
     with PairedDataset(tiny_dataset) as data:
         ep = data.read_episode(data.episodes("demo")[0])
         env = data.header.make_env("self")
-    result = execute(env, ep["seed"], lambda _o, t: ep["actions"][t])
-    np.testing.assert_array_equal(result["tips"], ep["perform"]["fingertip_pos"])
+    from mirrorlab.envs.episodes import replay
+
+    result = replay(env, ep["seed"], ep["actions"])
+    np.testing.assert_array_equal(result["fingertip_pos"], ep["perform"]["fingertip_pos"])
 
 
-def test_imitate_rejects_a_folder_that_is_not_a_run(tmp_path):
+def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalysed_run(analysed_runs, tmp_path):
+    runs, analysis = analysed_runs
     with pytest.raises(UserError, match="not a finished `mirrorlab train` run"):
-        imitate([tmp_path], tmp_path / "out", ImitateConfig(), show_progress=False)
+        imitate([tmp_path], tmp_path / "out", ImitateConfig(), analysis, show_progress=False)
+    with pytest.raises(UserError, match="not the metrics.json of `mirrorlab analyze`|not found"):
+        imitate(runs, tmp_path / "out", ImitateConfig(), tmp_path, show_progress=False)
+    assert not (tmp_path / "out").exists()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import binom
-from tests.test_alignment import ar1
 
-from analysis.lags import lag_test, lagged_correlation, lagged_correlation_null, peak_lag
-from analysis.nulls import sequence_derangements
-from analysis.timelocked import remove_time_locked
+from mirrorlab.analysis.lags import lag_test, lagged_correlation, lagged_correlation_null, peak_lag
+from mirrorlab.analysis.timelocked import remove_time_locked
+from mirrorlab.permutations import derangements
+from tests.test_alignment import ar1
 
 
 def shifted(x, lag):
@@ -37,7 +37,7 @@ def test_lag_zero_is_pooled_pearson_and_lags_are_signed():
 def test_null_equals_explicit_repairing():
     rng = np.random.default_rng(1)
     P, O = rng.standard_normal((2, 9, 6, 3))
-    perms = np.vstack([np.arange(9), sequence_derangements(9, 4, rng)])
+    perms = np.vstack([np.arange(9), derangements(9, 4, rng)])
     null = lagged_correlation_null(P, O, 2, perms)
     for b, perm in enumerate(perms):
         np.testing.assert_allclose(null[b], lagged_correlation(P, O[perm], 2), atol=1e-12)

@@ -1,9 +1,15 @@
 import numpy as np
 import pytest
 
-from analysis.mirror_stats import (min_permutations_for_bonferroni, mirror_unit_test, pearson_per_unit,
-                                   sequence_null, threshold_fractions)
-from analysis.nulls import permutation_p_value, sequence_derangements
+from mirrorlab.analysis.mirror_stats import (
+    min_permutations_for_bonferroni,
+    mirror_unit_test,
+    pearson_per_unit,
+    sequence_null,
+    threshold_fractions,
+)
+from mirrorlab.analysis.nulls import permutation_p_value
+from mirrorlab.permutations import derangements
 from tests.test_alignment import ar1 as _ar1
 
 
@@ -13,12 +19,12 @@ def ar1(rng, n, t, u, phi=0.9):
 
 
 def test_derangements_have_no_fixed_point_and_are_permutations():
-    perms = sequence_derangements(7, 500, np.random.default_rng(0))
+    perms = derangements(7, 500, np.random.default_rng(0))
     assert perms.shape == (500, 7)
     assert not (perms == np.arange(7)).any()
     assert (np.sort(perms, axis=1) == np.arange(7)).all()
     with pytest.raises(ValueError, match="at least 2"):
-        sequence_derangements(1, 5, np.random.default_rng(0))
+        derangements(1, 5, np.random.default_rng(0))
 
 
 def test_pearson_matches_numpy_and_constant_units_are_nan():
@@ -34,7 +40,7 @@ def test_pearson_matches_numpy_and_constant_units_are_nan():
 def test_sequence_null_is_exact_correlation_of_repaired_sequences():
     rng = np.random.default_rng(2)
     p, o = rng.standard_normal((10, 6, 3)), rng.standard_normal((10, 6, 3))
-    perms = sequence_derangements(10, 4, rng)
+    perms = derangements(10, 4, rng)
     null = sequence_null(p, o, perms)
     for b in range(4):
         np.testing.assert_allclose(null[b], pearson_per_unit(p, o[perms[b]]), atol=1e-12)

@@ -1,15 +1,26 @@
+"""mirrorlab.envs.paired: one action array per episode, every read checked by hash, pairing verified by replay."""
+
+import json
 import shutil
 
 import h5py
 import numpy as np
 import pytest
-import torch
 
-from agents.windows import PairedWindows, window_loader
-from envs.paired import (FORMAT_VERSION, PairedDataError, PairedDataset, PairingError, ShardWriter, actions_sha256,
-                         record_side, replay_side, verify_pairing)
-from experiments.collect import CollectConfig, collect
-from experiments.config import replace_checked
+from mirrorlab.agents.collection import CollectConfig
+from mirrorlab.config import replace_checked
+from mirrorlab.envs.episodes import replay
+from mirrorlab.envs.paired import (
+    FORMAT_VERSION,
+    PairedDataError,
+    PairedDataset,
+    PairingError,
+    ShardWriter,
+    actions_sha256,
+    side_sha256,
+    verify_pairing,
+)
+from mirrorlab.experiments.stages.collection import collect
 
 SMALL = dict(episodes=4, babble=2, frame_size=16, episodes_per_shard=2, workers=1, verify_episodes=0)
 
@@ -32,6 +43,14 @@ def first_demo(path):
     with PairedDataset(path) as ds:
         ref = ds.episodes("demo")[0]
         return ref, ds.read_episode(ref), ds.header
+
+
+def _other_rollout(header, seed, actions):
+    env = header.make_env("other")
+    try:
+        return replay(env, seed, actions, camera=header.observe_camera)
+    finally:
+        env.close()
 
 
 def test_dataset_holds_every_episode_once_with_one_shared_action_array(dataset):
@@ -71,45 +90,61 @@ def test_replaying_stored_actions_gives_the_stored_frames_back(dataset):
     assert len(report["episodes_checked"]) == 6
     ref, ep, header = first_demo(dataset)
     env = header.make_env("self")
-    replay = replay_side(env, ref.seed, header.perform_camera, ep["actions"])
+    again = replay(env, ref.seed, ep["actions"], camera=header.perform_camera)
     env.close()
-    np.testing.assert_array_equal(replay["frames"], ep["perform"]["frames"])
-    np.testing.assert_array_equal(replay["joint_angles"], ep["perform"]["joint_angles"])
+    np.testing.assert_array_equal(again["frames"], ep["perform"]["frames"])
+    np.testing.assert_array_equal(again["joint_angles"], ep["perform"]["joint_angles"])
 
 
-def _other_rollout(header, seed, actions):
-    env = header.make_env("other")
-    try:
-        return replay_side(env, seed, header.observe_camera, actions)
-    finally:
-        env.close()
+def test_the_fingerprint_names_the_content_not_the_folder(dataset, copy):
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    with PairedDataset(dataset) as a, PairedDataset(copy) as b:
+        assert a.fingerprint == b.fingerprint == manifest["fingerprint"]
+    with h5py.File(copy / "shard-00000.h5", "r+") as f:
+        f["demo/000000"].attrs["content_sha256"] = "0" * 64
+    with PairedDataset(copy) as changed:
+        assert changed.fingerprint != manifest["fingerprint"]
 
 
-def _replace_observe(path, ref, record, keep_hash):
+def _write_observe(path, ref, record, hashes: str):
+    """Put `record`'s arrays into episode `ref`'s observe side; `hashes`: 'keep' the stored ones, or make the
+    side's own hashes agree with the new content ('side')."""
     with h5py.File(path / "shard-00000.h5", "r+") as f:
         g = f[ref.key]["observe"]
-        for name in ("frames", "joint_angles", "joint_velocities", "fingertip_pos"):
+        for name in ("frames", "joint_angles", "joint_velocities", "fingertip_pos", "state", "distance", "reward"):
             g[name][...] = record[name]
-        if not keep_hash:
-            g.attrs["actions_sha256"] = record["actions_sha256"]
+        if hashes == "side":
+            g.attrs["content_sha256"] = side_sha256(record, g.attrs["actions_sha256"])
 
 
-def test_observe_from_another_action_sequence_is_rejected_by_the_loader(copy):
-    ref, ep, header = first_demo(copy)
-    other_actions = np.random.default_rng(1).uniform(-1, 1, ep["actions"].shape).astype(np.float32)
-    _replace_observe(copy, ref, _other_rollout(header, ref.seed, other_actions), keep_hash=False)
-    with PairedDataset(copy) as ds, pytest.raises(PairingError, match=r"shard-00000\.h5: episode demo/000000.*mispaired"):
-        ds.read_episode(ds.episodes("demo")[0])
-    with pytest.raises(PairingError, match="demo/000000"):
-        PairedWindows(copy, window=4)[0]
+def test_observe_frames_swapped_between_episodes_are_caught_by_the_default_check(copy):
+    with h5py.File(copy / "shard-00000.h5", "r+") as f:
+        a, b = f["demo/000000/observe/frames"], f["demo/000001/observe/frames"]
+        fa, fb = a[()], b[()]
+        a[...], b[...] = fb, fa
+    with PairedDataset(copy) as ds:
+        with pytest.raises(PairingError, match=r"shard-00000\.h5: episode demo/000000: the observe side's recorded "
+                                               r"arrays \(frames included\) do not match"):
+            ds.check()
+        with pytest.raises(PairingError, match="demo/000001"):
+            ds.read_episode(ds.episodes("demo")[1])
 
 
-def test_mispairing_with_a_copied_hash_is_caught_by_replay(copy):
+def test_a_side_rendered_from_other_actions_is_refused_on_read_and_by_replay(copy):
     ref, ep, header = first_demo(copy)
     other_actions = ep["actions"][::-1].copy()
-    _replace_observe(copy, ref, _other_rollout(header, ref.seed, other_actions), keep_hash=True)
-    with PairedDataset(copy) as ds:
-        ds.read_episode(ds.episodes("demo")[0])  # the structure looks fine...
+    record = _other_rollout(header, ref.seed, other_actions)
+    _write_observe(copy, ref, record, hashes="side")
+    # The side's own hash now matches its content, but the episode's hash (over both sides) does not ...
+    with PairedDataset(copy) as ds, pytest.raises(PairingError, match="demo/000000: the episode's content"):
+        ds.read_episode(ds.episodes("demo")[0])
+    # ... and a forger who rewrites that too is still caught by re-simulation.
+    with h5py.File(copy / "shard-00000.h5", "r+") as f:
+        from mirrorlab.envs.paired import episode_sha256
+
+        g = f[ref.key]
+        digests = {s: g[s].attrs["content_sha256"] for s in ("observe", "perform")}
+        g.attrs["content_sha256"] = episode_sha256(g["actions"][()], g["target"][()], digests)
     with pytest.raises(PairingError, match=r"shard-00000\.h5: episode demo/000000: the observe side's frames"):
         verify_pairing(copy, n_episodes=None, kinds=("demo",))
 
@@ -118,7 +153,7 @@ def test_the_writer_refuses_sides_that_ran_other_actions(dataset, tmp_path):
     ref, ep, header = first_demo(dataset)
     observe = _other_rollout(header, ref.seed, ep["actions"])
     env = header.make_env("self")
-    perform = replay_side(env, ref.seed, header.perform_camera, ep["actions"][::-1].copy())
+    perform = replay(env, ref.seed, ep["actions"][::-1].copy(), camera=header.perform_camera)
     env.close()
     writer = ShardWriter(tmp_path / "shard-00000.h5", header, 0, "demo")
     with pytest.raises(PairingError, match="different action array"):
@@ -138,12 +173,22 @@ def test_mismatched_lengths_name_file_and_episode(copy):
         ds.check()
 
 
-def test_truncated_and_foreign_files_give_clear_errors(copy, tmp_path):
+def test_truncated_corrupted_and_foreign_files_give_clear_errors(copy, tmp_path):
     shard = copy / "shard-00002.h5"
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])
     with pytest.raises(PairedDataError, match=r"shard-00002\.h5: not a readable HDF5 file"):
         PairedDataset(copy)
+    # Bytes overwritten inside a compressed frame chunk: h5py raises deep inside; we name the file.
+    single = tmp_path / "single.h5"
+    shutil.copy(copy / "shard-00000.h5", single)
+    with h5py.File(single, "r") as f:
+        offset = f["demo/000000/observe/frames"].id.get_chunk_info(0).byte_offset
+    raw = bytearray(single.read_bytes())
+    raw[offset + 20: offset + 400] = bytes(380)
+    single.write_bytes(bytes(raw))
+    with PairedDataset(single) as ds, pytest.raises(PairedDataError, match=r"single\.h5: episode demo/000000"):
+        ds.check()
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
     with pytest.raises(PairedDataError, match="notes.h5: not a readable HDF5 file"):
@@ -174,45 +219,3 @@ def test_other_env_version_or_incomplete_shards_are_rejected(copy):
         f.attrs["complete"] = False
     with pytest.raises(PairedDataError, match=r"shard-00001\.h5: shard is incomplete"):
         PairedDataset(copy)
-
-
-def test_windows_are_aligned_tensors_of_one_action_array(dataset):
-    windows = PairedWindows(dataset, window=8, stride=3)
-    assert len(windows) == 4 * ((50 - 8) // 3 + 1)
-    item = windows[len(windows) - 1]
-    assert item["actions"].shape == (8, 2) and item["actions"].dtype == torch.float32
-    for side in ("perform", "observe"):
-        assert item[side]["frames"].shape == (9, 3, 16, 16) and item[side]["frames"].dtype == torch.uint8
-        assert item[side]["joint_angles"].shape == (9, 2)
-    ref, ep, header = first_demo(dataset)
-    item = windows[2]  # episode 0, start 6
-    e, t = int(item["episode_id"]), int(item["start"])
-    assert (e, t) == (0, 6)
-    np.testing.assert_array_equal(item["actions"].numpy(), ep["actions"][t:t + 8])
-    # Observe frames are the other arm executing exactly these actions (re-simulated from the seed).
-    replay = _other_rollout(header, ref.seed, ep["actions"][: t + 8])
-    np.testing.assert_array_equal(item["observe"]["frames"].numpy(), replay["frames"][t:].transpose(0, 3, 1, 2))
-    np.testing.assert_array_equal(item["perform"]["frames"].numpy(),
-                                  ep["perform"]["frames"][t:t + 9].transpose(0, 3, 1, 2))
-    babble = PairedWindows(dataset, window=10, kind="babble")
-    assert "observe" not in babble[0] and babble[0]["perform"]["frames"].shape == (11, 3, 16, 16)
-    with pytest.raises(PairedDataError, match="no episode is as long"):
-        PairedWindows(dataset, window=51)
-
-
-def test_window_loader_batches_in_worker_processes(dataset):
-    loader = window_loader(PairedWindows(dataset, window=8, stride=10), batch_size=4, num_workers=2, seed=0)
-    batches = list(loader)
-    assert sum(len(b["actions"]) for b in batches) == 4 * 5
-    assert batches[0]["observe"]["frames"].shape == (4, 9, 3, 16, 16)
-    again = list(window_loader(PairedWindows(dataset, window=8, stride=10), batch_size=4, seed=0))
-    assert [b["episode_id"].tolist() for b in again] == [b["episode_id"].tolist() for b in batches]
-
-
-def test_record_side_records_what_it_executed(dataset):
-    _, _, header = first_demo(dataset)
-    env = header.make_env("other")
-    rec = record_side(env, 7, header.observe_camera, lambda obs, t: np.full(2, 2.0), 3)  # clipped by the env
-    env.close()
-    assert rec["actions"].shape == (3, 2) and rec["actions_sha256"] == actions_sha256(rec["actions"])
-    assert rec["frames"].shape == (4, 16, 16, 3)

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
-from agents.scripted import ScriptedReacher
+from mirrorlab import envs
+from mirrorlab.agents.scripted import ScriptedReacher
 
 EPISODES = 10
 

@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.study import StudyConfig, run_plan, study
+from mirrorlab.experiments.study import StudyConfig, run_plan, study
 
 TINY_STUDY = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=(0,), conditions=("shared", "untrained"),
                          appearances=("identical", "mirrored"), appearance_conditions=("shared",), epochs=1,
@@ -14,7 +14,7 @@ def test_plan_covers_conditions_appearances_and_the_self_video_transfer_runs(tmp
     names = sorted(f"{a}/{run.name}" for a, _, run in plan)
     assert names == ["identical/shared__seed0", "identical/shared_selfvideo__seed0", "identical/untrained__seed0",
                      "mirrored/shared__seed0"]
-    assert {tc["inverse_data"] for _, tc, r in plan if "selfvideo" in r.name} == {"self"}
+    assert {tc.inverse_data for _, tc, r in plan if "selfvideo" in r.name} == {"self"}
 
 
 def test_study_runs_every_stage_and_resumes(tmp_path):
@@ -32,3 +32,16 @@ def test_study_runs_every_stage_and_resumes(tmp_path):
     stamp = model.stat().st_mtime_ns
     study(TINY_STUDY, out, show_progress=False)
     assert model.stat().st_mtime_ns == stamp  # finished runs are not retrained
+
+
+def test_fresh_deletes_only_a_study_folder(tmp_path):
+    from mirrorlab.errors import UserError
+
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter.tex").write_text("mine")
+    import pytest
+
+    with pytest.raises(UserError, match="did not write"):
+        study(TINY_STUDY, thesis, fresh=True, show_progress=False)
+    assert (thesis / "chapter.tex").read_text() == "mine"

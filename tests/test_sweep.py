@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import experiments.sweep as sweep_mod
-from experiments.cli import main as cli
-from experiments.errors import UserError
-from experiments.sweep import load_grid, parse_grid, plan, sweep
+import mirrorlab.experiments.sweep as sweep_mod
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.cli import main as cli
+from mirrorlab.experiments.sweep import load_grid, parse_grid, plan, sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_BASE = dict(n_train=64, n_test=20, hidden_size=8, action_embed_dim=8, epochs=1, n_permutations=160,
@@ -75,7 +75,7 @@ def test_tiny_grid_end_to_end_resumes_without_recomputing(tmp_path, capsys):
     gone = sorted(before)[:2]
     for name in gone:
         (out / "cells" / name).unlink()
-    (out / "cells" / f".{gone[0]}.abc.tmp").write_text("{")
+    (out / "cells" / f".{gone[0]}.abc.mirrorlab-tmp.json").write_text("{")
     result = sweep(grid, out, workers=2, show_progress=False, log=lambda _: None)
     assert (result["computed"], result["reused"]) == (2, 18)
     after = cell_mtimes(out)
@@ -94,7 +94,7 @@ BAD_GRIDS = {
     "invalid point": ("n_actions = [1, 6]", "at n_actions=1: config: n_actions must be >= 2"),
     "workers axis": ("workers = [1, 2]", "workers is not a grid axis"),
     "too few permutations on an axis": ("n_permutations = [100]", "n_permutations must be >= 160"),
-    "missing condition": ('conditions = ["shared", "untrained"]', "conditions must be distinct and include"),
+    "missing condition": ('conditions = ["shared", "untrained"]', "must include separate"),
 }
 
 
@@ -117,7 +117,7 @@ def test_bad_grid_json_and_foreign_out_dir(tmp_path, capsys):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not a sweep"):
+    with pytest.raises(UserError, match="did not write"):
         sweep(parse_grid({"base": TINY_BASE}, "test"), foreign, workers=1, show_progress=False)
     assert (foreign / "notes.txt").read_text() == "mine"
 
@@ -149,7 +149,7 @@ def test_ray_cluster_runs_the_same_cells_and_resumes(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         address = ray.get_runtime_context().gcs_address
-        done = subprocess.run([sys.executable, "-m", "experiments.cli", "sweep", "--out", str(out), "--grid",
+        done = subprocess.run([sys.executable, "-m", "mirrorlab.experiments.cli", "sweep", "--out", str(out), "--grid",
                                grid_file, "--ray-address", address], cwd=REPO, capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0, done.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from envs.toy import ToySequences, make_effects, make_sequences
+from mirrorlab.envs.toy import ToySequences, make_effects, make_sequences
 
 
 def test_each_sensory_sequence_is_generated_by_its_own_actions():

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 import imageio.v3 as iio
-import numpy as np
 import pytest
 
-from experiments import bench, render
-from experiments.errors import UserError
+from mirrorlab.errors import UserError
+from mirrorlab.experiments import bench, render
 
 
 def cli(argv):
@@ -33,7 +32,9 @@ def test_render_writes_side_by_side_mp4(tmp_path, env_id, steps):
     assert [p.name for p in out.parent.iterdir()] == ["paired.mp4"]  # no temp file left behind
 
 
-def test_render_camera_option_and_bad_input(tmp_path):
+def test_render_camera_option_and_bad_input(tmp_path, capsys):
+    from mirrorlab.experiments.cli import main
+
     out = tmp_path / "scene.mp4"
     cli(["render", "--env", "mirrorlab/PlanarReach-v0", "--out", str(out), "--camera", "scene",
          "--size", "32", "--other-appearance", "recolored"])
@@ -45,9 +46,11 @@ def test_render_camera_option_and_bad_input(tmp_path):
         (["--env", "mirrorlab/PlanarReach-v0", "--size", "50"], "--size"),
         (["--env", "mirrorlab/PlanarReach-v0", "--episodes", "0"], "--episodes"),
         (["--env", "mirrorlab/PlanarReach-v0", "--other-appearance", "x"], "identical"),
+        (["--env", "mirrorlab/PlanarReach-v0", "--out", str(out)], "already exists; pass --force"),
     ]:
-        with pytest.raises(UserError, match=message):
-            cli(["render", *argv, "--out", str(tmp_path / "bad.mp4")])
+        assert main(["render", *argv] + ([] if "--out" in argv else ["--out", str(tmp_path / "bad.mp4")])) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     with pytest.raises(UserError, match=".mp4"):
         cli(["render", "--env", "mirrorlab/PlanarReach-v0", "--out", str(tmp_path / "x.avi")])
     assert not (tmp_path / "bad.mp4").exists()

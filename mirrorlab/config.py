@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from experiments.errors import UserError
+from mirrorlab.errors import UserError
 
 C = TypeVar("C")
 

@@ -1,10 +1,13 @@
+"""`mirrorlab collect` (mirrorlab.agents.collection + the collection stage): parallel, resumable, reproducible."""
+
 import json
 
+import h5py
 import numpy as np
 import pytest
 
-from envs.paired import PairedDataset
-from experiments.cli import main as cli
+from mirrorlab.envs.paired import PairedDataset
+from mirrorlab.experiments.cli import main as cli
 
 ARGS = ["--episodes", "4", "--babble", "2", "--frame-size", "16", "--episodes-per-shard", "2"]
 
@@ -39,23 +42,28 @@ def test_collect_runs_in_parallel_resumes_and_is_reproducible(tmp_path, capsys):
     before = contents(out)
     assert len(before) == 6
 
-    # A killed run: one shard gone, one truncated mid-write, one temp file left by a dead worker.
+    # A killed run: one shard gone, one truncated mid-write, one temp file left by a dead worker; and one
+    # shard edited in place without changing its size (an action changed): its bytes no longer match.
     kept_mtime = (out / "shard-00001.h5").stat().st_mtime_ns
     (out / "shard-00000.h5").unlink()
     data = (out / "shard-00002.h5").read_bytes()
     (out / "shard-00002.h5").write_bytes(data[: len(data) // 3])
-    (out / ".shard-00003.h5.tmp").write_bytes(b"partial")
+    (out / ".shard-00003.h5.123.mirrorlab-tmp.h5").write_bytes(b"partial")
     assert run(out, "--workers", "1", "--verify-episodes", "0") == 0
     assert "collected 4 episodes" in capsys.readouterr().out  # the two damaged shards, not the intact one
     assert (out / "shard-00001.h5").stat().st_mtime_ns == kept_mtime
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*mirrorlab-tmp*"))
+    with h5py.File(out / "shard-00001.h5", "r+") as f:
+        f["demo/000002/actions"][0, 0] += 0.5
+    assert run(out, "--workers", "1", "--verify-episodes", "0") == 0
+    assert "collected 2 episodes" in capsys.readouterr().out  # the edited shard is redone
     after = contents(out)
     assert_same(before, after)  # same config and seed: same data; nothing lost or duplicated
 
     assert run(out, "--verify-episodes", "0") == 0  # a finished collection: nothing to redo
     assert "collected" not in capsys.readouterr().out
     assert cli(["collect", "--out", str(out), "--check-only", "--verify-episodes", "1"]) == 0
-    assert "6 episodes, structure and shared-action hashes OK" in capsys.readouterr().out
+    assert "6 episodes, every hash (actions, frames, proprioception) OK" in capsys.readouterr().out
 
 
 def test_collect_refuses_a_different_config_and_bad_inputs(tmp_path, capsys):
@@ -70,12 +78,13 @@ def test_collect_refuses_a_different_config_and_bad_inputs(tmp_path, capsys):
                 "--episodes", "1", "--babble", "0"]) == 2
     assert f"{tmp_path / 'nope'} does not exist" in capsys.readouterr().err
     assert cli(["collect", "--out", str(tmp_path / "d3"), "--frame-size", "20"]) == 2
-    assert "frame_size must be one of" in capsys.readouterr().err
+    assert "frame_size must be a multiple of 16" in capsys.readouterr().err
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "x.txt").write_text("mine")
     assert cli(["collect", "--out", str(foreign), "--episodes", "1", "--babble", "0"]) == 2
-    assert "not a dataset folder" in capsys.readouterr().err
+    assert "did not write" in capsys.readouterr().err
+    assert (foreign / "x.txt").read_text() == "mine"
 
 
 def test_collect_with_a_trained_demonstrator(tmp_path, tiny_checkpoint):
@@ -88,8 +97,9 @@ def test_collect_with_a_trained_demonstrator(tmp_path, tiny_checkpoint):
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
-    from experiments.demo import DemoTrainConfig, train
+    from mirrorlab.agents.demonstrator import DemoTrainConfig, train_demonstrator
 
     config = DemoTrainConfig(timesteps=40, learning_starts=20, batch_size=8, net_arch=(8,))
-    train(config, tmp_path / "ckpt", show_progress=False)
+    (tmp_path / "ckpt").mkdir()
+    train_demonstrator(config, tmp_path / "ckpt", show_progress=False)
     return tmp_path / "ckpt"

@@ -1,0 +1,150 @@
+r"""The activations stage: a trained core's hidden states on its dataset, recorded once, read by every later stage.
+
+`mirrorlab analyze` records each run on every episode of its dataset and writes one file per run;
+the mirror measures, the videos, imitation and the spillover study all read that file rather than
+re-running the core. Format: one `.npz` (numpy's zip of `.npy` arrays; read with
+`np.load(path, allow_pickle=False)`: no pickles), T steps, H hidden units, A action dimensions:
+
+| array              | shape, dtype        | meaning                                                         |
+|--------------------|---------------------|-----------------------------------------------------------------|
+| `episode_ids`      | [N] int64           | the dataset's demo episode ids, ascending                       |
+| `held_out`         | [N] bool            | True for the run's held-out episodes (never trained on)         |
+| `actions`          | [N, T, A] float32   | the episode's actions                                           |
+| `perform`          | [N, T, H] float32   | perform run: the core driven by the actions                     |
+| `observe`          | [N, T, H] float32   | observe run: the core watching the other arm execute them       |
+| `self_observe`     | [N, T, H] float32   | the observe path watching the *self* arm's own video of them    |
+| `inferred`         | [N, T, A] float32   | the inverse head's actions while observing the other arm        |
+| `perform_distance`, `observe_distance` | [N, T+1] float64 | self / other fingertip-to-target distance (m) |
+| `babble_ids`       | [M] int64           | babble episode ids (M may be 0)                                 |
+| `babble_perform`, `babble_self_observe` | [M, T, H] float32 | the same runs on the self arm's babbling |
+| `babble_distance`  | [M, T+1] float64    | the self arm's distance to its target while babbling            |
+| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2` and `forward_mse` on the held-out episodes, `format_version` |
+
+Timestep t of every [.., T, ..] array is action t and the state it produced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mirrorlab.errors import UserError
+from mirrorlab.files import atomic_save_npz, load_npz
+
+FORMAT_VERSION = 1
+_ARRAYS = ("episode_ids", "held_out", "actions", "perform", "observe", "self_observe", "inferred", "perform_distance",
+           "observe_distance", "babble_ids", "babble_perform", "babble_self_observe", "babble_distance")
+
+
+@dataclass
+class Activations:
+    """One run's recorded activations (see the module docstring for every array)."""
+
+    episode_ids: np.ndarray
+    held_out: np.ndarray
+    actions: np.ndarray
+    perform: np.ndarray
+    observe: np.ndarray
+    self_observe: np.ndarray
+    inferred: np.ndarray
+    perform_distance: np.ndarray
+    observe_distance: np.ndarray
+    babble_ids: np.ndarray
+    babble_perform: np.ndarray
+    babble_self_observe: np.ndarray
+    babble_distance: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, held_out: bool = True) -> dict[str, np.ndarray]:
+        """The demo arrays of the held-out (or the training) episodes only."""
+        keep = self.held_out == held_out
+        return {name: getattr(self, name)[keep] for name in _ARRAYS if not name.startswith("babble")
+                and name != "held_out"}
+
+
+def save_activations(path: str | Path, acts: Activations) -> Path:
+    arrays = {name: getattr(acts, name) for name in _ARRAYS}
+    meta = {**acts.meta, "format_version": FORMAT_VERSION}
+    return atomic_save_npz(path, **arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
+
+
+def load_activations(path: str | Path) -> Activations:
+    arrays = load_npz(path, "activations file")
+    missing = [name for name in (*_ARRAYS, "meta") if name not in arrays]
+    if missing:
+        raise UserError(f"activations file {path}: missing arrays {', '.join(missing)}; rerun `mirrorlab analyze`")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as err:
+        raise UserError(f"activations file {path}: unreadable meta ({err})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"activations file {path}: format version {meta.get('format_version')}, this mirrorlab "
+                        f"reads {FORMAT_VERSION}; rerun `mirrorlab analyze`")
+    return Activations(**arrays, meta=meta)
+
+
+def _frames(episodes: list[dict[str, Any]], side: str) -> np.ndarray:
+    """[N, T+1, 3, S, S] uint8 frames of one side of every episode."""
+    return np.stack([e[side]["frames"] for e in episodes]).transpose(0, 1, 4, 2, 3)
+
+
+def record_run_activations(run, dataset, batch_size: int = 16) -> Activations:
+    """Run `run`'s core over every episode of `dataset` (already checked to be the run's own)."""
+    import torch
+    from sklearn.metrics import r2_score
+
+    from mirrorlab.agents.core import record
+    from mirrorlab.agents.embodied import observed_input
+    from mirrorlab.encoders.cnn import frames_as_targets
+
+    model = run.load_core()
+    held = set(run.test_episode_ids)
+    demo_refs = dataset.episodes("demo")
+    babble_refs = dataset.episodes("babble")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in _ARRAYS}
+    mse_sum, mse_n = 0.0, 0
+    for kind, refs in (("demo", demo_refs), ("babble", babble_refs)):
+        for s in range(0, len(refs), batch_size):
+            episodes = [dataset.read_episode(r) for r in refs[s:s + batch_size]]
+            actions = np.stack([e["actions"] for e in episodes]).astype(np.float32)
+            own = _frames(episodes, "perform")
+            mine = record(model, actions, observed_input(own), batch_size)
+            if kind == "babble":
+                parts["babble_ids"].append(np.array([e["episode_id"] for e in episodes], np.int64))
+                parts["babble_perform"].append(mine.perform)
+                parts["babble_self_observe"].append(mine.observe)
+                parts["babble_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
+                continue
+            watched = record(model, actions, observed_input(_frames(episodes, "observe")), batch_size)
+            ids = np.array([e["episode_id"] for e in episodes], np.int64)
+            parts["episode_ids"].append(ids)
+            parts["held_out"].append(np.array([i in held for i in ids]))
+            parts["actions"].append(actions)
+            parts["perform"].append(watched.perform)
+            parts["observe"].append(watched.observe)
+            parts["self_observe"].append(mine.observe)
+            parts["inferred"].append(watched.inverse_prediction)
+            parts["perform_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
+            parts["observe_distance"].append(np.stack([e["observe"]["distance"] for e in episodes]))
+            mask = parts["held_out"][-1]
+            if mask.any():
+                target = frames_as_targets(torch.from_numpy(own[mask][:, 1:])).numpy()
+                mse_sum += float(((watched.forward_prediction[mask] - target) ** 2).mean()) * int(mask.sum())
+                mse_n += int(mask.sum())
+    T, H, A = dataset.header.max_steps, model.hidden_size, dataset.header.action_dim
+    empty = {"babble_ids": np.zeros(0, np.int64), "babble_perform": np.zeros((0, T, H), np.float32),
+             "babble_self_observe": np.zeros((0, T, H), np.float32), "babble_distance": np.zeros((0, T + 1))}
+    arrays = {k: (np.concatenate(v) if v else empty[k]) for k, v in parts.items()}
+    held_mask = arrays["held_out"]
+    inverse_r2 = float(r2_score(arrays["actions"][held_mask].reshape(-1, A),
+                                arrays["inferred"][held_mask].reshape(-1, A))) if held_mask.any() else float("nan")
+    meta = {"run": str(run.dir), "name": run.name, "condition": run.config.condition, "seed": run.config.seed,
+            "inverse_data": run.config.inverse_data, "inverse_weight": run.config.inverse_weight,
+            "other_appearance": run.other_appearance, "data_fingerprint": run.data_fingerprint,
+            "data_path": str(dataset.path), "inverse_r2": inverse_r2,
+            "forward_mse": mse_sum / mse_n if mse_n else float("nan")}
+    return Activations(**arrays, meta=meta)

@@ -1,0 +1,177 @@
+"""A trained embodied core on disk: what a run folder holds, how to build, save and load its core.
+
+| file                      | content                                                                 |
+|---------------------------|-------------------------------------------------------------------------|
+| `.mirrorlab-output.json`  | marker: the folder belongs to `mirrorlab train`                         |
+| `config.json`             | the `TrainConfig`, seed, versions, git commit; the dataset's signature, fingerprint and path; the appearance of the other arm; the train / held-out episode ids |
+| `checkpoints/epoch-NNNN.pt` | model and optimiser state, epoch, loss history (weights-only torch) |
+| `model.pt`                | the final weights (a state_dict, weights-only torch)                    |
+| `history.csv`, `tb/`      | per-epoch losses (CSV and TensorBoard)                                  |
+| `done.json`               | the final summary, written last: a run without it is unfinished        |
+
+Nothing in a run folder is unpickled: weights load with `torch.load(weights_only=True)`, the rest is JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirrorlab.agents.conditions import get_condition
+from mirrorlab.config import replace_checked
+from mirrorlab.errors import UserError
+from mirrorlab.files import folder_owner, load_torch, read_json
+
+INVERSE_DATA = ("other", "self")
+MAX_THREADS = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every default of embodied training: the config of one run."""
+
+    condition: str = "shared"
+    seed: int = 0
+    embed_dim: int = 64
+    hidden_size: int = 96
+    cnn_channels: int = 16
+    lr: float = 1e-3
+    batch_size: int = 8            # episodes per batch
+    epochs: int = 12
+    forward_weight: float = 1.0
+    inverse_weight: float = 1.0    # the "tuning parameter" of mirroring (seed 000)
+    inverse_data: str = "other"    # "other": the inverse head learns from the other arm's video;
+                                   # "self": only from the self arm's own video (tests self -> other transfer)
+    use_babble: bool = True        # the self arm's motor babbling trains the forward head (and the inverse, if "self")
+    test_fraction: float = 0.25    # held-out demo episodes (the highest ids), never trained on
+    checkpoint_every: int = 1
+    threads: int = 1
+    cache_mib: int = 1024          # decoded episodes kept in memory per run (each of demo and babble)
+
+    def validate(self, where: str = "config") -> None:
+        get_condition(self.condition, f"{where}: condition")
+        if self.inverse_data not in INVERSE_DATA:
+            raise UserError(f"{where}: inverse_data must be one of {', '.join(INVERSE_DATA)}, got {self.inverse_data!r}")
+        check_seed(self.seed, f"{where}: seed")
+        for name in ("embed_dim", "hidden_size", "cnn_channels", "batch_size", "checkpoint_every", "threads",
+                     "cache_mib"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        if self.threads > MAX_THREADS:
+            raise UserError(f"{where}: threads must be at most {MAX_THREADS}, got {self.threads}")
+        if self.epochs < 0:
+            raise UserError(f"{where}: epochs must be >= 0, got {self.epochs}")
+        for name in ("lr",):
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise UserError(f"{where}: {name} must be a positive number, got {getattr(self, name)}")
+        for name in ("forward_weight", "inverse_weight"):
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise UserError(f"{where}: {name} must be a number >= 0, got {getattr(self, name)}")
+        if not 0 < self.test_fraction < 1:
+            raise UserError(f"{where}: test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+def check_seed(seed: int, where: str) -> int:
+    """Seeds feed numpy, torch and MuJoCo: integers in [0, 2^32)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserError(f"{where}: expected an integer in [0, 2^32), got {seed!r}")
+    return seed
+
+
+def data_signature(header) -> dict[str, Any]:
+    """What a run's core is built for: any dataset it is used with must agree."""
+    return {"env_id": header.env_id, "frame_size": int(header.frame_size), "action_dim": int(header.action_dim),
+            "max_steps": int(header.max_steps)}
+
+
+def split_episodes(episode_ids: list[int], test_fraction: float) -> tuple[list[int], list[int]]:
+    """Train and held-out demo episode ids: the highest ids are held out, so adding episodes to a
+    dataset never moves a held-out episode into training."""
+    ids = sorted(episode_ids)
+    n_test = max(1, math.ceil(len(ids) * test_fraction))
+    if n_test >= len(ids):
+        raise UserError(f"dataset: {len(ids)} demo episodes cannot be split with test_fraction {test_fraction}")
+    return ids[:-n_test], ids[-n_test:]
+
+
+def build_core(config: TrainConfig, signature: dict[str, Any]):
+    from mirrorlab.agents.embodied import build_embodied_core
+
+    return build_embodied_core(signature["action_dim"], signature["frame_size"], config.embed_dim,
+                               config.hidden_size, config.cnn_channels,
+                               get_condition(config.condition).separate_cores, config.seed)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its folder, config and record (config.json as written by training)."""
+
+    dir: Path
+    config: TrainConfig
+    record: dict[str, Any]
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.record["data_path"])
+
+    @property
+    def data_fingerprint(self) -> str:
+        return self.record["data_fingerprint"]
+
+    @property
+    def other_appearance(self) -> str:
+        return self.record["other_appearance"]
+
+    @property
+    def train_episode_ids(self) -> list[int]:
+        return [int(i) for i in self.record["train_episode_ids"]]
+
+    @property
+    def test_episode_ids(self) -> list[int]:
+        return [int(i) for i in self.record["test_episode_ids"]]
+
+    @property
+    def name(self) -> str:
+        """`condition__seedN`, marked when the inverse head learnt from the self arm's own video."""
+        suffix = "" if self.config.inverse_data == "other" else f"_{self.config.inverse_data}video"
+        return f"{self.config.condition}{suffix}__seed{self.config.seed}"
+
+    def load_core(self):
+        """The trained core, in eval mode (weights-only load)."""
+        model = build_core(self.config, self.record["data"])
+        state = load_torch(self.dir / "model.pt", f"run {self.dir}: weights")
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise UserError(f"{self.dir}/model.pt: weights do not fit the run's config ({str(err)[:200]})") from None
+        return model.eval()
+
+    def check_data(self, dataset) -> None:
+        """Refuse a dataset other than the one the run was trained on."""
+        from mirrorlab.envs.paired import check_fingerprint
+
+        check_fingerprint(self.data_fingerprint, dataset, f"run {self.dir}")
+
+
+_RECORD_KEYS = ("config", "data", "data_fingerprint", "data_path", "other_appearance", "train_episode_ids",
+                "test_episode_ids")
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """A finished run folder, checked: one clear error for anything else."""
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise UserError(f"run {run_dir}: no such folder")
+    if folder_owner(run_dir) != "train" or not (run_dir / "done.json").is_file():
+        raise UserError(f"run {run_dir}: not a finished `mirrorlab train` run (its marker and done.json expected)")
+    record = read_json(run_dir / "config.json", "run record")
+    missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise UserError(f"run {run_dir}/config.json: missing {', '.join(missing)}; not a `mirrorlab train` record")
+    if not isinstance(record["config"], dict):
+        raise UserError(f"run {run_dir}/config.json: config is not a mapping")
+    config = replace_checked(TrainConfig(), record["config"], f"run {run_dir}/config.json")
+    config.validate(f"run {run_dir}/config.json")
+    return Run(run_dir, config, record)

@@ -1,0 +1,229 @@
+"""Training the core under a condition: the toy loop and the embodied loop, side by side.
+
+Both ask `agents.conditions` what a condition trains (the loss), and whose labels each observe run
+learns from (`observe_label_order`: a fresh derangement per epoch for `shuffled_labels`). Every random
+choice is drawn from (seed, epoch), so a (config, seed) pair gives the same weights bit for bit on CPU,
+and a killed embodied run resumed from its last checkpoint ends exactly where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from mirrorlab.agents.batches import CachedItems, EpisodeBatches, EpisodeItems
+from mirrorlab.agents.conditions import Condition, get_condition, observe_label_order, training_loss
+from mirrorlab.agents.core import MirrorCore
+from mirrorlab.agents.runs import TrainConfig, build_core, data_signature, split_episodes
+from mirrorlab.envs.toy import ToySequences
+from mirrorlab.errors import UserError
+from mirrorlab.files import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    claim_output_dir,
+    load_torch,
+    read_json,
+)
+from mirrorlab.provenance import provenance
+
+
+# --- the toy world ------------------------------------------------------------------------------------------
+def train_toy_core(model: MirrorCore, data: ToySequences, condition: Condition, *, epochs: int,
+                   batch_size: int, lr: float, forward_weight: float, inverse_weight: float,
+                   seed: int) -> list[dict[str, float]]:
+    """Adam on the condition's loss; returns per-epoch mean losses. The untrained condition returns at once."""
+    from mirrorlab.agents.toy import toy_losses
+
+    history: list[dict[str, float]] = []
+    if not condition.trained:
+        return history
+    actions = torch.from_numpy(data.actions)
+    sensory = torch.from_numpy(data.sensory)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(data)
+    batch_rng = np.random.default_rng([seed, 1])
+    model.train()
+    for epoch in range(epochs):
+        order = batch_rng.permutation(n)
+        labels_of = torch.from_numpy(observe_label_order(condition, n, seed, epoch))
+        sums = {"forward": 0.0, "inverse": 0.0}
+        for start in range(0, n, batch_size):
+            idx = torch.from_numpy(order[start:start + batch_size])
+            forward_loss, inverse_loss = toy_losses(model, actions[idx], sensory[idx], actions[labels_of[idx]])
+            loss = training_loss(condition, forward_loss, inverse_loss, forward_weight, inverse_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums["forward"] += forward_loss.item() * len(idx)
+            sums["inverse"] += inverse_loss.item() * len(idx)
+        history.append({k: v / n for k, v in sums.items()})
+    return history
+
+
+# --- the embodied arms --------------------------------------------------------------------------------------
+class TrainingDiverged(UserError):
+    """A NaN or infinite loss: training stops and names the last good checkpoint."""
+
+
+def _latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / "checkpoints").glob("epoch-*.pt"))
+    return found[-1] if found else None
+
+
+def _history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    writer = csv.DictWriter(buf, fieldnames=keys or ["epoch"])
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def run_record(config: TrainConfig, dataset, data_path: Path) -> dict[str, Any]:
+    """The run's config.json: provenance, the dataset it is tied to, and its episode split."""
+    demo_ids = [r.episode_id for r in dataset.episodes("demo")]
+    train_ids, test_ids = split_episodes(demo_ids, config.test_fraction)
+    record = provenance(config, seeds=[config.seed])
+    record.update(data=data_signature(dataset.header), data_fingerprint=dataset.fingerprint,
+                  data_path=str(Path(data_path).resolve()), other_appearance=dataset.header.other_appearance,
+                  train_episode_ids=train_ids, test_episode_ids=test_ids)
+    return record
+
+
+def check_resumable(run_dir: Path, record: dict[str, Any]) -> None:
+    """A run folder holding an earlier record must have been made by the same config on the same data."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    earlier = read_json(path, "run record")
+    if not isinstance(earlier, dict):
+        raise UserError(f"{path}: not a run record")
+    if earlier.get("data_fingerprint") != record["data_fingerprint"]:
+        raise UserError(f"{run_dir}: holds a run trained on a different dataset (fingerprint "
+                        f"{str(earlier.get('data_fingerprint'))[:12]} vs {record['data_fingerprint'][:12]}); "
+                        "use another --out")
+    if earlier.get("config") != json.loads(json.dumps(record["config"])):
+        changed = sorted(k for k, v in record["config"].items() if (earlier.get("config") or {}).get(k) != v)
+        raise UserError(f"{run_dir}: holds a run with a different config ({', '.join(changed)}); use another --out")
+
+
+def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, show_progress: bool = False,
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) one embodied run in `run_dir`; returns the summary also written to done.json.
+    Rerunning on a finished run returns its summary at once; a folder holding anything but a run of
+    the same config on the same dataset is refused before any work."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from mirrorlab.envs.paired import PairedDataset
+
+    config.validate()
+    data_path, run_dir = Path(data_path), Path(run_dir)
+    torch.set_num_threads(config.threads)
+    condition = get_condition(config.condition)
+    with PairedDataset(data_path) as dataset:
+        record = run_record(config, dataset, data_path)
+        has_babble = bool(dataset.episodes("babble"))
+    claim_output_dir(run_dir, "train", resume=True)
+    check_resumable(run_dir, record)
+    if (run_dir / "done.json").is_file():
+        return read_json(run_dir / "done.json", "run summary")
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", record)
+
+    model = build_core(config, record["data"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    latest = _latest_checkpoint(run_dir)
+    if latest is not None:
+        state = load_torch(latest, "checkpoint")
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, history = int(state["epoch"]), list(state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise UserError(f"{latest}: not a checkpoint of this run ({type(err).__name__}: {str(err)[:120]}); "
+                            "delete it to restart from the one before") from None
+    epochs = config.epochs if condition.trained else 0
+    writer = SummaryWriter(str(run_dir / "tb")) if epochs > start_epoch else None
+    if epochs > start_epoch:
+        batches, label_actions = training_batches(config, data_path, record["train_episode_ids"], has_babble)
+    bar = tqdm(range(start_epoch, epochs), desc=f"{config.condition} seed {config.seed}", unit="epoch",
+               disable=not show_progress, initial=start_epoch, total=epochs)
+    for epoch in bar:
+        model.train()
+        label_order = {kind: torch.from_numpy(observe_label_order(condition, len(a), config.seed, epoch))
+                       for kind, a in label_actions.items()}
+        sums: dict[str, list[float]] = {}
+        for b, (kind, batch) in enumerate(batches.epoch(config.seed, epoch)):
+            loss, parts = embodied_batch_loss(model, condition, config, kind, batch,
+                                              label_actions[kind][label_order[kind][batch["index"]]])
+            if not torch.isfinite(loss):
+                last = _latest_checkpoint(run_dir)
+                raise TrainingDiverged(f"{run_dir}: loss is {loss.item()} at epoch {epoch} batch {b}; last good "
+                                       f"checkpoint: {last if last else 'none (diverged in the first epoch)'}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for k, v in parts.items():
+                sums.setdefault(k, []).append(v)
+        row = {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}}
+        history.append(row)
+        for k, v in row.items():
+            if k != "epoch":
+                writer.add_scalar(f"losses/{k}", v, epoch + 1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+        if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == epochs:
+            atomic_torch_save(run_dir / "checkpoints" / f"epoch-{epoch + 1:04d}.pt",
+                              {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                               "history": history})
+    bar.close()
+    if writer is not None:
+        writer.close()
+    atomic_torch_save(run_dir / "model.pt", model.state_dict())
+    atomic_write_text(run_dir / "history.csv", _history_csv(history))
+    summary = {"condition": config.condition, "seed": config.seed, "epochs": epochs,
+               "final": history[-1] if history else None}
+    atomic_write_json(run_dir / "done.json", summary)
+    return summary
+
+
+def training_batches(config: TrainConfig, data_path: Path, train_ids: list[int], has_babble: bool
+                     ) -> tuple[EpisodeBatches, dict[str, torch.Tensor]]:
+    """The trainer's data pipeline: whole episodes read (and checked) once, then kept in a bounded cache,
+    batched per epoch; and every episode's actions, by kind, for re-pairing labels."""
+    cache = config.cache_mib << 20
+    demo = EpisodeItems(data_path, "demo", train_ids)
+    babble = EpisodeItems(data_path, "babble") if config.use_babble and has_babble else None
+    sources = {"demo": CachedItems(demo, cache), "babble": CachedItems(babble, cache) if babble else None}
+    label_actions = {"demo": torch.from_numpy(demo.actions())}
+    if babble is not None:
+        label_actions["babble"] = torch.from_numpy(babble.actions())
+    return EpisodeBatches(sources, config.batch_size), label_actions
+
+
+def embodied_batch_loss(model: MirrorCore, condition: Condition, config: TrainConfig, kind: str,
+                        batch: dict[str, Any], labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch of whole episodes. The inverse head learns from the other arm's video of
+    demo episodes (`inverse_data="other"`) or from the self arm's own video of every episode
+    (`"self"`); babble batches train only the forward head in the first case."""
+    from mirrorlab.agents.embodied import forward_loss, inverse_loss
+
+    f_loss = forward_loss(model, batch["actions"], batch["perform"]["frames"])
+    parts = {"forward": f_loss.item()}
+    i_loss = None
+    watched = "observe" if config.inverse_data == "other" else "perform"
+    if watched in batch and (kind == "demo" or config.inverse_data == "self"):
+        i_loss = inverse_loss(model, batch[watched]["frames"], labels)
+        parts["inverse"] = i_loss.item()
+    return training_loss(condition, f_loss, i_loss, config.forward_weight, config.inverse_weight), parts

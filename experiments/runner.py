@@ -1,0 +1,164 @@
+"""The one parallel runner: a list of independent jobs, run serially, on local processes, or on a Ray cluster.
+
+Every command with many independent pieces of work (replicate's cells, collect's shards, sweep's
+cells, the study's training runs, imitate's datasets) hands them here as `Job`s. A job is a
+module-level function and its arguments (so it can travel to a spawned process or a Ray worker) and a
+`key` that names its result. Results come back to *this* process, which saves each one as it arrives
+(`on_result`), so whatever finished before a kill is on disk; the caller resumes by passing
+`done`: the jobs whose results are already saved are skipped.
+
+Local workers are spawned (never forked: MuJoCo's GL contexts and torch's threads do not survive a
+fork), run one BLAS/torch thread each (oversubscribed threads spin: tens of times slower on 2 cores),
+and die with their parent (Linux's parent-death signal), so a killed command leaves no orphans.
+SIGTERM is turned into a clean exit that stops the pool. On Ray (`ray_address`), each job is a task of
+one CPU, retried twice if a worker dies; every node must have this package at the same version.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from mirrorlab.errors import UserError
+
+MAX_WORKERS = 256
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: `fn(*args)`; `key` names its result; larger `cost` starts earlier."""
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple = field(default=())
+    cost: float = 1.0
+
+
+def resolve_workers(workers: int, where: str = "--workers") -> int:
+    """0 means one per CPU core; anything negative or absurd is refused."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+        raise UserError(f"{where}: expected 0 (one per CPU core) or a count up to {MAX_WORKERS}, got {workers!r}")
+    return workers or os.cpu_count() or 1
+
+
+def _worker_init() -> None:
+    """In each spawned worker: die when the parent dies, and keep to one thread."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers still end when the pool is shut down
+        pass
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _call(job_fn: Callable[..., Any], args: tuple) -> Any:
+    return job_fn(*args)
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM (kill, timeout, a batch scheduler) into SystemExit, so the worker pool is shut down
+    rather than orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_jobs(jobs: Sequence[Job], on_result: Callable[[Job, Any], None], *, workers: int = 1,
+             ray_address: str | None = None, done: Callable[[Job], bool] | None = None,
+             on_skip: Callable[[Job], None] | None = None) -> list[Job]:
+    """Run every job not `done`, most costly first; `on_result(job, result)` runs here as each finishes.
+
+    Returns the jobs that ran. Keys must be unique. With `workers == 1` and no Ray, jobs run in this
+    process, in order (the simplest thing to debug and profile).
+    """
+    keys = [j.key for j in jobs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"job keys must be unique; repeated: {sorted({k for k in keys if keys.count(k) > 1})}")
+    todo = []
+    for job in jobs:
+        if done is not None and done(job):
+            if on_skip is not None:
+                on_skip(job)
+        else:
+            todo.append(job)
+    todo.sort(key=lambda j: -j.cost)
+    if not todo:
+        return []
+    if ray_address:
+        _run_ray(todo, on_result, ray_address)
+    elif workers <= 1 or len(todo) == 1:
+        for job in todo:
+            on_result(job, job.fn(*job.args))
+    else:
+        _run_pool(todo, on_result, min(workers, len(todo)))
+    return todo
+
+
+def _run_pool(todo: list[Job], on_result: Callable[[Job, Any], None], workers: int) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with _sigterm_as_exit(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        pending = {pool.submit(_call, job.fn, job.args): job for job in todo}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = pending.pop(fut)
+                    on_result(job, fut.result())
+        except BaseException:
+            # Jobs still running finish (their results are lost: they rerun next time); queued ones never start.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _run_ray(todo: list[Job], on_result: Callable[[Job, Any], None], address: str) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--ray-address needs Ray: pip install 'mirrorlab[cluster]'") from None
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as err:  # noqa: BLE001 - any failure to connect is the address's problem
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster: {first}") from None
+    try:
+        task = ray.remote(num_cpus=1, max_retries=2)(_ray_call)
+        pending = {task.remote(job.fn, job.args): job for job in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                job = pending.pop(ref)
+                on_result(job, ray.get(ref))
+    finally:
+        if connected_here:
+            ray.shutdown()
+
+
+def _ray_call(job_fn: Callable[..., Any], args: tuple) -> Any:
+    _worker_init()
+    return job_fn(*args)

@@ -1,0 +1,167 @@
+"""Mirror measures of trained embodied runs: record each run's activations, measure, summarise (analyze, study).
+
+For each run, the core is run over every episode of its dataset (the activations stage,
+`mirrorlab.agents.activations`), the file is written under `OUT/activations/`, and the measures of the
+toy study are applied to the held-out demo episodes (never trained on): perform (the episode's
+torques) against observe (the other arm's video of the same torques), aligned by (episode, timestep),
+with continuous actions (ridge R^2 decoding, preferred action directions). Runs are grouped by the
+dataset's `other_appearance`, the inverse data and the loss weight; seeds give the intervals.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mirrorlab.agents.activations import load_activations, record_run_activations, save_activations
+from mirrorlab.agents.conditions import CONDITIONS
+from mirrorlab.agents.runs import Run, read_run
+from mirrorlab.analysis.measures import MeasureSettings, min_sequences
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.files import atomic_write_json, claim_output_dir, read_json, write_outputs
+from mirrorlab.provenance import provenance
+
+AnalyzeConfig = MeasureSettings  # the analysis knobs of the embodied study are exactly the shared ones
+
+
+def group_key(run: Run) -> str:
+    """Runs that differ only by condition and seed form one group: appearance, inverse data, loss weight."""
+    c = run.config
+    return f"{run.other_appearance}, inverse_data={c.inverse_data}, inverse_weight={c.inverse_weight:g}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")
+
+
+def activations_path(out: Path, run: Run) -> Path:
+    return out / "activations" / slug(group_key(run)) / f"{run.config.condition}__seed{run.config.seed}.npz"
+
+
+def check_runs(runs: list[Path], settings: MeasureSettings, data_path: Path | None) -> list[Run]:
+    """Every cheap check of every run before any output or work: finished, enough held-out episodes,
+    the dataset it was trained on, no two runs in one (group, condition, seed)."""
+    from mirrorlab.envs.paired import PairedDataset
+
+    if not runs:
+        raise UserError("--runs: name at least one run folder")
+    checked, seen = [], {}
+    for path in runs:
+        run = read_run(path)
+        need = min_sequences(settings)
+        if len(run.test_episode_ids) < need:
+            raise UserError(f"run {run.dir}: {len(run.test_episode_ids)} held-out episodes, the analysis needs at "
+                            f"least {need}; collect more episodes or train with a larger test_fraction")
+        settings.validate(run.config.hidden_size, len(run.test_episode_ids), None, where=f"analysis of {run.dir}")
+        with PairedDataset(data_path or run.data_path) as dataset:
+            run.check_data(dataset)
+        key = (group_key(run), run.config.condition, run.config.seed)
+        if key in seen:
+            raise UserError(f"--runs: {run.dir} has the same condition, seed and group as {seen[key]}")
+        seen[key] = run.dir
+        checked.append(run)
+    return checked
+
+
+def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_path: str) -> dict[str, Any]:
+    """Record one run's activations (written to `act_path`) and measure them: a runner job."""
+    from threadpoolctl import threadpool_limits
+
+    from mirrorlab.analysis.measures import measure_mirroring
+    from mirrorlab.envs.paired import PairedDataset
+
+    run = read_run(run_dir)
+    with threadpool_limits(limits=1), PairedDataset(data_path) as dataset:
+        run.check_data(dataset)
+        acts = record_run_activations(run, dataset)
+        save_activations(act_path, acts)
+        held = acts.split(held_out=True)
+        measured, arrays = measure_mirroring(held["perform"].astype(np.float64), held["observe"].astype(np.float64),
+                                             held["actions"], run.config.seed, settings)
+    arrays.update(perform=held["perform"], observe=held["observe"], actions=held["actions"])
+    row: dict[str, Any] = {"run": str(run.dir), "condition": run.config.condition, "seed": run.config.seed,
+                           "other_appearance": run.other_appearance, "inverse_data": run.config.inverse_data,
+                           "inverse_weight": run.config.inverse_weight, "inverse_r2": acts.meta["inverse_r2"],
+                           "forward_mse": acts.meta["forward_mse"], "n_held_out": int(held["actions"].shape[0]),
+                           "activations": str(act_path), **measured}
+    return {"row": row, "arrays": arrays}
+
+
+def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool = False,
+            data_path: Path | None = None, workers: int = 1, ray_address: str | None = None,
+            show_progress: bool = False) -> dict[str, Any]:
+    """Measure every run, then write metrics.json, units.csv, report.md, figures and the activations."""
+    from tqdm import tqdm
+
+    from mirrorlab.analysis.claims import assess_claims
+    from mirrorlab.analysis.embodied_report import embodied_outputs
+    from mirrorlab.analysis.summary import summarise
+
+    settings.validate()
+    checked = check_runs(runs, settings, data_path)
+    workers = resolve_workers(workers)
+    claim_output_dir(out, "analyze", force=force)
+    started = time.perf_counter()
+    jobs = [Job(str(run.dir), analyse_run, (str(run.dir), str(data_path or run.data_path), settings,
+                                            str(activations_path(out, run)))) for run in checked]
+    results: dict[str, dict[str, Any]] = {}
+    with tqdm(total=len(jobs), desc="analyze", unit="run", disable=not show_progress) as bar:
+        run_jobs(jobs, lambda job, result: (results.__setitem__(job.key, result), bar.update(1)),
+                 workers=workers, ray_address=ray_address)
+    cells: dict[tuple[str, str, int], tuple[dict, dict]] = {}
+    for run in checked:
+        result = results[str(run.dir)]
+        cells[(group_key(run), run.config.condition, run.config.seed)] = (result["row"], result["arrays"])
+    groups: dict[str, Any] = {}
+    for g in sorted({k[0] for k in cells}):
+        rows = [row for (gg, _, _), (row, _) in cells.items() if gg == g]
+        conditions = [c for c in CONDITIONS if any(r["condition"] == c for r in rows)]
+        seeds = sorted({r["seed"] for r in rows})
+        conds = summarise(rows, conditions, seeds)
+        groups[g] = {"conditions": conds, "claims": assess_claims({c: e["per_seed"] for c, e in conds.items()})}
+    metrics = provenance(settings)
+    metrics["analysis"] = metrics.pop("config")
+    metrics["runs"] = {str(run.dir): {"group": group_key(run), "activations": str(activations_path(out, run)),
+                                      "data_fingerprint": run.data_fingerprint} for run in checked}
+    metrics["groups"] = groups
+    metrics["wall_time_s"] = time.perf_counter() - started
+    write_outputs(out, embodied_outputs(metrics, cells))
+    atomic_write_json(out / "metrics.json", metrics)
+    return {"metrics": metrics, "report": out / "report.md"}
+
+
+def read_analysis(analysis: Path) -> dict[str, Any]:
+    """The metrics.json of an `analyze` output folder (or the file itself), checked."""
+    path = analysis / "metrics.json" if analysis.is_dir() else analysis
+    metrics = read_json(path, "--analysis")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("runs"), dict) or "groups" not in metrics:
+        raise UserError(f"--analysis {path}: not the metrics.json of `mirrorlab analyze`")
+    return metrics
+
+
+def run_activations(analysis: Path, run: Run):
+    """The recorded activations of `run` in an analysis folder, checked to be that run's on its dataset."""
+    metrics = read_analysis(analysis)
+    entry = metrics["runs"].get(str(run.dir))
+    if entry is None:
+        raise UserError(f"--analysis {analysis}: has no activations of run {run.dir}; analyze the run first")
+    acts = load_activations(entry["activations"])
+    if acts.meta.get("data_fingerprint") != run.data_fingerprint or acts.meta.get("run") != str(run.dir):
+        raise UserError(f"activations file {entry['activations']}: recorded for another run or dataset than {run.dir}")
+    return acts
+
+
+def mirror_measures_by_run(analysis: Path, measures: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """run folder -> its mirror measures (per-seed rows of the analysis)."""
+    metrics = read_analysis(analysis)
+    out = {}
+    for group in metrics["groups"].values():
+        for entry in group["conditions"].values():
+            for row in entry["per_seed"]:
+                out[row["run"]] = {m: row[m] for m in measures if m in row}
+    return out
