@@ -27,8 +27,8 @@ class MeasureSettings:
     """The analysis knobs and their defaults, the one place they are set. `mirrorlab analyze` uses
     this as its config; the replication's flat config takes its defaults from here."""
 
-    # B >= n_units / alpha so that Bonferroni over all units can reject (1,920 for 96 units).
-    n_permutations: int = 2000
+    # B >= 2 n_units / alpha so that Bonferroni over all units (both tails) can reject (3,840 for 96 units).
+    n_permutations: int = 4000
     alpha: float = 0.05
     mirror_min_abs_r: float = 0.4   # "strong": the paper calls |r| > 0.4-0.5 strong candidates
     decode_folds: int = 5
@@ -115,7 +115,7 @@ def measure_mirroring(perform: np.ndarray, observe: np.ndarray, actions: np.ndar
 
     lags = lag_test(perform, observe, s.max_lag, rng(6), s.lag_permutations)
     row["frac_peak_lag_zero"] = float(np.mean(lags["peak_lag"] == 0))
-    arrays = {"r": test.r, "p": test.p, "q_fdr": test.q_fdr, "p_bonferroni": test.p_bonferroni,
+    arrays = {"r": test.r, "p": test.p, "p_greater": test.p_greater, "p_less": test.p_less, "q_fdr": test.q_fdr, "p_bonferroni": test.p_bonferroni,
               "null_example": test.null_example, "r_time_locked_removed": locked.r,
               "peak_lag": lags["peak_lag"], "peak_lag_r": lags["peak_r"], "peak_lag_p": lags["peak_p"]}
     return row, arrays

@@ -23,7 +23,7 @@ PAPER_CLAIMS = [
 
 _NA = {"mean": float("nan"), "ci95": [float("nan"), float("nan")]}
 
-UNIT_COLUMNS = ["condition", "seed", "unit", "r", "p", "q_fdr", "p_bonferroni", "r_time_locked_removed",
+UNIT_COLUMNS = ["condition", "seed", "unit", "r", "p", "p_greater", "p_less", "q_fdr", "p_bonferroni", "r_time_locked_removed",
                 "peak_lag", "peak_lag_r", "peak_lag_p"]
 
 
@@ -166,8 +166,10 @@ def replication_outputs(config: Any, metrics: dict[str, Any],
         f"Adam {config.lr}, batch {config.batch_size}, {config.epochs} epochs, loss = "
         f"{config.forward_weight} forward + {config.inverse_weight} inverse. Seeds: "
         f"{', '.join(map(str, config.seeds))} (seed {seed0} first). Significance: sequence-level null with "
-        f"B={config.n_permutations} re-pairings of whole sequences; mirror unit = BH-FDR (or Bonferroni) "
-        f"< {config.alpha} and r >= {config.mirror_min_abs_r}. Wall time {metrics['wall_time_s']:.0f} s. "
+        f"B={config.n_permutations} re-pairings of whole sequences, each tail tested against the null's own "
+        f"tail (p = 2 min(p_greater, p_less), corrected over units); mirror unit = BH-FDR (or Bonferroni) "
+        f"< {config.alpha} in the upper tail and r >= {config.mirror_min_abs_r} (anti-mirror: lower tail, "
+        f"r <= -{config.mirror_min_abs_r}). Wall time {metrics['wall_time_s']:.0f} s. "
         f"Git commit {metrics.get('git_commit')}.",
         "",
         "## The paper's claims vs what was measured",
@@ -181,6 +183,10 @@ def replication_outputs(config: Any, metrics: dict[str, Any],
         "## All conditions (mean [95% CI] over seeds)",
         "",
         *condition_table(conds),
+        "",
+        f"`inverse_accuracy` is scored on the *true* held-out actions in every condition (chance "
+        f"1/{config.n_actions} = {1 / config.n_actions:.1%}); the shuffled-labels core learns from another "
+        "sequence's labels (a fresh derangement each epoch), so it should sit at chance.",
         "",
         "## Effect of training: each condition minus the untrained network of the same seed",
         "",

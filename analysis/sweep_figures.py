@@ -101,3 +101,50 @@ def heatmap_figure(rows: Sequence[dict[str, Any]], axes: dict[str, Sequence[Any]
     fig.suptitle(f"{title}{note}", fontsize=10)
     fig.tight_layout()
     return png(fig)
+
+
+_CONDITION_COLOURS = {"shared": "tab:blue", "separate": "tab:orange", "forward_only": "tab:green",
+                      "shuffled_labels": "tab:red", "untrained": "tab:gray"}
+
+
+def _band(rows: Sequence[dict[str, Any]], axis: str, values: Sequence[Any], column: str) -> np.ndarray:
+    """[len(values), 3]: mean, lower, upper 95% interval over the rows (seeds, other axes) at each value."""
+    out = np.full((len(values), 3), np.nan)
+    for i, v in enumerate(values):
+        stats = mean_ci95([r[column] for r in rows if r[axis] == v and r.get(column) is not None])
+        out[i] = stats["mean"], *stats["ci95"]
+    return out
+
+
+def axis_profile_figure(rows: Sequence[dict[str, Any]], axis: str, values: Sequence[Any],
+                        conditions: Sequence[str], measures: Sequence[tuple[str, str]],
+                        effects: Sequence[str]) -> bytes:
+    """One PNG (bytes): each measure against `axis`, one line per condition, and each trained-minus-
+    untrained effect, as means with shaded 95% intervals over the rows (seeds, pooled over other axes)."""
+    panels = len(measures) + len(effects)
+    ncols = 3
+    nrows = int(np.ceil(panels / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 3.4 * nrows), squeeze=False)
+    x = np.arange(len(values))
+    for ax, (column, title) in zip(grid.flat, measures):
+        for cond in conditions:
+            band = _band(rows, axis, values, f"{cond}_{column}")
+            colour = _CONDITION_COLOURS.get(cond, "k")
+            ax.plot(x, band[:, 0], "o-", color=colour, label=cond, ms=3)
+            ax.fill_between(x, band[:, 1], band[:, 2], color=colour, alpha=0.2, lw=0)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax, column in zip(list(grid.flat)[len(measures):], effects):
+        band = _band(rows, axis, values, column)
+        ax.plot(x, band[:, 0], "o-", color="k", ms=3)
+        ax.fill_between(x, band[:, 1], band[:, 2], color="k", alpha=0.2, lw=0)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_title(column.replace("_", " "), fontsize=9)
+    for ax in grid.flat[:panels]:
+        ax.set_xticks(x, [_fmt(v) for v in values])
+        ax.set_xlabel(axis)
+    for ax in grid.flat[panels:]:
+        ax.axis("off")
+    fig.suptitle(f"every measure against {axis}: mean and 95% interval over seeds", fontsize=10)
+    fig.tight_layout()
+    return png(fig)

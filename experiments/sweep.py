@@ -14,7 +14,7 @@ list of values it takes; the grid is the product of the axes. Top-level keys go 
 An unknown key, an empty axis, a value of the wrong type or a grid point that fails the config's own
 checks is one clear error before any cell runs. `seeds`, `conditions` and `workers` are not axes.
 n_permutations: a point whose hidden_size needs more permutations than the config holds for Bonferroni
-to be able to reject (hidden_size / alpha) gets the minimum, and the sweep says so; when n_permutations is
+to be able to reject (2 hidden_size / alpha, both tails) gets the minimum, and the sweep says so; when n_permutations is
 itself an axis nothing is raised and a too-small value is rejected.
 
 Cells and resuming. A job is one (grid point, seed, condition); its row is saved atomically as
@@ -31,6 +31,7 @@ Outputs in DIR:
 | sweep.csv            | one row per grid point and seed: the axis values, per condition COND_METRIC, the effects |
 | summary.csv          | one row per grid point: mean and 95% interval over seeds of the headline columns |
 | heatmaps/METRIC.png  | the headline columns over every pair of varying axes (analysis/sweep_figures.py) |
+| profiles/AXIS.png    | every measure against each varying axis, per condition, with 95% intervals over seeds |
 | config.json          | the grid, the base config, adjustments, versions, git commit, wall time          |
 | cells/               | one JSON per (grid point, seed, condition)                                       |
 
@@ -54,6 +55,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import time
 import typing
 from dataclasses import dataclass
@@ -89,9 +91,10 @@ _FRACTIONS = {
     "anti_mirror_frac_fdr": "n_anti_mirror_fdr",
     "mirror_frac_fdr_time_locked_removed": "n_mirror_fdr_time_locked_removed",
 }
-_COPIED = ("frac_abs_r_gt_0.6", "frac_r_gt_0.75", "mean_r", "aligned_cka_debiased", "aligned_cka_debiased_null_mean",
-           "aligned_cka_debiased_excess", "aligned_cka_debiased_p", "congruence_matched", "decode_perform_to_observe", "decode_chance",
-           "inverse_accuracy", "forward_mse", "final_train_loss")
+_COPIED = ("frac_abs_r_gt_0.6", "frac_r_gt_0.75", "max_r", "min_r", "mean_r", "aligned_cka_debiased",
+           "aligned_cka_debiased_null_mean", "aligned_cka_debiased_excess", "aligned_cka_debiased_p", "congruence_matched",
+           "decode_perform_to_observe", "decode_perform_to_observe_zscored", "decode_chance", "inverse_accuracy",
+           "forward_mse", "final_train_loss")
 # CKA enters the effects as its excess over its own sequence-level null: the nulls differ between
 # conditions (an untrained observe path can share structure with the perform path by chance alone).
 EFFECT_METRICS = ("mirror_frac_fdr", "frac_abs_r_gt_0.6", "aligned_cka_debiased_excess")
@@ -194,9 +197,14 @@ def parse_grid(data: dict[str, Any], source: str) -> Grid:
     return grid
 
 
+def named_grids() -> dict[str, Path]:
+    """The grids shipped with the package (experiments/grids/NAME.toml), by name."""
+    return {p.stem: p for p in sorted(DEFAULT_GRID_FILE.parent.glob("*.toml"))}
+
+
 def load_grid(path: str | Path | None) -> Grid:
-    """The grid of a .toml/.json file, or the default grid (experiments/grids/default.toml) when `path` is None."""
-    path = DEFAULT_GRID_FILE if path is None else path
+    """A shipped grid by name (`default`, `hidden`), a .toml/.json grid file, or the default grid when None."""
+    path = DEFAULT_GRID_FILE if path is None else named_grids().get(str(path), path)
     return parse_grid(read_config_file(path), f"grid file {path}")
 
 
@@ -336,6 +344,31 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+# The profiles: every measure of the replication against one axis, per condition, with intervals.
+PROFILE_MEASURES = (
+    ("frac_r_gt_0.75", "fraction r > 0.75 (paper: 25-30%)"),
+    ("frac_abs_r_gt_0.6", "fraction |r| > 0.6 (paper: 35-40%)"),
+    ("mirror_frac_fdr", "significant mirror units (BH-FDR, r >= 0.4), fraction"),
+    ("aligned_cka_debiased_excess", "debiased CKA over its null"),
+    ("decode_perform_to_observe", "cross-mode decoding, perform -> observe (accuracy)"),
+    ("inverse_accuracy", "inverse head accuracy on true held-out labels"),
+)
+
+
+def write_profiles(out: Path, grid: Grid, table: list[dict[str, Any]]) -> list[Path]:
+    """For each axis with more than one value: every measure against it, one line per condition (mean and
+    95% interval over seeds, other axes pooled), plus the trained-minus-untrained effects."""
+    from mirrorlab.analysis.sweep_figures import axis_profile_figure
+
+    paths = []
+    for axis, values in grid.axes.items():
+        if len(values) > 1:
+            png = axis_profile_figure(table, axis, list(values), grid.conditions, PROFILE_MEASURES,
+                                      [f"trained_minus_untrained_{m}" for m in EFFECT_METRICS])
+            paths.append(atomic_write_bytes(out / "profiles" / f"{axis}.png", png))
+    return paths
+
+
 def write_heatmaps(out: Path, grid: Grid, table: list[dict[str, Any]]) -> list[Path]:
     from mirrorlab.analysis.sweep_figures import heatmap_figure
 
@@ -386,7 +419,7 @@ def sweep(grid: Grid, out: Path, workers: int = 0, ray_address: str | None = Non
     table = sweep_rows(grid, entries, rows_by_key)
     write_csv(out / "sweep.csv", table)
     write_csv(out / "summary.csv", summary_rows(grid, table))
-    figures = write_heatmaps(out, grid, table)
+    figures = write_heatmaps(out, grid, table) + write_profiles(out, grid, table)
     wall = time.perf_counter() - started
     record.update(computed=len(ran), reused=len(cells) - len(ran), wall_time_s=wall)
     atomic_write_json(out / "config.json", record)
@@ -400,7 +433,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("results/sweep"),
                    help="output folder (default: %(default)s); an existing sweep there is continued")
     p.add_argument("--grid", default=None,
-                   help="a .toml or .json grid file (default: the built-in grid, experiments/grids/default.toml)")
+                   help="a shipped grid by name (default, hidden) or a .toml/.json grid file (default: default)")
     p.add_argument("--workers", type=int, default=0, help="local parallel processes (default: one per CPU core)")
     p.add_argument("--ray-address", default=None,
                    help="run the cells as tasks on this existing Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001)")
@@ -413,5 +446,7 @@ def main(args: argparse.Namespace) -> int:
     grid = load_grid(args.grid)
     result = sweep(grid, args.out, workers=args.workers, ray_address=args.ray_address, force=args.force)
     print(f"sweep: {result['computed']} cells computed, {result['reused']} reused; "
-          f"wrote {args.out / 'sweep.csv'} and {len(result['figures'])} heatmaps in {args.out / 'heatmaps'}")
+          f"wrote {args.out / 'sweep.csv'} and {len(result['figures'])} figures (heatmaps/, profiles/)")
+    print(f"wall time: {result['wall_time_s']:.0f} s on {resolve_workers(args.workers)} worker(s), load average "
+          f"{os.getloadavg()[0]:.1f}")
     return 0

@@ -40,7 +40,7 @@ def train_tiny(data, run, **overrides):
 
 
 # The cheapest analysis settings that still run every measure (tests of the measures use their own data).
-TINY_ANALYSIS = dict(n_permutations=300, decode_folds=2, decode_shuffles=2, lag_permutations=20, align_permutations=20,
+TINY_ANALYSIS = dict(n_permutations=500, decode_folds=2, decode_shuffles=2, lag_permutations=20, align_permutations=20,
                      congruence_permutations=20, cca_components=3)
 
 

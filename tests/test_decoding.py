@@ -39,3 +39,20 @@ def test_continuous_actions_use_r2_and_zscoring_removes_mode_offsets():
     assert raw["within_perform"] > 0.9
     assert raw["perform_to_observe"] < 0.5 < fair["perform_to_observe"]
     assert fair["chance"] < 0.05
+
+
+def test_the_closed_form_read_outs_are_scikit_learns_ridge():
+    from sklearn.linear_model import Ridge, RidgeClassifier
+
+    from mirrorlab.analysis.decoding import _ridge, _targets
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 12)) + 2.0
+    y = x @ rng.standard_normal((12, 3)) + rng.standard_normal((300, 3))
+    w, b = _ridge(x, y, 1.0)
+    ref = Ridge(alpha=1.0).fit(x, y)
+    np.testing.assert_allclose(w, ref.coef_.T, atol=1e-8)
+    np.testing.assert_allclose(b, ref.intercept_, atol=1e-8)
+    labels = rng.integers(0, 5, 300)
+    w, b = _ridge(x, _targets(labels, 5), 1.0)
+    np.testing.assert_array_equal((x @ w + b).argmax(1), RidgeClassifier(alpha=1.0).fit(x, labels).predict(x))

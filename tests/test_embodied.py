@@ -13,11 +13,11 @@ from mirrorlab.agents.training import TrainingDiverged, train_run
 from mirrorlab.encoders.cnn import FrameDecoder, FrameEncoder
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
+from tests.conftest import TINY_ANALYSIS as TINY_ANALYSIS_SETTINGS
 from tests.conftest import TINY_TRAIN as TINY
 
 TINY_TRAIN = TrainConfig(**TINY)
-TINY_ANALYSIS = AnalyzeConfig(n_permutations=300, decode_folds=2, decode_shuffles=2, lag_permutations=20,
-                              align_permutations=20, congruence_permutations=20, cca_components=3)
+TINY_ANALYSIS = AnalyzeConfig(**TINY_ANALYSIS_SETTINGS)
 
 
 @pytest.fixture(scope="module")

@@ -85,9 +85,26 @@ def test_timestep_level_shuffle_would_be_too_narrow():
     assert (mirror_unit_test(p, o, 400, rng).p < 0.05).mean() < 0.15
 
 
+def test_each_tail_is_tested_against_the_nulls_own_tail():
+    """A unit whose null sits far from zero: both runs share a time course (null r ~ +0.37), and the
+    sequence-specific part runs in opposite directions (r ~ -0.3). Comparing |r| with |null| misses it
+    (most re-pairings have |r| >= 0.3); the lower tail of the null, where it belongs, finds it."""
+    rng = np.random.default_rng(0)
+    n, t, u, B = 30, 12, 4, 1999
+    common = np.cos(np.linspace(0, 3, t))[None, :, None]
+    x = ar1(rng, n, t, u)
+    p, o = common + x, common - x + 0.1 * ar1(rng, n, t, u)
+    old = permutation_p_value(pearson_per_unit(p, o), sequence_null(p, o, derangements(n, B, rng)), "two-sided")
+    assert (old > 0.25).all()
+    res = mirror_unit_test(p, o, B, rng)
+    assert (res.r < -0.2).all() and (res.p_less == 1 / (B + 1)).all() and (res.p == 2 / (B + 1)).all()
+    assert res.counts(alpha=0.05, min_abs_r=0.2)["n_anti_mirror_bonferroni"] == u
+    assert res.counts(alpha=0.05, min_abs_r=0.2)["n_mirror_bonferroni"] == 0
+
+
 def test_bonferroni_budget_and_thresholds():
-    assert min_permutations_for_bonferroni(96, 0.05) == 1920
-    assert 1 / (1920 + 1) * 96 < 0.05 <= 1 / 1920 * 96
+    assert min_permutations_for_bonferroni(96, 0.05) == 3840
+    assert 2 / (3840 + 1) * 96 < 0.05 <= 2 / 3840 * 96
     f = threshold_fractions(np.array([0.9, 0.7, -0.65, 0.1, np.nan]))
     assert f["frac_r_gt_0.75"] == pytest.approx(0.2)
     assert f["frac_abs_r_gt_0.6"] == pytest.approx(0.6)

@@ -9,7 +9,7 @@ from mirrorlab.errors import UserError
 from mirrorlab.experiments.cli import main as cli
 from mirrorlab.experiments.stages.replication import ReplicateConfig, replicate, run_cell
 
-TINY = dict(n_train=64, n_test=20, hidden_size=8, action_embed_dim=8, epochs=2, seeds=[0, 1], n_permutations=160,
+TINY = dict(n_train=64, n_test=20, hidden_size=8, action_embed_dim=8, epochs=2, seeds=[0, 1], n_permutations=320,
             decode_folds=2, decode_shuffles=2, max_lag=2)
 
 
@@ -30,7 +30,7 @@ def test_defaults_are_the_papers_protocol():
     assert (c.lr, c.batch_size, c.epochs, c.forward_weight, c.inverse_weight) == (1e-3, 64, 20, 1.0, 1.0)
     assert c.seeds[0] == 42 and len(c.seeds) >= 5
     assert set(c.conditions) == {"shared", "separate", "forward_only", "shuffled_labels", "untrained"}
-    assert c.n_permutations >= 1920
+    assert c.n_permutations >= 3840
     c.validate()
 
 
@@ -113,7 +113,7 @@ def test_bad_flags_stop_with_one_clear_line(tmp_path, capsys, argv, message):
     ({"hiden_size": 12}, "unknown key 'hiden_size'"),
     ({"epochs": "many"}, "epochs: expected int, got 'many'"),
     ({"lr": True}, "lr: expected float"),
-    ({"n_permutations": 100}, "n_permutations must be >= 1920"),
+    ({"n_permutations": 100}, "n_permutations must be >= 3840"),
 ])
 def test_bad_config_files_name_the_key(tmp_path, capsys, content, message):
     path = tmp_path / "bad.json"

@@ -12,7 +12,7 @@ from mirrorlab.experiments.cli import main as cli
 from mirrorlab.experiments.sweep import load_grid, parse_grid, plan, sweep
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_BASE = dict(n_train=64, n_test=20, hidden_size=8, action_embed_dim=8, epochs=1, n_permutations=160,
+TINY_BASE = dict(n_train=64, n_test=20, hidden_size=8, action_embed_dim=8, epochs=1, n_permutations=320,
                  decode_folds=2, decode_shuffles=2, align_permutations=20, congruence_permutations=20,
                  lag_permutations=20, max_lag=2)
 
@@ -93,7 +93,7 @@ BAD_GRIDS = {
     "seeds": ('seeds = ["a"]', "seeds[0]: expected int"),
     "invalid point": ("n_actions = [1, 6]", "at n_actions=1: config: n_actions must be >= 2"),
     "workers axis": ("workers = [1, 2]", "workers is not a grid axis"),
-    "too few permutations on an axis": ("n_permutations = [100]", "n_permutations must be >= 160"),
+    "too few permutations on an axis": ("n_permutations = [100]", "n_permutations must be >= 320"),
     "missing condition": ('conditions = ["shared", "untrained"]', "must include separate"),
 }
 
@@ -126,8 +126,8 @@ def test_hidden_size_axis_raises_permutations_to_the_bonferroni_minimum():
     base = {k: v for k, v in TINY_BASE.items() if k != "hidden_size"}
     grid = parse_grid({"hidden_size": [8, 16], "seeds": [0], "base": base}, "test")
     _, jobs, notes = plan(grid)
-    assert {(j.config.hidden_size, j.config.n_permutations) for j in jobs} == {(8, 160), (16, 320)}
-    assert notes == ["hidden_size=16: n_permutations raised from 160 to 320 so that Bonferroni over 16 units "
+    assert {(j.config.hidden_size, j.config.n_permutations) for j in jobs} == {(8, 320), (16, 640)}
+    assert notes == ["hidden_size=16: n_permutations raised from 320 to 640 so that Bonferroni over 16 units "
                      "at alpha=0.05 can reject"]
 
 
@@ -167,3 +167,15 @@ def test_ray_cluster_runs_the_same_cells_and_resumes(tmp_path):
 
     # Same cells as the local path: a local run over the Ray results recomputes nothing.
     assert sweep(load_grid(grid_file), out, workers=1, show_progress=False, log=lambda _: None)["computed"] == 0
+
+
+def test_the_hidden_grid_is_shipped_named_and_complete():
+    grid = load_grid("hidden")
+    assert grid.axes == {"hidden_size": (8, 16, 32, 48, 64, 96, 128, 256)}
+    assert grid.seeds == (42, 1, 2, 3, 4) and grid.conditions == ("shared", "separate", "untrained")
+    entries, cells, notes = plan(grid)
+    assert len(entries) == 8 * 5 and len(cells) == 8 * 5 * 3
+    # Every point keeps the paper's protocol and a Bonferroni that can reject over both tails.
+    assert all(c.config.n_train == 2000 and c.config.epochs == 20 and c.config.n_permutations >= 2 * c.config.hidden_size / 0.05
+               for c in cells)
+    assert any("hidden_size=256" in n for n in notes)

@@ -214,19 +214,24 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
 
 
 def summarise_imitation(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{appearance: {method: {score: mean_ci95 over episodes (and seeds), "expert_queries": ...}}}."""
-    out: dict[str, dict[str, Any]] = {}
+    """{appearance: {method: {score: mean_ci95 over seeds of the per-seed mean over episodes, ...}}}.
+
+    The same held-out episodes are reused by every seed, so (seed, episode) rows are not independent:
+    each seed's episodes are averaged first, and the interval is over seeds."""
+    out: dict[str, dict[str, dict[Any, list[dict[str, Any]]]]] = {}
     for row in rows:
-        out.setdefault(row["appearance"], {}).setdefault(row["method"], []).append(row)
+        out.setdefault(row["appearance"], {}).setdefault(row["method"], {}).setdefault(row.get("seed"), []).append(row)
     summary: dict[str, dict[str, Any]] = {}
     for appearance, methods in out.items():
         summary[appearance] = {}
-        for method, group in methods.items():
-            entry = {s: mean_ci95([r[s] for r in group]) for s in SCORES}
-            queries = [r["expert_queries"] for r in group if "expert_queries" in r]
+        for method, by_seed in methods.items():
+            per_seed = {s: {k: float(np.mean([r[k] for r in group])) for k in SCORES} for s, group in by_seed.items()}
+            entry: dict[str, Any] = {k: mean_ci95([v[k] for v in per_seed.values()]) for k in SCORES}
+            queries = [r["expert_queries"] for group in by_seed.values() for r in group if "expert_queries" in r]
             if queries:
                 entry["expert_queries"] = float(np.mean(queries))
-            entry["n"] = len(group)
+            entry["n_seeds"] = len(per_seed)
+            entry["n_episodes"] = len(next(iter(by_seed.values())))
             summary[appearance][method] = entry
     return summary
 
@@ -273,7 +278,8 @@ def imitation_report(metrics: dict[str, Any]) -> str:
 
     lines = ["# Imitation from observation", "",
              "Held-out videos of the other arm; the self arm starts where the other did, with the same target.",
-             "Mean [95% CI over episodes, pooled over seeds]. Success: within the env's radius at the last step.",
+             "Mean [95% CI over seeds] of each seed's mean over the held-out episodes. Success: within the env's",
+             "radius at the last step.",
              "The oracle replays the demonstrator's torques on the self arm, and trajectory error is measured",
              "against that replay: when the other arm's body differs (`morphology`), the same torques no longer",
              "reach the target, so a goal-directed learner (BC, DAgger with an expert acting on the self arm) can",
@@ -281,11 +287,12 @@ def imitation_report(metrics: dict[str, Any]) -> str:
              ""]
     for appearance, methods in metrics["summary"].items():
         lines += [f"## other_appearance = {appearance}", "",
-                  "| method | success | final distance (m) | trajectory error (m) | expert queries | n |",
+                  "| method | success | final distance (m) | trajectory error (m) | expert queries | seeds x episodes |",
                   "|---|---|---|---|---|---|"]
         for method, e in methods.items():
             lines.append(f"| {method} | {fmt_stat(e['success'], True)} | {fmt_stat(e['final_distance'])} | "
-                         f"{fmt_stat(e['trajectory_error'])} | {e.get('expert_queries', '')} | {e['n']} |")
+                         f"{fmt_stat(e['trajectory_error'])} | {e.get('expert_queries', '')} | "
+                         f"{e['n_seeds']} x {e['n_episodes']} |")
         lines.append("")
     if metrics.get("mirror_vs_imitation"):
         lines += ["## Does imitation track the mirror measures? (across runs, inverse heads)", "",
