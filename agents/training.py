@@ -135,9 +135,6 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     check_resumable(run_dir, record)
     if (run_dir / "done.json").is_file():
         return read_json(run_dir / "done.json", "run summary")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", record)
-
     model = build_core(config, record["data"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict[str, float]] = []
@@ -152,6 +149,9 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise UserError(f"{latest}: not a checkpoint of this run ({type(err).__name__}: {str(err)[:120]}); "
                             "delete it to restart from the one before") from None
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.json").is_file():
+        atomic_write_json(run_dir / "config.json", record)
     epochs = config.epochs if condition.trained else 0
     writer = SummaryWriter(str(run_dir / "tb")) if epochs > start_epoch else None
     if epochs > start_epoch:

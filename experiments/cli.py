@@ -30,7 +30,12 @@ COMMAND_MODULES = [
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the flag and what was expected), not usage + error."""
+    """argparse, but a usage error is one line (the flag and what was expected), not usage + error, and no
+    flag is taken for an abbreviation of another (`--seed` is not `--seeds`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

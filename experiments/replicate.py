@@ -20,7 +20,8 @@ from mirrorlab.experiments.stages.replication import ReplicateConfig, replicate
 def config_from_args(args: argparse.Namespace) -> ReplicateConfig:
     return build_config(ReplicateConfig(), args.config, {
         "seeds": None if args.seeds is None else parse_int_list(args.seeds, "--seeds"),
-        "conditions": None if args.conditions is None else tuple(c.strip() for c in args.conditions.split(",")),
+        "conditions": None if args.conditions is None else tuple(c.strip() for c in args.conditions.split(",")
+                                                                 if c.strip()),
         "epochs": args.epochs, "workers": args.workers})
 
 

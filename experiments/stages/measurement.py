@@ -60,6 +60,7 @@ def check_runs(runs: list[Path], settings: MeasureSettings, data_path: Path | No
         settings.validate(run.config.hidden_size, len(run.test_episode_ids), None, where=f"analysis of {run.dir}")
         with PairedDataset(data_path or run.data_path) as dataset:
             run.check_data(dataset)
+        run.load_core()  # unreadable weights fail here, before any output
         key = (group_key(run), run.config.condition, run.config.seed)
         if key in seen:
             raise UserError(f"--runs: {run.dir} has the same condition, seed and group as {seen[key]}")

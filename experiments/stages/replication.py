@@ -184,9 +184,9 @@ def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: b
     if force and resume:
         raise UserError("--force and --resume contradict each other; pass one")
     started = time.perf_counter()
-    claim_output_dir(out, "replicate", resume=resume, force=force)
     if resume:
         check_resume(out, config)
+    claim_output_dir(out, "replicate", resume=resume, force=force)
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
     cells_dir = out / "cells"
     cells_dir.mkdir(exist_ok=True)
