@@ -92,8 +92,8 @@ def _frames(episodes: list[dict[str, Any]], side: str) -> np.ndarray:
     return np.stack([e[side]["frames"] for e in episodes]).transpose(0, 1, 4, 2, 3)
 
 
-def record_run_activations(run, dataset, batch_size: int = 16) -> Activations:
-    """Run `run`'s core over every episode of `dataset` (already checked to be the run's own)."""
+def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cpu") -> Activations:
+    """Run `run`'s core (on `device`) over every episode of `dataset` (already checked to be the run's own)."""
     import torch
     from sklearn.metrics import r2_score
 
@@ -101,7 +101,7 @@ def record_run_activations(run, dataset, batch_size: int = 16) -> Activations:
     from mirrorlab.agents.embodied import observed_input
     from mirrorlab.encoders.cnn import frames_as_targets
 
-    model = run.load_core()
+    model = run.load_core(device)
     held = set(run.test_episode_ids)
     demo_refs = dataset.episodes("demo")
     babble_refs = dataset.episodes("babble")
@@ -111,15 +111,16 @@ def record_run_activations(run, dataset, batch_size: int = 16) -> Activations:
         for s in range(0, len(refs), batch_size):
             episodes = [dataset.read_episode(r) for r in refs[s:s + batch_size]]
             actions = np.stack([e["actions"] for e in episodes]).astype(np.float32)
+            window = tuple(run.config.observe_window)
             own = _frames(episodes, "perform")
-            mine = record(model, actions, observed_input(own), batch_size)
+            mine = record(model, actions, observed_input(own, window), batch_size)
             if kind == "babble":
                 parts["babble_ids"].append(np.array([e["episode_id"] for e in episodes], np.int64))
                 parts["babble_perform"].append(mine.perform)
                 parts["babble_self_observe"].append(mine.observe)
                 parts["babble_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
                 continue
-            watched = record(model, actions, observed_input(_frames(episodes, "observe")), batch_size)
+            watched = record(model, actions, observed_input(_frames(episodes, "observe"), window), batch_size)
             ids = np.array([e["episode_id"] for e in episodes], np.int64)
             parts["episode_ids"].append(ids)
             parts["held_out"].append(np.array([i in held for i in ids]))

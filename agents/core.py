@@ -61,13 +61,14 @@ def record(model: MirrorCore, actions: np.ndarray, observed: np.ndarray, batch_s
     """Run the core in both modes over paired sequences (actions [N, T, ...], observed input
     [N, T, ...]) in batches, in eval mode; the one way activations are recorded, toy or embodied."""
     model.eval()
+    device = next(model.parameters()).device
     parts: dict[str, list[np.ndarray]] = {"perform": [], "observe": [], "forward": [], "inverse": []}
     for s in range(0, len(actions), batch_size):
-        p = model.perform(torch.from_numpy(np.ascontiguousarray(actions[s:s + batch_size])))
-        o = model.observe(torch.from_numpy(np.ascontiguousarray(observed[s:s + batch_size])))
-        parts["perform"].append(p.hidden.numpy())
-        parts["observe"].append(o.hidden.numpy())
-        parts["forward"].append(p.prediction.numpy())
-        parts["inverse"].append(o.prediction.numpy())
+        p = model.perform(torch.from_numpy(np.ascontiguousarray(actions[s:s + batch_size])).to(device))
+        o = model.observe(torch.from_numpy(np.ascontiguousarray(observed[s:s + batch_size])).to(device))
+        parts["perform"].append(p.hidden.cpu().numpy())
+        parts["observe"].append(o.hidden.cpu().numpy())
+        parts["forward"].append(p.prediction.cpu().numpy())
+        parts["inverse"].append(o.prediction.cpu().numpy())
     joined = {k: np.concatenate(v) for k, v in parts.items()}
     return Recording(joined["perform"], joined["observe"], joined["forward"], joined["inverse"])

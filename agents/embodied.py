@@ -5,12 +5,16 @@ decoder) predicts the self arm's frame after the action, in pixels. Pixels rathe
 stop-gradient target embedding because a pixel target is fixed: nothing can collapse, in any
 condition (with forward-only training the CNN gets no gradient at all, just as the toy's observe
 projection does, so a learnt target embedding would be free to collapse to a constant).
-Observe: the frame after action t, through the CNN encoder -> GRU -> inverse head regresses a_t.
-Timestep t means the same in both modes: action a_t and the frame it produced.
+Observe: at step t, the frames t + k for k in `observe_window` (frame t is the state before action
+t, frame t+1 the one it produced), stacked on channels, through the CNN encoder -> GRU -> inverse
+head regresses a_t. The default (1,) is the frame after the action; (-1, 0, 1) shows the motion around
+it (a torque sets an acceleration, visible only across three frames). Frames past either end of the
+episode repeat the first or last one. Timestep t means the same in both modes: action a_t.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -21,12 +25,13 @@ from mirrorlab.encoders.vectors import continuous_action_encoder
 
 
 def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden_size: int, cnn_channels: int,
-                        separate_cores: bool, seed: int) -> MirrorCore:
+                        separate_cores: bool, seed: int, observe_window: tuple[int, ...] = (1,),
+                        cnn_strides: tuple[int, ...] = (2, 2, 2)) -> MirrorCore:
     """The seed fixes the initialisation, so every condition of one seed starts from the same weights."""
     torch.manual_seed(seed)
     return MirrorCore(
         action_encoder=continuous_action_encoder(action_dim, embed_dim),
-        sensory_encoder=FrameEncoder(frame_size, embed_dim, cnn_channels),
+        sensory_encoder=FrameEncoder(frame_size, embed_dim, cnn_channels, len(observe_window), cnn_strides),
         input_dim=embed_dim,
         hidden_size=hidden_size,
         forward_head=FrameDecoder(hidden_size, frame_size, cnn_channels),
@@ -35,10 +40,19 @@ def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden
     )
 
 
-def observed_input(frames: torch.Tensor) -> torch.Tensor:
+def window_indices(n_steps: int, observe_window: tuple[int, ...]) -> np.ndarray:
+    """[T, K] frame index of each stacked frame of each step: t + k, clamped to the episode's 0..T."""
+    return np.clip(np.arange(n_steps)[:, None] + np.asarray(observe_window)[None, :], 0, n_steps)
+
+
+def observed_input(frames, observe_window: tuple[int, ...]):
     """What the observe path sees at each step t of an episode whose frames are [..., T+1, 3, S, S]:
-    the frame after action t."""
-    return frames[..., 1:, :, :, :]
+    [..., T, K, 3, S, S], the frames t + k for k in the window (torch or numpy, without copying the
+    frames more than the stacking needs)."""
+    index = window_indices(frames.shape[-4] - 1, observe_window)
+    if isinstance(frames, torch.Tensor):
+        return frames[..., torch.from_numpy(index), :, :, :]
+    return frames[..., index, :, :, :]
 
 
 def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor) -> torch.Tensor:
@@ -47,6 +61,7 @@ def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch
     return F.mse_loss(predicted, frames_as_targets(perform_frames[:, 1:]))
 
 
-def inverse_loss(model: MirrorCore, watched_frames: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def inverse_loss(model: MirrorCore, watched_frames: torch.Tensor, labels: torch.Tensor,
+                 observe_window: tuple[int, ...]) -> torch.Tensor:
     """watched_frames [B, T+1, 3, S, S]: the frames of whichever arm the inverse head learns from."""
-    return F.mse_loss(model.observe(observed_input(watched_frames)).prediction, labels)
+    return F.mse_loss(model.observe(observed_input(watched_frames, observe_window)).prediction, labels)

@@ -101,7 +101,8 @@ class InverseDynamicsModel(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * embed_dim, 64), nn.ReLU(), nn.Linear(64, action_dim))
 
     def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.encoder(before), self.encoder(after)], dim=-1))
+        """before, after [..., 3, S, S]."""
+        return self.head(torch.cat([self.encoder(before.unsqueeze(-4)), self.encoder(after.unsqueeze(-4))], dim=-1))
 
     def label(self, frames: np.ndarray) -> np.ndarray:
         """frames [N, T+1, 3, S, S] -> inferred actions [N, T, A]."""

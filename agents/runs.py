@@ -37,6 +37,9 @@ class TrainConfig:
     embed_dim: int = 64
     hidden_size: int = 96
     cnn_channels: int = 16
+    cnn_strides: tuple[int, ...] = (2, 2, 2)
+    observe_window: tuple[int, ...] = (1,)   # frames t + k stacked as the observe input of step t (1: after a_t)
+    augment_shift: int = 0         # DrQ-style random shift (pixels) of the watched frames while training
     lr: float = 1e-3
     batch_size: int = 8            # episodes per batch
     epochs: int = 12
@@ -59,6 +62,14 @@ class TrainConfig:
                      "cache_mib"):
             if getattr(self, name) < 1:
                 raise UserError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.cnn_strides or not all(1 <= s <= 4 for s in self.cnn_strides):
+            raise UserError(f"{where}: cnn_strides must list strides in 1..4, got {list(self.cnn_strides)}")
+        if not self.observe_window or len(set(self.observe_window)) != len(self.observe_window) or \
+                any(abs(k) > 8 for k in self.observe_window):
+            raise UserError(f"{where}: observe_window must list distinct frame offsets in -8..8, got "
+                            f"{list(self.observe_window)}")
+        if not 0 <= self.augment_shift <= 16:
+            raise UserError(f"{where}: augment_shift must be in 0..16 pixels, got {self.augment_shift}")
         if self.threads > MAX_THREADS:
             raise UserError(f"{where}: threads must be at most {MAX_THREADS}, got {self.threads}")
         if self.epochs < 0:
@@ -78,6 +89,30 @@ def check_seed(seed: int, where: str) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise UserError(f"{where}: expected an integer in [0, 2^32), got {seed!r}")
     return seed
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str, where: str = "--device") -> str:
+    """`auto` -> cuda when a GPU is visible, else cpu; an unavailable cuda is one clear error. Results are
+    bit-reproducible on CPU only (GPU kernels are not deterministic)."""
+    import torch
+
+    if device not in DEVICES:
+        raise UserError(f"{where}: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{where}: cuda asked for, but torch sees no GPU here (use cpu or auto)")
+    return device
+
+
+def to_device(item: Any, device: str) -> Any:
+    """A batch (nested dicts of tensors) on `device`."""
+    if isinstance(item, dict):
+        return {k: to_device(v, device) for k, v in item.items()}
+    return item.to(device) if hasattr(item, "to") else item
 
 
 def data_signature(header) -> dict[str, Any]:
@@ -101,7 +136,8 @@ def build_core(config: TrainConfig, signature: dict[str, Any]):
 
     return build_embodied_core(signature["action_dim"], signature["frame_size"], config.embed_dim,
                                config.hidden_size, config.cnn_channels,
-                               get_condition(config.condition).separate_cores, config.seed)
+                               get_condition(config.condition).separate_cores, config.seed,
+                               tuple(config.observe_window), tuple(config.cnn_strides))
 
 
 @dataclass(frozen=True)
@@ -138,15 +174,15 @@ class Run:
         suffix = "" if self.config.inverse_data == "other" else f"_{self.config.inverse_data}video"
         return f"{self.config.condition}{suffix}__seed{self.config.seed}"
 
-    def load_core(self):
-        """The trained core, in eval mode (weights-only load)."""
+    def load_core(self, device: str = "cpu"):
+        """The trained core, in eval mode, on `device` (weights-only load)."""
         model = build_core(self.config, self.record["data"])
         state = load_torch(self.dir / "model.pt", f"run {self.dir}: weights")
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as err:
             raise UserError(f"{self.dir}/model.pt: weights do not fit the run's config ({str(err)[:200]})") from None
-        return model.eval()
+        return model.to(device).eval()
 
     def check_data(self, dataset) -> None:
         """Refuse a dataset other than the one the run was trained on."""

@@ -20,7 +20,7 @@ import torch
 from mirrorlab.agents.batches import CachedItems, EpisodeBatches, EpisodeItems
 from mirrorlab.agents.conditions import Condition, get_condition, observe_label_order, training_loss
 from mirrorlab.agents.core import MirrorCore
-from mirrorlab.agents.runs import TrainConfig, build_core, data_signature, split_episodes
+from mirrorlab.agents.runs import TrainConfig, build_core, data_signature, resolve_device, split_episodes, to_device
 from mirrorlab.envs.toy import ToySequences
 from mirrorlab.errors import UserError
 from mirrorlab.files import (
@@ -115,7 +115,7 @@ def check_resumable(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, show_progress: bool = False,
-              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+              on_epoch: Callable[[int, dict[str, float]], None] | None = None, device: str = "cpu") -> dict[str, Any]:
     """Train (or resume) one embodied run in `run_dir`; returns the summary also written to done.json.
     Rerunning on a finished run returns its summary at once; a folder holding anything but a run of
     the same config on the same dataset is refused before any work."""
@@ -125,6 +125,7 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     from mirrorlab.envs.paired import PairedDataset
 
     config.validate()
+    device = resolve_device(device)
     data_path, run_dir = Path(data_path), Path(run_dir)
     torch.set_num_threads(config.threads)
     condition = get_condition(config.condition)
@@ -135,7 +136,7 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     check_resumable(run_dir, record)
     if (run_dir / "done.json").is_file():
         return read_json(run_dir / "done.json", "run summary")
-    model = build_core(config, record["data"])
+    model = build_core(config, record["data"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -163,9 +164,11 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
         label_order = {kind: torch.from_numpy(observe_label_order(condition, len(a), config.seed, epoch))
                        for kind, a in label_actions.items()}
         sums: dict[str, list[float]] = {}
+        augment = torch.Generator().manual_seed(int(np.random.default_rng([config.seed, epoch, 5]).integers(2**62)))
         for b, (kind, batch) in enumerate(batches.epoch(config.seed, epoch)):
-            loss, parts = embodied_batch_loss(model, condition, config, kind, batch,
-                                              label_actions[kind][label_order[kind][batch["index"]]])
+            labels = label_actions[kind][label_order[kind][batch["index"]]]
+            loss, parts = embodied_batch_loss(model, condition, config, kind, to_device(batch, device),
+                                              labels.to(device), augment if config.augment_shift else None)
             if not torch.isfinite(loss):
                 last = _latest_checkpoint(run_dir)
                 raise TrainingDiverged(f"{run_dir}: loss is {loss.item()} at epoch {epoch} batch {b}; last good "
@@ -193,7 +196,7 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     atomic_torch_save(run_dir / "model.pt", model.state_dict())
     atomic_write_text(run_dir / "history.csv", _history_csv(history))
     summary = {"condition": config.condition, "seed": config.seed, "epochs": epochs,
-               "final": history[-1] if history else None}
+               "final": history[-1] if history else None, "device": device}
     atomic_write_json(run_dir / "done.json", summary)
     return summary
 
@@ -213,17 +216,22 @@ def training_batches(config: TrainConfig, data_path: Path, train_ids: list[int],
 
 
 def embodied_batch_loss(model: MirrorCore, condition: Condition, config: TrainConfig, kind: str,
-                        batch: dict[str, Any], labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                        batch: dict[str, Any], labels: torch.Tensor, augment: torch.Generator | None = None
+                        ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of whole episodes. The inverse head learns from the other arm's video of
     demo episodes (`inverse_data="other"`) or from the self arm's own video of every episode
-    (`"self"`); babble batches train only the forward head in the first case."""
+    (`"self"`); babble batches train only the forward head in the first case. With `augment` (a
+    seeded generator), the watched frames are randomly shifted by up to `augment_shift` pixels."""
     from mirrorlab.agents.embodied import forward_loss, inverse_loss
+    from mirrorlab.encoders.cnn import random_shift
 
     f_loss = forward_loss(model, batch["actions"], batch["perform"]["frames"])
     parts = {"forward": f_loss.item()}
     i_loss = None
     watched = "observe" if config.inverse_data == "other" else "perform"
     if watched in batch and (kind == "demo" or config.inverse_data == "self"):
-        i_loss = inverse_loss(model, batch[watched]["frames"], labels)
+        frames = random_shift(batch[watched]["frames"], config.augment_shift, augment) if augment else \
+            batch[watched]["frames"]
+        i_loss = inverse_loss(model, frames, labels, tuple(config.observe_window))
         parts["inverse"] = i_loss.item()
     return training_loss(condition, f_loss, i_loss, config.forward_weight, config.inverse_weight), parts

@@ -22,11 +22,13 @@ from mirrorlab.analysis.replication_report import (
 
 EMBODIED_COLUMNS = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
                     ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
-                    ("inverse_r2", False), ("forward_mse", False), ("decode_perform_to_observe", False),
+                    ("inverse_r2", False), ("inverse_r2_ceiling", False), ("inverse_r2_of_ceiling", False),
+                    ("forward_mse", False), ("decode_perform_to_observe", False),
                     ("decode_observe_to_perform", False), ("decode_chance", False)]
 
 ACROSS_GROUPS = [("n_mirror_fdr", False), ("frac_abs_r_gt_0.6", True), ("aligned_cka_debiased_excess", False),
-                 ("decode_perform_to_observe_zscored", False), ("inverse_r2", False)]
+                 ("decode_perform_to_observe_zscored", False), ("inverse_r2", False), ("inverse_r2_ceiling", False),
+                 ("inverse_r2_of_ceiling", False)]
 
 
 def embodied_units_csv(cells: dict[tuple[str, str, int], tuple[dict, dict]]) -> str:

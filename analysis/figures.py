@@ -158,3 +158,30 @@ def figure_temporal(lags: np.ndarray | None, r: np.ndarray, example: dict[str, n
     ax.legend(fontsize=8)
     fig.tight_layout()
     return png(fig)
+
+
+def spillover_curves(curves: dict[tuple[str, str], list[tuple[list[float], list[float]]]]) -> bytes:
+    """Spillover against feedback updates: one line per (appearance, condition), the mean over seeds with
+    its 95% interval shaded; one panel per appearance."""
+    from mirrorlab.analysis.intervals import mean_ci95
+
+    appearances = sorted({a for a, _ in curves})
+    fig, axes = plt.subplots(1, len(appearances), figsize=(4.6 * len(appearances), 3.6), squeeze=False)
+    for ax, appearance in zip(axes[0], appearances):
+        for (a, cond), runs in sorted(curves.items()):
+            if a != appearance:
+                continue
+            x = np.asarray(runs[0][0])
+            stats = [mean_ci95([r[1][k] for r in runs]) for k in range(len(x))]
+            mean = np.array([s["mean"] for s in stats])
+            lo, hi = np.array([s["ci95"][0] for s in stats]), np.array([s["ci95"][1] for s in stats])
+            colour = COLORS.get(cond.split("_selfvideo")[0], "k")
+            ax.plot(x, mean, color=colour, label=f"{cond} ({len(runs)} seeds)", ls="--" if "selfvideo" in cond else "-")
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xlabel("feedback updates (SGD steps)")
+        ax.set_ylabel("spillover: value at the other's success / own")
+        ax.set_title(f"other_appearance = {appearance}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return png(fig)

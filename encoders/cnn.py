@@ -1,14 +1,19 @@
 """A small convolutional frame encoder (and its mirror-image decoder) for square RGB frames.
 
-Sized for 32-64 px MuJoCo frames on CPU: three stride-2 convolutions, then a linear map to the
-embedding. Pixels are scaled as `x / 255 - 0.5` and weights are orthogonally initialised, as in
-DrQ-v2. Both modules accept any leading batch shape: [..., 3, H, W] <-> [..., E].
+Sized for 32-64 px MuJoCo frames on CPU: 3x3 convolutions with the given strides (stride 1 keeps the
+resolution that sub-pixel motion needs), then a linear map and LayerNorm to the embedding. Several
+frames of one step can be stacked on the channel axis (a torque sets an acceleration, visible only
+across >= 3 frames, as DrQ-v2 stacks three). Pixels are scaled as `x / 255 - 0.5` and weights are
+orthogonally initialised, as in DrQ-v2, whose random-shift augmentation is `random_shift` here.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def _orthogonal_init(module: nn.Module) -> None:
@@ -24,27 +29,29 @@ def _check_size(frame_size: int) -> None:
 
 
 class FrameEncoder(nn.Module):
-    """uint8 (or float in [0, 255]) frames [..., 3, S, S] -> embeddings [..., embed_dim]."""
+    """uint8 (or float in [0, 255]) frames [..., F, 3, S, S] (F = `n_frames` stacked) -> [..., embed_dim]."""
 
-    def __init__(self, frame_size: int, embed_dim: int, channels: int = 32) -> None:
+    def __init__(self, frame_size: int, embed_dim: int, channels: int = 32, n_frames: int = 1,
+                 strides: tuple[int, ...] = (2, 2, 2)) -> None:
         super().__init__()
         _check_size(frame_size)
-        self.frame_size = frame_size
-        self.convs = nn.Sequential(
-            nn.Conv2d(3, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(),
-        )
-        self.project = nn.Sequential(nn.Linear(channels * (frame_size // 8) ** 2, embed_dim), nn.LayerNorm(embed_dim))
+        if n_frames < 1 or not strides or min(strides) < 1:
+            raise ValueError(f"need n_frames >= 1 and strides >= 1, got {n_frames} and {strides}")
+        self.frame_size, self.n_frames = frame_size, n_frames
+        layers, cin, side = [], 3 * n_frames, frame_size
+        for stride in strides:
+            layers += [nn.Conv2d(cin, channels, 3, stride=stride, padding=1), nn.ReLU()]
+            cin, side = channels, math.ceil(side / stride)
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.project = nn.Sequential(nn.Linear(channels * side * side, embed_dim), nn.LayerNorm(embed_dim))
         self.apply(_orthogonal_init)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        lead = frames.shape[:-3]
-        if tuple(frames.shape[-3:]) != (3, self.frame_size, self.frame_size):
-            raise ValueError(f"expected frames [..., 3, {self.frame_size}, {self.frame_size}], got "
-                             f"{tuple(frames.shape)}")
-        x = frames.reshape(-1, *frames.shape[-3:]).float() / 255.0 - 0.5
+        expected = (self.n_frames, 3, self.frame_size, self.frame_size)
+        if tuple(frames.shape[-4:]) != expected:
+            raise ValueError(f"expected frames [..., {', '.join(map(str, expected))}], got {tuple(frames.shape)}")
+        lead = frames.shape[:-4]
+        x = frames.reshape(-1, 3 * self.n_frames, self.frame_size, self.frame_size).float() / 255.0 - 0.5
         return self.project(self.convs(x)).reshape(*lead, -1)
 
 
@@ -73,3 +80,18 @@ class FrameDecoder(nn.Module):
 def frames_as_targets(frames: torch.Tensor) -> torch.Tensor:
     """uint8 frames in the decoder's output scale."""
     return frames.float() / 255.0 - 0.5
+
+
+def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """DrQ's augmentation: pad by replicating the border, crop back at a random integer offset.
+
+    frames [B, ..., 3, S, S]; one offset per leading index b, shared by everything under it (every
+    timestep and stacked frame of an episode), so the motion between frames is untouched.
+    """
+    if pad <= 0:
+        return frames
+    B, S = frames.shape[0], frames.shape[-1]
+    padded = F.pad(frames.reshape(B, -1, S, S).float(), (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (B, 2), generator=generator).tolist()
+    crops = [padded[b, :, y:y + S, x:x + S] for b, (y, x) in enumerate(offsets)]
+    return torch.stack(crops).to(frames.dtype).reshape(frames.shape)

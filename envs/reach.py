@@ -37,6 +37,10 @@ is mirrored too), so the same episode reads identically whichever arm performs i
 | target position      | d    | m     | 4:6 (x, y)        | 8:11 (x, y, z) |
 | fingertip -> target  | d    | m     | 6:8               | 11:14          |
 
+With `observe_target=False` the state is joint angles and velocities only (2n): the task is then in
+no part of the acting arm's observation (imitation gives the self arm its task only through the other
+arm's video; `visible_targets="other"` also keeps the self arm's target out of every picture).
+
 ## Rewards and success
 | term          | value                                        | kwarg (default)                 |
 |---------------|----------------------------------------------|---------------------------------|
@@ -75,6 +79,8 @@ Never terminates; truncated by the `TimeLimit` at 50 (planar) or 100 (3-D) steps
 | `render_mode`           | `None`, `"rgb_array"` (frames from `camera`)        | `None`                  |
 | `frame_skip`            | physics steps of 5 ms per env step                  | 4                       |
 | `reward_dist_weight`, `reward_control_weight`, `success_radius`, `init_noise` | see above | 1.0, 0.01, 0.02, 0.1 |
+| `observe_target`        | the target is part of the state observation         | `True`                  |
+| `visible_targets`       | `"both"`, `"self"`, `"other"`, `"none"`: whose target is drawn (a hidden one still scores success) | `"both"` |
 
 `env.unwrapped.render_camera(name, size=None)` renders any named camera;
 `env.unwrapped.physics` answers geometry questions per arm (`joint_angles(arm)`,
@@ -107,6 +113,7 @@ from mirrorlab.envs.scene import ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR
 mujoco = _headless.import_mujoco()
 
 OBS_MODES = ("state", "pixels", "both")
+VISIBLE_TARGETS = ("both", "self", "other", "none")
 RENDER_MODES = (None, "rgb_array")
 MAX_FRAME_SIZE = 1024
 
@@ -153,13 +160,17 @@ class MirrorReachEnv(gym.Env):
                  obs_mode: str = "state", camera: str | None = None, frame_size: int = 64,
                  render_mode: str | None = None, frame_skip: int = 4,
                  reward_dist_weight: float = 1.0, reward_control_weight: float = 0.01,
-                 success_radius: float = 0.02, init_noise: float = 0.1):
+                 success_radius: float = 0.02, init_noise: float = 0.1, observe_target: bool = True,
+                 visible_targets: str = "both"):
         _check_choice("actor", actor, ARMS)
         _check_choice("other_appearance", other_appearance, OTHER_APPEARANCES)
         _check_choice("obs_mode", obs_mode, OBS_MODES)
         camera = f"{actor}_view" if camera is None else camera
         _check_choice("camera", camera, CAMERAS)
         _check_choice("render_mode", render_mode, RENDER_MODES)
+        _check_choice("visible_targets", visible_targets, VISIBLE_TARGETS)
+        if not isinstance(observe_target, bool):
+            raise ValueError(f"observe_target must be True or False; got {observe_target!r}")
         frame_size = check_frame_size(frame_size)
         if isinstance(frame_skip, bool) or not isinstance(frame_skip, (int, np.integer)) or frame_skip < 1:
             raise ValueError(f"frame_skip must be an int >= 1; got {frame_skip!r}")
@@ -171,11 +182,15 @@ class MirrorReachEnv(gym.Env):
         self.reward_control_weight = float(reward_control_weight)
         self.success_radius = float(success_radius)
         self.init_noise = float(init_noise)
+        self.observe_target, self.visible_targets = observe_target, visible_targets
 
         spec = self.arm_spec
         self.model = mujoco.MjModel.from_xml_string(
             scene_xml(spec, other_appearance, offscreen_size=max(512, frame_size)))
         self.data = mujoco.MjData(self.model)
+        for arm in ARMS:  # a hidden target is still there (success is measured against it), just not drawn
+            if visible_targets not in ("both", arm):
+                self.model.geom_rgba[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"{arm}_target_geom"), 3] = 0
         self.n_joints = spec.n_joints
         self.planar = spec is PLANAR
         self.target_dim = 2 if self.planar else 3
@@ -191,7 +206,8 @@ class MirrorReachEnv(gym.Env):
         self._idle_pose = self._init_qpos.copy()
 
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_joints,), np.float32)
-        state_space = spaces.Box(-np.inf, np.inf, (2 * self.n_joints + 2 * self.target_dim,), np.float32)
+        state_dim = 2 * self.n_joints + (2 * self.target_dim if observe_target else 0)
+        state_space = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
         pixel_space = spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)
         self.observation_space = {
             "state": state_space,
@@ -285,11 +301,10 @@ class MirrorReachEnv(gym.Env):
     def state_vector(self) -> np.ndarray:
         """The `"state"` observation of the acting arm (float32, a fresh array)."""
         p, arm, d = self.physics, self.actor, self.target_dim
-        return np.concatenate([
-            p.joint_angles(arm), p.joint_velocities(arm),
-            p.target_in_base_frame(arm)[:d],
-            p.vector_to_base_frame(arm, p.fingertip_to_target(arm))[:d],
-        ]).astype(np.float32)
+        parts = [p.joint_angles(arm), p.joint_velocities(arm)]
+        if self.observe_target:
+            parts += [p.target_in_base_frame(arm)[:d], p.vector_to_base_frame(arm, p.fingertip_to_target(arm))[:d]]
+        return np.concatenate(parts).astype(np.float32)
 
     def _get_obs(self):
         if self.obs_mode == "state":

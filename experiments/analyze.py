@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="the dataset, if it moved (default: the one each run was trained on); must be the runs' own")
     p.add_argument("--workers", type=int, default=1, help="runs analysed in parallel (default: 1; 0: one per core)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                   help="where the core runs (default: cpu, the bit-reproducible one; auto: a GPU if present)")
     p.add_argument("--config", default=None,
                    help="a .toml or .json file setting any analysis.measures.MeasureSettings field")
     p.add_argument("--force", action="store_true", help="replace results already in --out")
@@ -35,6 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     config = build_config(AnalyzeConfig(), args.config, {})
     result = analyze(args.runs, args.out, config, force=args.force, data_path=args.data, workers=args.workers,
-                     show_progress=True)
+                     show_progress=True, device=args.device)
     print(f"report: {result['report']}")
     return 0

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "mirrorlab.experiments.train",
     "mirrorlab.experiments.analyze",
     "mirrorlab.experiments.imitate",
+    "mirrorlab.experiments.spillover",
     "mirrorlab.experiments.video",
     "mirrorlab.experiments.render",
     "mirrorlab.experiments.study",

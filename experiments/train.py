@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inverse-data", default=None, choices=INVERSE_DATA,
                    help="which arm's video trains the inverse head (default: other)")
     p.add_argument("--inverse-weight", type=float, default=None, help="weight of the inverse loss (default: 1.0)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                   help="where the core runs (default: cpu, the bit-reproducible one; auto: a GPU if present)")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any TrainConfig field")
     p.set_defaults(func=main)
 
@@ -44,7 +46,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     started = time.perf_counter()
-    summary = train_run(config, args.data, args.out, show_progress=True)
+    summary = train_run(config, args.data, args.out, show_progress=True, device=args.device)
     print(f"run: {args.out} ({summary['epochs']} epochs, final {summary['final']}); "
           f"{time.perf_counter() - started:.1f} s")
     return 0

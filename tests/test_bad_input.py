@@ -141,6 +141,17 @@ CASES = [
                                     f"{w['root']}/i", "--episodes", "0"], "episodes must be >= 1"),
     ("imitate-bad-analysis", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", _truncated_analysis(w),
                                         "--out", f"{w['root']}/i"], "not readable JSON"),
+    # spillover
+    ("spillover-not-analysed", lambda w: ["spillover", "--runs", str(w["run"]), "--analysis", str(w["thesis"]),
+                                          "--out", f"{w['root']}/sp"], "not found"),
+    ("spillover-updates", lambda w: ["spillover", "--runs", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
+                                     f"{w['root']}/sp", "--config", cfg(w, "sp.json", {"fit_updates": 0})],
+     "fit_updates must be >= 1"),
+    ("spillover-scale", lambda w: ["spillover", "--runs", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
+                                   f"{w['root']}/sp", "--config", cfg(w, "sc.json", {"reward_scale": -1})],
+     "reward_scale must be a positive number"),
+    ("spillover-not-a-run", lambda w: ["spillover", "--runs", str(w["thesis"]), "--analysis", str(w["analysis"]),
+                                       "--out", f"{w['root']}/sp"], "not a finished `mirrorlab train` run"),
     # video
     ("video-episode", lambda w: ["video", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--episode", "99",
                                  "--out", f"{w['root']}/v.mp4"], "--episode"),

@@ -10,7 +10,6 @@ import torch
 from mirrorlab.agents.activations import load_activations
 from mirrorlab.agents.runs import TrainConfig, read_run, split_episodes
 from mirrorlab.agents.training import TrainingDiverged, train_run
-from mirrorlab.encoders.cnn import FrameDecoder, FrameEncoder
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
 from tests.conftest import TINY_ANALYSIS as TINY_ANALYSIS_SETTINGS
@@ -23,17 +22,6 @@ TINY_ANALYSIS = AnalyzeConfig(**TINY_ANALYSIS_SETTINGS)
 @pytest.fixture(scope="module")
 def dataset(tiny_dataset):
     return tiny_dataset
-
-
-def test_cnn_shapes_and_bad_frame_size():
-    enc, dec = FrameEncoder(32, 10, 4), FrameDecoder(7, 32, 4)
-    frames = torch.randint(0, 255, (2, 5, 3, 32, 32), dtype=torch.uint8)
-    assert enc(frames).shape == (2, 5, 10)
-    assert dec(torch.zeros(2, 5, 7)).shape == (2, 5, 3, 32, 32)
-    with pytest.raises(ValueError, match="multiple of 16"):
-        FrameEncoder(30, 10)
-    with pytest.raises(ValueError, match="expected frames"):
-        enc(torch.zeros(2, 3, 16, 16))
 
 
 def test_split_holds_out_the_highest_ids():
@@ -157,3 +145,14 @@ def test_analyze_refuses_too_few_held_out_episodes(dataset, tmp_path):
     with pytest.raises(UserError, match="3 held-out episodes, the analysis needs at least 5"):
         analyze([run], tmp_path / "analysis", TINY_ANALYSIS)
     assert not (tmp_path / "analysis").exists()
+
+
+def test_observe_windows_stack_the_frames_around_each_step():
+    from mirrorlab.agents.embodied import observed_input
+
+    frames = torch.arange(6).reshape(1, 6, 1, 1, 1).expand(1, 6, 3, 16, 16)  # T = 5 steps; frame i holds i
+    stacked = observed_input(frames, (-1, 0, 1))
+    assert stacked.shape == (1, 5, 3, 3, 16, 16)
+    assert stacked[0, :, :, 0, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]]
+    assert observed_input(frames, (1,))[0, :, 0, 0, 0, 0].tolist() == [1, 2, 3, 4, 5]  # the frame after a_t
+    assert observed_input(frames.numpy(), (1, 2))[0, -1, :, 0, 0, 0].tolist() == [5, 5]  # clamped at the end

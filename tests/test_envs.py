@@ -219,3 +219,27 @@ def test_camera_default_follows_actor():
 def test_episode_lengths_are_registered():
     for env_id, steps in envs.MAX_EPISODE_STEPS.items():
         assert gym.spec(env_id).max_episode_steps == steps
+
+
+def test_the_task_can_be_removed_from_the_acting_arms_observation_and_pictures():
+    """What imitation needs: the self arm's state carries no target and no frame shows its target."""
+    import gymnasium as gym
+
+    full = gym.make("mirrorlab/PlanarReach-v0", actor="self", frame_size=64)
+    blind = gym.make("mirrorlab/PlanarReach-v0", actor="self", frame_size=64, observe_target=False,
+                     visible_targets="other")
+    try:
+        obs_full, _ = full.reset(seed=3)
+        obs_blind, _ = blind.reset(seed=3)
+        assert obs_blind.shape == (4,) and blind.observation_space.shape == (4,)
+        np.testing.assert_array_equal(obs_blind, obs_full[:4])  # angles and velocities only
+        target_colour = np.array([0.15, 0.75, 0.25]) * 255
+        greenish = lambda img: (np.abs(img.astype(float) - target_colour).sum(-1) < 60).sum()  # noqa: E731
+        assert greenish(full.unwrapped.render_camera("self_view")) > 5
+        assert greenish(blind.unwrapped.render_camera("self_view")) == 0
+        assert greenish(blind.unwrapped.render_camera("other_view")) > 5  # the other's target stays in view
+        # Hidden is not gone: success still means reaching it.
+        assert full.unwrapped.physics.target_pos("self").tolist() == blind.unwrapped.physics.target_pos("self").tolist()
+    finally:
+        full.close()
+        blind.close()

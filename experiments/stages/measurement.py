@@ -19,7 +19,7 @@ import numpy as np
 
 from mirrorlab.agents.activations import load_activations, record_run_activations, save_activations
 from mirrorlab.agents.conditions import CONDITIONS
-from mirrorlab.agents.runs import Run, read_run
+from mirrorlab.agents.runs import Run, read_run, resolve_device
 from mirrorlab.analysis.measures import MeasureSettings, min_sequences
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
@@ -69,7 +69,8 @@ def check_runs(runs: list[Path], settings: MeasureSettings, data_path: Path | No
     return checked
 
 
-def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_path: str) -> dict[str, Any]:
+def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_path: str,
+                device: str = "cpu") -> dict[str, Any]:
     """Record one run's activations (written to `act_path`) and measure them: a runner job."""
     from threadpoolctl import threadpool_limits
 
@@ -79,7 +80,7 @@ def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_pat
     run = read_run(run_dir)
     with threadpool_limits(limits=1), PairedDataset(data_path) as dataset:
         run.check_data(dataset)
-        acts = record_run_activations(run, dataset)
+        acts = record_run_activations(run, dataset, device=device)
         save_activations(act_path, acts)
         held = acts.split(held_out=True)
         measured, arrays = measure_mirroring(held["perform"].astype(np.float64), held["observe"].astype(np.float64),
@@ -93,9 +94,27 @@ def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_pat
     return {"row": row, "arrays": arrays}
 
 
+def state_ceiling(data_path: str, window: tuple[int, ...], train_ids: list[int], test_ids: list[int]
+                  ) -> dict[str, float]:
+    """The inverse model on the observed arm's true joint state over `window` (see analysis.ceiling):
+    trained on the run's training episodes, scored on its held-out ones."""
+    from mirrorlab.analysis.ceiling import inverse_ceiling
+    from mirrorlab.envs.paired import PairedDataset
+
+    with PairedDataset(data_path) as data:
+        refs = {r.episode_id: r for r in data.episodes("demo")}
+
+        def part(ids):
+            eps = [data.read_episode(refs[i], frames=False) for i in ids]
+            return tuple(np.stack([e["observe"][k] for e in eps]) if k != "actions" else np.stack([e[k] for e in eps])
+                         for k in ("joint_angles", "joint_velocities", "actions"))
+
+        return inverse_ceiling(part(train_ids), part(test_ids), window)
+
+
 def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool = False,
             data_path: Path | None = None, workers: int = 1, ray_address: str | None = None,
-            show_progress: bool = False) -> dict[str, Any]:
+            show_progress: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Measure every run, then write metrics.json, units.csv, report.md, figures and the activations."""
     from tqdm import tqdm
 
@@ -104,19 +123,28 @@ def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool 
     from mirrorlab.analysis.summary import summarise
 
     settings.validate()
+    device = resolve_device(device)
     checked = check_runs(runs, settings, data_path)
     workers = resolve_workers(workers)
     claim_output_dir(out, "analyze", force=force)
     started = time.perf_counter()
     jobs = [Job(str(run.dir), analyse_run, (str(run.dir), str(data_path or run.data_path), settings,
-                                            str(activations_path(out, run)))) for run in checked]
+                                            str(activations_path(out, run)), device)) for run in checked]
+    # One ceiling per (dataset, window, split): every run that shares them shares it.
+    ceiling_keys = {run.dir: (str(data_path or run.data_path), tuple(run.config.observe_window),
+                              tuple(run.train_episode_ids), tuple(run.test_episode_ids)) for run in checked}
+    jobs += [Job(f"ceiling:{k}", state_ceiling, (k[0], k[1], list(k[2]), list(k[3]))) for k in set(ceiling_keys.values())]
     results: dict[str, dict[str, Any]] = {}
-    with tqdm(total=len(jobs), desc="analyze", unit="run", disable=not show_progress) as bar:
+    with tqdm(total=len(jobs), desc="analyze", unit="job", disable=not show_progress) as bar:
         run_jobs(jobs, lambda job, result: (results.__setitem__(job.key, result), bar.update(1)),
                  workers=workers, ray_address=ray_address)
     cells: dict[tuple[str, str, int], tuple[dict, dict]] = {}
     for run in checked:
         result = results[str(run.dir)]
+        ceiling = results[f"ceiling:{ceiling_keys[run.dir]}"]
+        result["row"].update(inverse_r2_ceiling=ceiling["ceiling"], inverse_r2_ceiling_ridge=ceiling["ridge"],
+                             inverse_r2_ceiling_mlp=ceiling["mlp"],
+                             inverse_r2_of_ceiling=result["row"]["inverse_r2"] / ceiling["ceiling"])
         cells[(group_key(run), run.config.condition, run.config.seed)] = (result["row"], result["arrays"])
     groups: dict[str, Any] = {}
     for g in sorted({k[0] for k in cells}):

@@ -1,0 +1,148 @@
+"""Seed 003's test: does value learnt on "me" spill over to "the other", and does feedback remove it?
+
+A value head (linear, on standardised latents) is fitted by plain SGD to the self arm's reward from
+the core's latent while it watches its *own* arm (the perform pathway is driven by actions alone and
+never sees the target, so it cannot carry the reward). Applied unchanged to the latent while the core
+watches the *other* arm reach, it may assign value to the other's progress: that is spillover. Its
+size is `relative`: the value the head assigns when the other is at its target (minus when it is far),
+as a fraction of the value at one's own success (1: the other's success is worth as much as one's own;
+0: nothing). Its presence is `r`: the Pearson r between the predicted value and the other's reward over
+held-out episodes and steps, against a sequence-level null (reward sequences re-paired with other
+episodes); r is blind to magnitude, so a tiny but systematic leak is significant there.
+
+Transience: training continues with feedback that includes observe-mode examples labelled with what
+the other's success is worth to self, nothing (0), mixed 1:1 with self examples; spillover is recorded
+after every `every` updates. Seed 003 predicts that a value model which gets feedback separates self
+from other, so spillover decays; `half_life` is the number of updates until it first falls to half.
+
+Rewards are shaped, r = exp(-distance / scale): 1 at the target, ~0 far from it, so "worth nothing" is 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirrorlab.analysis.nulls import permutation_p_value
+from mirrorlab.permutations import derangements
+
+
+def shaped_reward(distance: np.ndarray, scale: float = 0.05) -> np.ndarray:
+    """exp(-distance / scale): the reward a value head predicts (1 at the target, -> 0 far away)."""
+    return np.exp(-np.asarray(distance, float) / scale)
+
+
+@dataclass
+class ValueHead:
+    """A linear read-out of standardised latents: value = ((z - mean) / std) @ w + b."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    w: np.ndarray
+    b: float
+
+    def __call__(self, latents: np.ndarray) -> np.ndarray:
+        return ((latents - self.mean) / self.std) @ self.w + self.b
+
+
+def init_head(self_latents: np.ndarray) -> ValueHead:
+    """A zero head whose standardisation comes from the self latents (the only data it is fitted on)."""
+    flat = self_latents.reshape(-1, self_latents.shape[-1])
+    std = flat.std(axis=0)
+    return ValueHead(flat.mean(axis=0), np.where(std > 1e-8, std, 1.0), np.zeros(flat.shape[1]), 0.0)
+
+
+def sgd(head: ValueHead, latents: np.ndarray, targets: np.ndarray, updates: int, rng: np.random.Generator,
+        lr: float = 0.05, batch: int = 64, l2: float = 1e-4) -> ValueHead:
+    """`updates` minibatch SGD steps on the squared error (latents [n, U], targets [n]); returns a new head."""
+    w, b = head.w.copy(), head.b
+    x = (latents - head.mean) / head.std
+    for _ in range(updates):
+        idx = rng.integers(0, len(x), batch)
+        err = x[idx] @ w + b - targets[idx]
+        w -= lr * (x[idx].T @ err / batch + l2 * w)
+        b -= lr * float(err.mean())
+    return ValueHead(head.mean, head.std, w, b)
+
+
+@dataclass
+class Spillover:
+    r: float                   # Pearson r of predicted value with the other's reward, pooled over (episode, step)
+    p: float                   # one-sided (greater), sequence-level re-pairing null
+    null_mean: float
+    value_at_success: float    # mean value when the other is at its target minus when it is far, ...
+    self_value_at_success: float  # ... the same on one's own held-out video: their ratio is `relative`
+    relative: float
+
+
+def _pooled_r(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def _success_contrast(values: np.ndarray, rewards: np.ndarray, near: float = 0.5) -> float:
+    """Mean value where the reward says "at the target" (r > near) minus where it says "far" (r < 0.05)."""
+    at, far = rewards > near, rewards < 0.05
+    if not at.any() or not far.any():
+        return float("nan")
+    return float(values[at].mean() - values[far].mean())
+
+
+def measure_spillover(head: ValueHead, other_latents: np.ndarray, other_rewards: np.ndarray,
+                      self_latents: np.ndarray, self_rewards: np.ndarray, rng: np.random.Generator,
+                      n_permutations: int = 500) -> Spillover:
+    """other_latents [N, T, U] (held-out, watching the other), other_rewards [N, T]; the self pair the same
+    for the held-out self video (the scale of value at one's own success)."""
+    values = head(other_latents)
+    r = _pooled_r(values, other_rewards)
+    null = np.array([_pooled_r(values, other_rewards[perm]) for perm in derangements(len(values), n_permutations, rng)])
+    other_contrast = _success_contrast(values, other_rewards)
+    self_contrast = _success_contrast(head(self_latents), self_rewards)
+    return Spillover(r=r, p=float(permutation_p_value(r, null, "greater")), null_mean=float(null.mean()),
+                     value_at_success=other_contrast, self_value_at_success=self_contrast,
+                     relative=other_contrast / self_contrast if self_contrast and np.isfinite(self_contrast) else float("nan"))
+
+
+def transience(head: ValueHead, self_train: tuple[np.ndarray, np.ndarray], other_train: np.ndarray,
+               other_test: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, updates: int, every: int,
+               lr: float = 0.05) -> dict[str, np.ndarray]:
+    """Feedback that the other's success is worth nothing: SGD on self examples (their reward) mixed 1:1
+    with observe-mode examples of the other (target 0). Returns {"updates" [K], "r" [K], "relative"
+    [K]}: spillover (r of value with the other's held-out reward, and the value at its success relative
+    to the value at one's own on the self training video) after every `every` updates, from 0."""
+    xs, ys = self_train
+    xs, ys = xs.reshape(-1, xs.shape[-1]), ys.ravel()
+    xo = other_train.reshape(-1, other_train.shape[-1])
+    x = np.concatenate([xs, xo])
+    y = np.concatenate([ys, np.zeros(len(xo))])
+    weight_self = np.concatenate([np.full(len(xs), 0.5 / len(xs)), np.full(len(xo), 0.5 / len(xo))])
+    order_rng = np.random.default_rng(rng.integers(2**32))
+    test_latents, test_rewards = other_test
+    steps, rs, rel = [], [], []
+    for k in range(0, updates + 1, every):
+        values = head(test_latents)
+        steps.append(k)
+        rs.append(_pooled_r(values, test_rewards))
+        self_contrast = _success_contrast(head(self_train[0]), self_train[1])
+        rel.append(_success_contrast(values, test_rewards) / self_contrast if self_contrast else np.nan)
+        if k < updates:
+            # Sample self and other examples 1:1 (the two pools differ in size).
+            picks = order_rng.choice(len(x), size=len(x), p=weight_self)
+            head = sgd(head, x[picks], y[picks], every, order_rng, lr=lr)
+    return {"updates": np.array(steps), "r": np.array(rs), "relative": np.array(rel)}
+
+
+def half_life(updates: np.ndarray, values: np.ndarray) -> float:
+    """Updates until `values` first falls to half its starting value (linearly interpolated); nan if the
+    start is not positive, inf if it never gets there."""
+    start = values[0]
+    if not np.isfinite(start) or start <= 0:
+        return float("nan")
+    below = np.flatnonzero(values <= start / 2)
+    if below.size == 0:
+        return float("inf")
+    k = int(below[0])
+    x0, x1, y0, y1 = updates[k - 1], updates[k], values[k - 1], values[k]
+    return float(x0 + (start / 2 - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else float(x1)

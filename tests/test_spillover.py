@@ -1,0 +1,106 @@
+"""mirrorlab.analysis.spillover on planted latents: coincide -> full spillover, orthogonal -> none,
+feedback removes it where self and other can be told apart."""
+
+import numpy as np
+import pytest
+
+from mirrorlab.analysis.spillover import half_life, init_head, measure_spillover, sgd, shaped_reward, transience
+
+
+def episodes(rng, n=60, T=30):
+    """Distances that fall towards a target (a reach) with noise; rewards from them."""
+    start = rng.uniform(0.1, 0.3, (n, 1))
+    speed = rng.uniform(0.05, 0.2, (n, 1))
+    d = np.maximum(start * np.exp(-speed * np.arange(T)) + 0.005 * rng.standard_normal((n, T)), 0)
+    return shaped_reward(d)
+
+
+def latents(code: np.ndarray, layout: tuple[float, float], rng, noise=0.05, extra=6):
+    """[N, T, 2 + extra]: the reward code in dims 0 and 1 with the given weights, plus noise dims."""
+    z = noise * rng.standard_normal(code.shape + (2 + extra,))
+    z[..., 0] += layout[0] * code
+    z[..., 1] += layout[1] * code
+    return z
+
+
+def fitted(self_z, self_r, rng):
+    return sgd(init_head(self_z), self_z.reshape(-1, self_z.shape[-1]), self_r.ravel(), 3000, rng)
+
+
+def test_shaped_reward_is_one_at_the_target_and_vanishes_far_away():
+    r = shaped_reward(np.array([0.0, 0.05, 0.5]))
+    assert r[0] == 1.0 and r[1] == pytest.approx(np.exp(-1)) and r[2] < 1e-4
+
+
+@pytest.mark.parametrize("other_layout, spill", [((1.0, 1.0), "full"), ((0.0, 0.0), "none")])
+def test_spillover_is_full_when_self_and_other_coincide_and_absent_when_orthogonal(other_layout, spill):
+    rng = np.random.default_rng(0)
+    r_self, r_other, r_test = episodes(rng), episodes(rng), episodes(rng)
+    self_z = latents(r_self, (1.0, 1.0), rng)
+    head = fitted(self_z, r_self, rng)
+    other_z = latents(r_other, other_layout, rng)
+    if spill == "none":  # the other's reward lives in directions the self never uses
+        other_z[..., 2] += r_other
+    res = measure_spillover(head, other_z, r_other, latents(r_test, (1.0, 1.0), rng), r_test, rng, n_permutations=199)
+    if spill == "full":
+        assert res.r > 0.95 and res.p == pytest.approx(1 / 200) and 0.85 < res.relative < 1.15
+    else:
+        # The value assigned to the other's success is ~0 of one's own; r, blind to magnitude, sees only
+        # the head's tiny weight on a direction that is noise for self.
+        assert abs(res.relative) < 0.05 and abs(res.r) < 0.2
+
+
+def test_feedback_removes_spillover_where_self_and_other_differ():
+    """Self codes its reward in dims 0 and 1, the other only in dim 0: at first the value head, fitted on
+    self alone, spreads over both and values the other's progress; feedback that the other's success is
+    worth nothing moves the weight onto dim 1, which the other never drives."""
+    rng = np.random.default_rng(1)
+    r_self, r_other, r_test = episodes(rng), episodes(rng), episodes(rng)
+    self_z = latents(r_self, (1.0, 1.0), rng)
+    head = fitted(self_z, r_self, rng)
+    curve = transience(head, (self_z, r_self), latents(r_other, (1.0, 0.0), rng),
+                       (latents(r_test, (1.0, 0.0), rng), r_test), rng, updates=4000, every=250)
+    assert curve["r"][0] > 0.9 and curve["relative"][0] > 0.3
+    assert curve["relative"][-1] < 0.5 * curve["relative"][0]
+    assert 0 < half_life(curve["updates"], curve["relative"]) < 4000
+    # Where the two cannot be told apart (identical latents), the same feedback cannot remove it.
+    same = transience(head, (self_z, r_self), latents(r_other, (1.0, 1.0), rng),
+                      (latents(r_test, (1.0, 1.0), rng), r_test), rng, updates=4000, every=250)
+    assert same["r"][-1] > 0.9 and half_life(same["updates"], same["relative"]) == float("inf")
+
+
+def test_half_life_interpolates_and_says_never():
+    assert half_life(np.array([0, 10, 20]), np.array([1.0, 0.8, 0.4])) == pytest.approx(10 + 10 * 0.3 / 0.4)
+    assert half_life(np.array([0, 10]), np.array([1.0, 0.9])) == float("inf")
+    assert np.isnan(half_life(np.array([0, 10]), np.array([-0.1, 0.0])))
+
+
+def test_the_spillover_command_on_analysed_runs(analysed_runs, tmp_path):
+    import json
+
+    from mirrorlab.errors import UserError
+    from mirrorlab.experiments.cli import main as cli
+
+    runs, analysis = analysed_runs
+    out = tmp_path / "spill"
+    assert cli(["spillover", "--runs", *map(str, runs), "--analysis", str(analysis), "--out", str(out), "--config",
+                _tiny_config(tmp_path)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {r["condition"] for r in metrics["runs"]} == {"shared", "separate"}
+    row = metrics["runs"][0]
+    assert len(row["curve_relative"]) == 300 // 50 + 1 and np.isfinite(row["r"]) and 0 < row["p"] <= 1
+    assert set(metrics["groups"]["identical"]) == {"shared", "separate"}
+    assert (out / "figures" / "spillover_vs_feedback.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Spillover" in (out / "report.md").read_text()
+    with pytest.raises(UserError, match="already holds results"):
+        from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
+
+        spillover(runs, analysis, out, SpilloverConfig())
+
+
+def _tiny_config(tmp_path):
+    import json
+
+    path = tmp_path / "spill.json"
+    path.write_text(json.dumps({"fit_updates": 200, "feedback_updates": 300, "every": 50, "n_permutations": 50}))
+    return str(path)
