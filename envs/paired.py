@@ -187,7 +187,7 @@ class Header:
 
         import mirrorlab.envs  # noqa: F401  (registers the ids)
 
-        return gym.make(self.env_id, actor=actor, obs_mode="state", **{**self.kwargs, **overrides})
+        return gym.make(self.env_id, **{"actor": actor, "obs_mode": "state", **self.kwargs, **overrides})
 
 
 def make_header(env_id: str, env_kwargs: dict[str, Any], demonstrator: str,

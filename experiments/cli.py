@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "mirrorlab.experiments.spillover",
     "mirrorlab.experiments.video",
     "mirrorlab.experiments.render",
+    "mirrorlab.experiments.export",
     "mirrorlab.experiments.study",
     "mirrorlab.experiments.bench",
 ]

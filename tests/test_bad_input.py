@@ -167,6 +167,13 @@ CASES = [
      "is a folder"),
     ("render-seed", lambda w: ["render", "--env", "mirrorlab/PlanarReach-v0", "--out", f"{w['root']}/x.mp4",
                                "--seed", "-1"], "--seed"),
+    # export
+    ("export-bad-id", lambda w: ["export", "--data", str(w["data"]), "--out", "no version", "--minari-root",
+                                 f"{w['root']}/mi"], "name-v0"),
+    ("export-missing-data", lambda w: ["export", "--data", f"{w['root']}/none", "--out", "m/x-v0", "--minari-root",
+                                       f"{w['root']}/mi"], "no such dataset"),
+    ("export-format", lambda w: ["export", "--data", str(w["data"]), "--out", "m/x-v0", "--format", "parquet"],
+     "invalid choice"),
     # study
     ("study-preset", lambda w: ["study", "--out", f"{w['root']}/st", "--preset", "huge"], "invalid choice"),
     ("study-fresh-foreign", lambda w: ["study", "--out", str(w["thesis"]), "--fresh"], "did not write"),
