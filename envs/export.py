@@ -89,7 +89,7 @@ def export_minari(data_path: str | os.PathLike, dataset_id: str, root: str | os.
                 raise UserError(f"--out: the Minari dataset {dataset_id} already exists ({path}); pass --force to "
                                 "replace it")
             minari.delete_dataset(dataset_id)
-        S, A, T = header.frame_size, header.action_dim, header.max_steps
+        S, A = header.frame_size, header.action_dim
         self_env = header.make_env("self", obs_mode="both")
         try:
             spec = self_env.spec
