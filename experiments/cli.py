@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "mirrorlab.experiments.render",
     "mirrorlab.experiments.export",
     "mirrorlab.experiments.study",
+    "mirrorlab.experiments.report",
     "mirrorlab.experiments.bench",
 ]
 

@@ -1,28 +1,33 @@
-"""`mirrorlab study`: the main job. Every part of the study on a built-in preset, one linked report.
+"""`mirrorlab study`: the main job. Every part of the study on a built-in preset, one page and one report.
 
+0. The demonstrator: the SB3 policy the other arm runs, trained once and cached (or the scripted
+   controller, for the `small` preset only), with its success rate on held-out targets.
 1. The seed paper's toy experiment, replicated with its nulls (the `replicate` stage).
-2. The embodied study on the planar arm: paired episodes of the demonstrator for each
-   `other_appearance` (the `collect` stage), the core trained under every condition and seed on the
-   identical-looking other arm and under a subset of conditions on the other appearances, and the
-   mirror measures of all runs (the `analyze` stage, which also records every run's activations).
-3. Imitation from observation by every run, with its baselines (`imitate`), and one
-   perform-vs-observe video per appearance (`video`).
+2. The embodied study: paired episodes of the demonstrator for each `other_appearance` (`collect`),
+   the core trained under every condition and seed on the identical-looking other arm and under a
+   subset of conditions on the other appearances, and the mirror measures of all runs (`analyze`,
+   which also records every run's activations), each pixel R^2 beside its state ceiling.
+3. Imitation from video by every run, with its baselines (`imitate`); seed 003's spillover test
+   (`spillover`); one perform-vs-observe video per appearance (`video`).
+4. report.md and index.html (`report`): the claim verdicts first, then every section.
 Each stage keeps what it finished: rerunning the command resumes where it stopped. The training runs
-go through the one runner, so `--ray-address` spreads them over a cluster as `sweep` does its cells.
+(and collection shards, analyses, imitation datasets) go through the one runner, so `--ray-address`
+spreads them over a cluster as `sweep` does its cells. The wall time of every stage is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mirrorlab.agents.conditions import CONDITIONS, check_conditions
-from mirrorlab.agents.runs import TrainConfig, check_seed
+from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
 from mirrorlab.files import atomic_write_json, atomic_write_text, claim_output_dir, folder_owner
@@ -36,18 +41,22 @@ class StudyConfig:
     toy: bool = True                       # run the toy replication (paper protocol, 5 seeds)
     env_id: str = "mirrorlab/PlanarReach-v0"
     frame_size: int = 32
-    demonstrator: str = "scripted"
+    demonstrator: str = "scripted"         # "scripted", "sac" (trained here once, cached) or a checkpoint folder
+    demo_timesteps: int = 30_000
     episodes: int = 80                     # paired demonstrator episodes per appearance (25% held out)
     babble: int = 40
     seeds: tuple[int, ...] = (0, 1, 2)
     conditions: tuple[str, ...] = tuple(CONDITIONS)
     appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
     appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
-    epochs: int = 10
+    inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
     self_video_inverse: bool = True        # also shared cores whose inverse head saw only the self arm's video
     imitate_episodes: int = 10             # held-out videos imitated per appearance
+    spillover: bool = True                 # seed 003's test on every run
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
+    device: str = "cpu"
 
     def validate(self) -> None:
         from mirrorlab.envs.scene import OTHER_APPEARANCES
@@ -60,44 +69,90 @@ class StudyConfig:
             check_seed(seed, "config: seeds")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"config: seeds must be distinct and at least one, got {list(self.seeds)}")
+        if not self.inverse_weights or min(self.inverse_weights) < 0:
+            raise UserError(f"config: inverse_weights must be numbers >= 0, got {list(self.inverse_weights)}")
+        if self.device not in DEVICES:
+            raise UserError(f"config: device must be one of {', '.join(DEVICES)}")
         resolve_workers(self.workers, "config: workers")
+        self.train.validate("config: train")
 
 
 PRESETS = {
-    # About 10 minutes on 2 CPU cores.
+    # The whole `make study` on a fresh 2-core machine, setup included, within 15 minutes.
     "small": StudyConfig(),
-    # Hours on 2 CPU cores: 64 px frames, more data, 5 seeds, every condition for every appearance.
-    "full": StudyConfig(frame_size=64, episodes=400, babble=200, seeds=(0, 1, 2, 3, 4), epochs=30,
-                        appearance_conditions=tuple(CONDITIONS)),
+    # The README's embodied headline numbers: >= 5 seeds, every condition on the identical-looking arm, the
+    # SB3 demonstrator; within 60 minutes on 2 CPU cores.
+    "medium": StudyConfig(demonstrator="sac", episodes=160, babble=60, seeds=(0, 1, 2, 3, 4), imitate_episodes=20),
+    # For a GPU: 64 px, more data, every condition for every appearance.
+    "full": StudyConfig(frame_size=64, demonstrator="sac", episodes=400, babble=200, seeds=(0, 1, 2, 3, 4),
+                        appearance_conditions=tuple(CONDITIONS), imitate_episodes=40, device="auto",
+                        train=TrainConfig(epochs=30)),
 }
 
 
 def run_plan(config: StudyConfig, out: Path) -> list[tuple[str, TrainConfig, Path]]:
     """(appearance, train config, run folder) for every run of the study."""
     plan = []
+    several = len(config.inverse_weights) > 1
+
+    def add(appearance: str, condition: str, seed: int, weight: float, inverse_data: str = "other") -> None:
+        tc = dataclasses.replace(config.train, condition=condition, seed=seed, inverse_weight=weight,
+                                 inverse_data=inverse_data)
+        name = f"{condition}{'_selfvideo' if inverse_data == 'self' else ''}__seed{seed}"
+        folder = out / "runs" / appearance / (f"w{weight:g}" if several else "") / name
+        plan.append((appearance, tc, folder))
+
     for appearance in config.appearances:
         conditions = config.conditions if appearance == "identical" else config.appearance_conditions
         for condition in conditions:
-            for seed in config.seeds:
-                tc = dataclasses.replace(TrainConfig(), condition=condition, seed=seed, epochs=config.epochs)
-                plan.append((appearance, tc, out / "runs" / appearance / f"{condition}__seed{seed}"))
+            # The untrained core never sees the loss, so one set serves every weight.
+            for weight in (config.inverse_weights if condition != "untrained" else config.inverse_weights[:1]):
+                for seed in config.seeds:
+                    add(appearance, condition, seed, weight)
     if config.self_video_inverse and "identical" in config.appearances:
         # The transfer test: the inverse head learns from the self arm's own video only, then watches the other.
         for seed in config.seeds:
-            tc = dataclasses.replace(TrainConfig(), condition="shared", seed=seed, epochs=config.epochs,
-                                     inverse_data="self")
-            plan.append(("identical", tc, out / "runs" / "identical" / f"shared_selfvideo__seed{seed}"))
+            add("identical", "shared", seed, config.inverse_weights[0], inverse_data="self")
     return plan
 
 
-def _train_job(config: TrainConfig, data: str, run_dir: str) -> dict[str, Any]:
+def _train_job(config: TrainConfig, data: str, run_dir: str, device: str) -> dict[str, Any]:
     from mirrorlab.agents.training import train_run
 
-    return train_run(config, data, run_dir)
+    return train_run(config, data, run_dir, device=device)
 
 
-def embodied(config: StudyConfig, out: Path, show_progress: bool = True,
-             ray_address: str | None = None) -> dict[str, Any]:
+def demonstrator_stage(config: StudyConfig, out: Path, log: Callable[[str], None]) -> str:
+    """The other arm's policy: scripted, a given checkpoint, or SAC trained here once (cached in out/demo)."""
+    if config.demonstrator != "sac":
+        return config.demonstrator
+    from mirrorlab.agents.demonstrator import (
+        DemoTrainConfig,
+        evaluate_policy_on_seeds,
+        load_demonstrator,
+        make_other_env,
+        train_demonstrator,
+    )
+    from mirrorlab.files import read_json
+
+    folder = out / "demo"
+    if not (folder / "policy.json").is_file():
+        claim_output_dir(folder, "demo", force=True)
+        train_demonstrator(dataclasses.replace(DemoTrainConfig(), env_id=config.env_id,
+                                               timesteps=config.demo_timesteps), folder, show_progress=False)
+    if not (folder / "success.json").is_file():
+        result = evaluate_policy_on_seeds(lambda: make_other_env(config.env_id),
+                                          lambda env: load_demonstrator(folder, env), list(range(10**6, 10**6 + 100)))
+        atomic_write_json(folder / "success.json", {k: result[k] for k in ("n_episodes", "success_rate",
+                                                                           "final_distance_mean")})
+    success = read_json(folder / "success.json")
+    log(f"demonstrator: SAC, {success['success_rate']:.0%} success on {success['n_episodes']} held-out targets "
+        f"(final distance {success['final_distance_mean'] * 1000:.1f} mm)")
+    return str(folder)
+
+
+def embodied(config: StudyConfig, out: Path, show_progress: bool = True, ray_address: str | None = None,
+             log: Callable[[str], None] = print, timings: dict[str, float] | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from mirrorlab.agents.collection import CollectConfig
@@ -106,29 +161,49 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True,
     from mirrorlab.experiments.stages.episode_video import write_episode_video
     from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate
     from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
+    from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
+
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        log(f"stage {stage}: {timings[stage]:.0f} s (load average {os.getloadavg()[0]:.1f})")
 
     workers = resolve_workers(config.workers)
+    demonstrator = demonstrator_stage(config, out, log)
+    lap("demonstrator")
     data_dirs = {}
     for appearance in config.appearances:
-        cc = dataclasses.replace(CollectConfig(), env_id=config.env_id, demonstrator=config.demonstrator,
+        cc = dataclasses.replace(CollectConfig(), env_id=config.env_id, demonstrator=demonstrator,
                                  episodes=config.episodes, babble=config.babble, frame_size=config.frame_size,
                                  other_appearance=appearance, workers=config.workers)
         data_dirs[appearance] = out / "data" / appearance
         collect(cc, data_dirs[appearance], show_progress=show_progress, ray_address=ray_address)
+    lap("collect")
     plan = run_plan(config, out)
-    jobs = [Job(str(run_dir), _train_job, (tc, str(data_dirs[a]), str(run_dir)), cost=tc.epochs)
-            for a, tc, run_dir in plan]
+    jobs = [Job(str(run_dir), _train_job, (tc, str(data_dirs[a]), str(run_dir), config.device),
+                cost=tc.epochs if tc.condition != "untrained" else 0) for a, tc, run_dir in plan]
     with tqdm(total=len(jobs), desc="train runs", unit="run", disable=not show_progress) as bar:
         run_jobs(jobs, lambda _job, _summary: bar.update(1), workers=workers, ray_address=ray_address,
                  done=lambda job: (Path(job.key) / "done.json").is_file(), on_skip=lambda _job: bar.update(1))
+    lap("train")
     runs = [r for _, _, r in plan]
     analysis_dir = out / "analysis"
     parts: dict[str, Any] = {"analysis": analyze(runs, analysis_dir, AnalyzeConfig(), force=True, workers=workers,
-                                                 ray_address=ray_address, show_progress=show_progress)["report"]}
+                                                 ray_address=ray_address, show_progress=show_progress,
+                                                 device=config.device)["report"]}
+    lap("analyze")
     parts["imitation"] = imitate(runs, out / "imitation", ImitateConfig(episodes=config.imitate_episodes,
                                                                          workers=config.workers),
                                  analysis=analysis_dir, force=True, show_progress=show_progress,
                                  ray_address=ray_address)["report"]
+    lap("imitate")
+    if config.spillover:
+        parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", SpilloverConfig(), force=True)["report"]
+        lap("spillover")
     videos = []
     for appearance in config.appearances:
         shared = [r for a, tc, r in plan if a == appearance and tc.condition == "shared" and tc.inverse_data == "other"]
@@ -136,12 +211,15 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True,
             videos.append(write_episode_video(read_run(shared[0]), analysis_dir, 0,
                                               out / "videos" / f"{appearance}.mp4", size=config.video_size,
                                               force=True))
-    parts["videos"] = videos
+    atomic_write_json(out / "videos" / "index.json", videos)
+    parts["videos"] = [Path(v["path"]) for v in videos]
+    lap("videos")
     return parts
 
 
 def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bool = True,
-          ray_address: str | None = None) -> Path:
+          ray_address: str | None = None, log: Callable[[str], None] = print) -> Path:
+    from mirrorlab.experiments.stages.page import write_study_page
     from mirrorlab.experiments.stages.replication import ReplicateConfig, replicate
 
     config.validate()
@@ -151,39 +229,52 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     claim_output_dir(out, "study", resume=True)
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
     parts: dict[str, Any] = {}
+    timings: dict[str, float] = {}
     if config.toy:
         rep_dir = out / "replicate"
         resume = folder_owner(rep_dir) == "replicate"
         parts["toy"] = replicate(dataclasses.replace(ReplicateConfig(), workers=config.workers), rep_dir,
                                  resume=resume, show_progress=show_progress, ray_address=ray_address)["report"]
-    parts.update(embodied(config, out, show_progress, ray_address))
+        timings["toy"] = time.perf_counter() - started
+        log(f"stage toy: {timings['toy']:.0f} s")
+    parts.update(embodied(config, out, show_progress, ray_address, log, timings))
+    wall = time.perf_counter() - started
     lines = [
         "# mirrorlab study report",
         "",
-        f"Wall time {time.perf_counter() - started:.0f} s (stages finished by an earlier run are not redone).",
+        f"Wall time {wall:.0f} s on {resolve_workers(config.workers)} worker(s) (stages finished by an earlier "
+        f"run are not redone): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".",
+        "Open `index.html` for everything on one page: verdicts, tables, figures and videos.",
         "",
     ]
     if "toy" in parts:
         lines += ["## Part 1: the seed paper's toy experiment, replicated with nulls", "",
                   f"[Report]({parts['toy'].relative_to(out)}): the paper's claims vs measured values, the claim",
                   "verdicts, every condition and null, figures 1-4.", ""]
-    lines += ["## Part 2: the embodied study (planar arms, video, continuous torques)", "",
+    lines += ["## Part 2: the embodied study (arms, video, continuous actions)", "",
               f"[Report]({parts['analysis'].relative_to(out)}): mirror measures of the core on held-out paired",
               f"episodes, for {len(config.appearances)} appearances of the other arm "
-              f"({', '.join(config.appearances)}), {len(config.seeds)} seeds each.", "",
-              "## Part 3: imitation from observation", "",
-              f"[Report]({parts['imitation'].relative_to(out)}): the inverse heads imitate held-out videos of the other",
-              "arm on the self arm, against oracle, random, BCO, BC and DAgger, for each appearance; and whether",
-              "imitation tracks the mirror measures across runs.", "",
-              "## Videos: self performing, other observed, live traces of the top mirror and an anti-mirror unit", "",
+              f"({', '.join(config.appearances)}), {len(config.seeds)} seeds each; the inverse head's R^2 beside",
+              "its state ceiling.", "",
+              "## Part 3: imitation from video", "",
+              f"[Report]({parts['imitation'].relative_to(out)}): every method imitates held-out videos of the other",
+              "arm with the self arm, the task only in the video; and whether imitation tracks the mirror measures.", ""]
+    if "spillover" in parts:
+        lines += ["## Part 4: spillover of value from self to other (seed 003)", "",
+                  f"[Report]({parts['spillover'].relative_to(out)}): value learnt on the self arm's own video, applied "
+                  "to the other's, and its decay under feedback.", ""]
+    lines += ["## Videos: self performing, other observed, live traces of the top mirror and an anti-mirror unit", "",
               *[f"- [{v.stem}]({v.relative_to(out)})" for v in parts["videos"]], ""]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines))
+    write_study_page(out)
+    atomic_write_json(out / "timings.json", {"wall_time_s": wall, "stages_s": timings,
+                                             "workers": resolve_workers(config.workers)})
     return report
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("study", help="the main job: every part of the study on a preset, one report",
+    p = subparsers.add_parser("study", help="the main job: every part of the study on a preset, one page",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("results/study"),
                    help="output folder (default: %(default)s); an existing study there is resumed, not overwritten")
@@ -191,6 +282,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-toy", action="store_true", help="skip the toy replication")
     p.add_argument("--fresh", action="store_true",
                    help="delete an earlier study in --out first and start again (only a folder the study made)")
+    p.add_argument("--device", default=None, choices=DEVICES, help="where the cores train and run (default: the preset's)")
     p.add_argument("--ray-address", default=None, help="spread the training runs (and other jobs) over this Ray cluster")
     p.set_defaults(func=main)
 
@@ -199,8 +291,12 @@ def main(args: argparse.Namespace) -> int:
     config = PRESETS[args.preset]
     if args.no_toy:
         config = dataclasses.replace(config, toy=False)
+    if args.device:
+        config = dataclasses.replace(config, device=args.device)
     started = time.perf_counter()
     report = study(config, args.out, fresh=args.fresh, ray_address=args.ray_address)
     print(f"report: {report}")
-    print(f"wall time: {time.perf_counter() - started:.0f} s")
+    print(f"page: {report.parent / 'index.html'}")
+    print(f"wall time: {time.perf_counter() - started:.0f} s (preset {args.preset}, load average "
+          f"{os.getloadavg()[0]:.1f})")
     return 0

@@ -39,8 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    out = write_episode_video(read_run(args.run), args.analysis, args.episode, args.out, args.size, args.units,
-                              args.fps, force=args.force, data_path=args.data)
-    print(f"wrote {out}: {2 * args.size}x{2 * args.size} at {args.fps} fps, held-out episode {args.episode} of "
+    shown = write_episode_video(read_run(args.run), args.analysis, args.episode, args.out, args.size, args.units,
+                                args.fps, force=args.force, data_path=args.data)
+    units = ", ".join(f"{u['unit']} (r={u['r']:+.2f}{' anti' if u['anti'] else ''})" for u in shown["units"])
+    print(f"wrote {shown['path']}: units {units}; {2 * args.size}x{2 * args.size} at {args.fps} fps, held-out episode {args.episode} of "
           f"{args.run}; {time.perf_counter() - started:.1f} s")
     return 0

@@ -1,47 +1,142 @@
-"""The main job end to end on a tiny budget: every stage runs, the report links them, a rerun resumes."""
+"""The main job end to end on a tiny budget: every stage runs, the report and the page link them, a rerun
+resumes; the page opens in a real browser (headless Chromium) with its verdicts and videos."""
 
 import json
+import re
 
+import pytest
+
+from mirrorlab.agents.runs import TrainConfig
+from mirrorlab.errors import UserError
 from mirrorlab.experiments.study import StudyConfig, run_plan, study
+from tests.conftest import TINY_TRAIN
 
 TINY_STUDY = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=(0,), conditions=("shared", "untrained"),
-                         appearances=("identical", "mirrored"), appearance_conditions=("shared",), epochs=1,
+                         appearances=("identical", "mirrored"), appearance_conditions=("shared",),
+                         train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
                          imitate_episodes=2, video_size=64, workers=1)
 
 
-def test_plan_covers_conditions_appearances_and_the_self_video_transfer_runs(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "study"
+    return out, study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
+
+
+def test_plan_covers_conditions_appearances_weights_and_the_self_video_transfer_runs(tmp_path):
     plan = run_plan(TINY_STUDY, tmp_path)
     names = sorted(f"{a}/{run.name}" for a, _, run in plan)
     assert names == ["identical/shared__seed0", "identical/shared_selfvideo__seed0", "identical/untrained__seed0",
                      "mirrored/shared__seed0"]
     assert {tc.inverse_data for _, tc, r in plan if "selfvideo" in r.name} == {"self"}
+    import dataclasses
+
+    weights = run_plan(dataclasses.replace(TINY_STUDY, inverse_weights=(0.0, 4.0), self_video_inverse=False), tmp_path)
+    names = sorted(str(r.relative_to(tmp_path / "runs")) for _, _, r in weights)
+    assert names == ["identical/w0/shared__seed0", "identical/w0/untrained__seed0", "identical/w4/shared__seed0",
+                     "mirrored/w0/shared__seed0", "mirrored/w4/shared__seed0"]  # one untrained core serves every weight
 
 
-def test_study_runs_every_stage_and_resumes(tmp_path):
-    out = tmp_path / "study"
-    report = study(TINY_STUDY, out, show_progress=False)
+def test_study_runs_every_stage_and_resumes(tiny_study):
+    out, report = tiny_study
     text = report.read_text()
-    for link in ("analysis/report.md", "imitation/report.md", "videos/identical.mp4", "videos/mirrored.mp4"):
+    for link in ("analysis/report.md", "imitation/report.md", "spillover/report.md", "videos/identical.mp4",
+                 "videos/mirrored.mp4"):
         assert link in text and (out / link).is_file(), link
     groups = json.loads((out / "analysis" / "metrics.json").read_text())["groups"]
     assert len(groups) == 3  # identical (other video), identical (self video), mirrored
     imitation = json.loads((out / "imitation" / "metrics.json").read_text())["summary"]
     assert set(imitation) == {"identical", "mirrored"}
     assert "inverse_shared_selfvideo" in imitation["identical"]
+    timings = json.loads((out / "timings.json").read_text())
+    assert {"collect", "train", "analyze", "imitate", "spillover", "videos"} <= set(timings["stages_s"])
     model = out / "runs" / "identical" / "shared__seed0" / "model.pt"
     stamp = model.stat().st_mtime_ns
-    study(TINY_STUDY, out, show_progress=False)
+    study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
     assert model.stat().st_mtime_ns == stamp  # finished runs are not retrained
 
 
 def test_fresh_deletes_only_a_study_folder(tmp_path):
-    from mirrorlab.errors import UserError
-
     thesis = tmp_path / "thesis"
     thesis.mkdir()
     (thesis / "chapter.tex").write_text("mine")
-    import pytest
-
     with pytest.raises(UserError, match="did not write"):
         study(TINY_STUDY, thesis, fresh=True, show_progress=False)
     assert (thesis / "chapter.tex").read_text() == "mine"
+
+
+def test_the_page_links_only_files_that_exist_and_puts_the_verdicts_first(tiny_study):
+    from mirrorlab.analysis.page import linked_files
+    from mirrorlab.experiments.cli import main as cli
+
+    out, _ = tiny_study
+    page = (out / "index.html").read_text()
+    links = linked_files(page)
+    assert {"videos/identical.mp4", "videos/mirrored.mp4"} <= set(links)
+    assert any(link.endswith(".png") for link in links)
+    assert all((out / link).is_file() for link in links), [link for link in links if not (out / link).is_file()]
+    order = [page.index(marker) for marker in ('id="verdicts"', 'id="embodied"', 'id="imitation"', 'id="spillover"')]
+    assert order == sorted(order)
+    assert "units shown: unit" in page and "<script" not in page
+    (out / "index.html").unlink()
+    assert cli(["report", "--out", str(out)]) == 0 and (out / "index.html").read_text() == page
+
+
+def test_the_page_shows_its_verdicts_and_plays_its_first_video_in_chromium(tiny_study, tmp_path):
+    """Headless Chromium (Debian's, set up by `make test`) loads the page from disk; a full-page screenshot
+    shows the verdict table and, where the first video sits, that video's first frame."""
+    import imageio.v3 as iio
+    import numpy as np
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    out, _ = tiny_study
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.set_window_size(1280, 900)
+        driver.get((out / "index.html").as_uri())
+        video = driver.find_elements(By.TAG_NAME, "video")[0]
+        state = 0
+        for _ in range(100):  # wait until the first frame is decoded
+            state = driver.execute_script("return arguments[0].readyState", video)
+            if state >= 2:
+                break
+            driver.implicitly_wait(0.1)
+            import time
+
+            time.sleep(0.1)
+        assert state >= 2, "the first video never showed a frame"
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, height + 200)
+        table = driver.find_element(By.ID, "verdicts")
+        shot = tmp_path / "page.png"
+        assert driver.save_screenshot(str(shot))
+        rect_t, rect_v = table.rect, video.rect
+        src = video.get_attribute("src")
+    finally:
+        driver.quit()
+    image = iio.imread(shot)[..., :3].astype(float)
+    crop = lambda r: image[int(r["y"]):int(r["y"] + r["height"]), int(r["x"]):int(r["x"] + r["width"])]  # noqa: E731
+    verdicts = crop(rect_t)
+    assert verdicts.size and verdicts.std() > 10  # text and coloured verdict cells, not a blank box
+    frame = iio.imread(out / re.sub(r"^file://.*?/study/", "", src), index=0).astype(float)
+    shown = crop(rect_v)
+    # The video element letterboxes its frame: compare its centre row band with the frame's, resized.
+    h, w = shown.shape[:2]
+    scale = min(w / frame.shape[1], h / frame.shape[0])
+    fh, fw = int(frame.shape[0] * scale), int(frame.shape[1] * scale)
+    top, left = (h - fh) // 2, (w - fw) // 2
+    rows = np.linspace(0, frame.shape[0] - 1, fh).astype(int)
+    cols = np.linspace(0, frame.shape[1] - 1, fw).astype(int)
+    expected = frame[rows][:, cols]
+    on_screen = shown[top:top + fh, left:left + fw]
+    upper = slice(0, int(0.6 * fh))  # the player's controls shade the lower part of the picture
+    assert np.abs(on_screen[upper] - expected[upper]).mean() < 12, np.abs(on_screen[upper] - expected[upper]).mean()
+    assert expected[upper].std() > 20  # a picture with content, so the match above means something

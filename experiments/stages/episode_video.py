@@ -58,8 +58,9 @@ def _replay(header, actor: str, camera: str, seed: int, actions: np.ndarray, siz
 
 def write_episode_video(run: Run, analysis: Path, episode: int, out: Path, size: int = DEFAULT_SIZE,
                         n_units: int = DEFAULT_UNITS, fps: int = DEFAULT_FPS, force: bool = False,
-                        data_path: Path | None = None) -> Path:
-    """Write the mp4 of held-out episode `episode` of `run` to `out`; every input is checked first."""
+                        data_path: Path | None = None) -> dict:
+    """Write the mp4 of held-out episode `episode` of `run` to `out`; every input is checked first.
+    Returns what it shows: the path, the run, the episode, and the traced units with their r."""
     from mirrorlab.analysis.mirror_stats import pearson_per_unit
     from mirrorlab.analysis.videos import EpisodeCanvas, UnitTrace, episode_frames, select_units
     from mirrorlab.envs.paired import PairedDataset
@@ -101,4 +102,6 @@ def write_episode_video(run: Run, analysis: Path, episode: int, out: Path, size:
         caption += " | separate cores: unit ids not matched"
     canvas = EpisodeCanvas(traces, size, caption=caption)
     write_mp4(out, episode_frames(canvas, self_frames, other_frames), fps)
-    return out
+    return {"path": str(out), "run": str(run.dir), "run_name": run.name, "other_appearance": run.other_appearance,
+            "episode": int(episode), "episode_id": int(ref.episode_id),
+            "units": [{"unit": t.unit, "r": t.r, "anti": t.anti} for t in traces]}
