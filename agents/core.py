@@ -45,6 +45,12 @@ class MirrorCore(nn.Module):
         hidden, _ = self.observe_core(self.sensory_encoder(sensory))
         return CoreOutput(hidden, self.inverse_head(hidden))
 
+    def observe_step(self, sensory: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One observe step from a recurrent state (None: the start): input [B, ...] -> (inverse head
+        output [B, *], new state). Closed-loop use, where each step's input is known only then."""
+        hidden, state = self.observe_core(self.sensory_encoder(sensory[:, None]), state)
+        return self.inverse_head(hidden[:, 0]), state
+
 
 @dataclass
 class Recording:

@@ -1,9 +1,20 @@
-"""Imitation learners for the transfer test: a state policy cloned by BC (and improved by DAgger),
-and BCO's inverse dynamics model learnt from the self arm's own babbling.
+"""Learners that imitate from video, where the task lives only in the demonstrator's video.
 
-Written here because the `imitation` package pins gymnasium 0.29. Each is small on purpose: an MLP
-on the state observation (joint angles and velocities, target and fingertip-to-target, all in the
-acting arm's base frame, so a state of the other arm reads like one of the self arm).
+Every learner acts on the self arm seeing only what imitation allows: its own camera (no target drawn)
+and proprioception, and the other arm's video, watched before acting. Written here because the
+`imitation` package pins gymnasium 0.29.
+
+- `FramePolicy`: a CNN on a window of frames -> the action between them. With the window
+  (own frame t-1, own frame t, the demonstration's frame t+1) it is a closed-loop tracking policy:
+  "what takes me from where I am to where the demonstrator is next". BCO's inverse dynamics model
+  (fitted on the self arm's own babbling, all frames its own), BC (fitted on videos labelled by the
+  core's inverse head) and DAgger (BC, relabelled by the expert on the learner's own states) are all
+  this one policy, fitted to different data.
+- `CoreTracker`: the mirror core's observe path run in closed loop: its window at step t takes the own
+  frames up to t and the demonstration's frames after it; the GRU state follows the own frames.
+- `plan_by_synthesis`: imitation by the mirror system, analysis by synthesis: the action sequence whose
+  forward-predicted frames (the core's perform path and forward head) match the video, by gradient
+  descent on the whole sequence; `replan_every` re-optimises the remaining actions during the episode.
 """
 
 from __future__ import annotations
@@ -15,110 +26,174 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mirrorlab.encoders.cnn import FrameEncoder
+from mirrorlab.encoders.cnn import FrameEncoder, frames_as_targets, random_shift
+
+# Frames of a tracking window, relative to the step t: the own frames t-1 and t, the demonstration's t+1.
+TRACK_WINDOW = (-1, 0, 1)
 
 
-class StatePolicy(nn.Module):
-    """state [.., S] -> action [.., A] in [-1, 1]."""
+class FramePolicy(nn.Module):
+    """uint8 windows [..., K, 3, S, S] -> actions [..., A] in [-1, 1]."""
 
-    def __init__(self, state_dim: int, action_dim: int, hidden: int = 64) -> None:
+    def __init__(self, frame_size: int, action_dim: int, n_frames: int = len(TRACK_WINDOW), channels: int = 32,
+                 strides: tuple[int, ...] = (2, 1, 2, 1), embed_dim: int = 128) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(state_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, action_dim), nn.Tanh())
+        self.encoder = FrameEncoder(frame_size, embed_dim, channels, n_frames, strides)
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(embed_dim, action_dim), nn.Tanh())
 
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.net(state)
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(windows))
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """SB3's calling convention, so a cloned policy runs wherever a demonstrator does."""
-        with torch.no_grad():
-            action = self(torch.as_tensor(np.asarray(observation, dtype=np.float32)))
-        return action.numpy(), None
+    @torch.no_grad()
+    def act(self, window: np.ndarray) -> np.ndarray:
+        self.eval()
+        return self(torch.from_numpy(np.ascontiguousarray(window))[None])[0].numpy()
 
 
-def _fit(model: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor, loss_of: Callable,
-         epochs: int, lr: float, batch_size: int, seed: int) -> list[float]:
-    """Adam on MSE over shuffled minibatches drawn from `seed`; returns the per-epoch mean loss."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+def episode_windows(frames: np.ndarray, window: tuple[int, ...] = TRACK_WINDOW) -> np.ndarray:
+    """frames [N, T+1, S, S, 3] -> windows [N, T, K, 3, S, S]: for step t, frames t + k (clamped)."""
+    T = frames.shape[1] - 1
+    index = np.clip(np.arange(T)[:, None] + np.asarray(window)[None, :], 0, T)
+    return frames[:, index].transpose(0, 1, 2, 5, 3, 4)
+
+
+def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, lr: float = 1e-3,
+                     batch_size: int = 64, seed: int = 0, augment_shift: int = 2,
+                     policy: FramePolicy | None = None) -> FramePolicy:
+    """Regress actions [M, A] on windows [M, K, 3, S, S] (uint8); a given policy is trained further.
+    Random shifts (DrQ) of each window, the same for its frames, as the core's training uses."""
+    if windows.shape[0] != actions.shape[0] or windows.shape[0] == 0:
+        raise ValueError(f"windows {windows.shape} and actions {actions.shape} must pair up and be non-empty")
+    if policy is None:
+        torch.manual_seed(seed)
+        policy = FramePolicy(windows.shape[-1], actions.shape[-1], windows.shape[1])
+    policy.train()
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
-    n = targets.shape[0]
-    history = []
+    generator = torch.Generator().manual_seed(seed)
+    x, y = torch.from_numpy(np.ascontiguousarray(windows)), torch.as_tensor(actions, dtype=torch.float32)
     for _ in range(epochs):
-        order = torch.from_numpy(rng.permutation(n))
-        total = 0.0
-        for start in range(0, n, batch_size):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size]
-            loss = F.mse_loss(loss_of(model, *(x[idx] for x in inputs)), targets[idx])
+            loss = F.mse_loss(policy(random_shift(x[idx], augment_shift, generator)), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
-        history.append(total / n)
-    return history
-
-
-def fit_policy(states: np.ndarray, actions: np.ndarray, *, epochs: int, lr: float = 1e-3, batch_size: int = 256,
-               hidden: int = 64, seed: int = 0, policy: StatePolicy | None = None) -> StatePolicy:
-    """Behavioural cloning: regress actions [M, A] on states [M, S] (a given policy is trained further)."""
-    if states.shape[0] != actions.shape[0] or states.shape[0] == 0:
-        raise ValueError(f"states {states.shape} and actions {actions.shape} must pair up and be non-empty")
-    if policy is None:
-        torch.manual_seed(seed)
-        policy = StatePolicy(states.shape[1], actions.shape[1], hidden)
-    _fit(policy, (torch.as_tensor(states, dtype=torch.float32),), torch.as_tensor(actions, dtype=torch.float32),
-         lambda m, s: m(s), epochs, lr, batch_size, seed)
     return policy.eval()
 
 
-def dagger(policy: StatePolicy, states: np.ndarray, actions: np.ndarray,
-           rollout: Callable[[StatePolicy, int], tuple[np.ndarray, np.ndarray]], seeds: list[list[int]], *,
-           epochs: int, lr: float = 1e-3, seed: int = 0) -> tuple[StatePolicy, int]:
-    """DAgger (Ross et al. 2011): roll out the current policy, have the expert label the states it
+def dagger(policy: Any, windows: np.ndarray, actions: np.ndarray,
+           rollout: Callable[[Any, int], tuple[np.ndarray, np.ndarray]], seeds: list[list[int]],
+           fit: Callable[[np.ndarray, np.ndarray, Any, int], Any]) -> tuple[Any, int]:
+    """DAgger (Ross et al. 2011): roll out the current policy, have the expert label the inputs it
     visits, aggregate with all data so far, refit. `rollout(policy, seed)` runs one episode with the
-    policy acting and returns (visited states [T, S], the expert's actions in them [T, A]).
-    `seeds[i]` are the episodes of iteration i. Returns the policy and the number of expert queries
-    (labelled states)."""
-    all_states, all_actions = [states], [actions]
+    policy acting and returns (visited inputs, the expert's actions in them); `seeds[i]` are the episodes
+    of iteration i; `fit(inputs, actions, policy, iteration)` refits. Returns the policy and the number
+    of expert queries (labelled inputs)."""
+    all_inputs, all_actions = [windows], [actions]
     queries = 0
     for i, iteration_seeds in enumerate(seeds):
         for s in iteration_seeds:
             visited, labels = rollout(policy, s)
-            all_states.append(visited)
+            all_inputs.append(visited)
             all_actions.append(labels)
             queries += len(visited)
-        policy = fit_policy(np.concatenate(all_states), np.concatenate(all_actions), epochs=epochs, lr=lr,
-                            seed=seed + i + 1, policy=policy)
+        policy = fit(np.concatenate(all_inputs), np.concatenate(all_actions), policy, i + 1)
     return policy, queries
 
 
-class InverseDynamicsModel(nn.Module):
-    """BCO's inverse dynamics: (frame before, frame after) -> the action between them."""
+class TrackingActor:
+    """An actor (obs, t) -> action that tracks a demonstration with a window policy: the window at step t
+    is the own frames t-1, t (from the env's pixel observations) and the demonstration's frame t+1."""
 
-    def __init__(self, frame_size: int, action_dim: int, embed_dim: int = 32, channels: int = 16) -> None:
-        super().__init__()
-        self.encoder = FrameEncoder(frame_size, embed_dim, channels)
-        self.head = nn.Sequential(nn.Linear(2 * embed_dim, 64), nn.ReLU(), nn.Linear(64, action_dim))
+    def __init__(self, policy: Callable[[np.ndarray], np.ndarray], demo_frames: np.ndarray,
+                 record: list[np.ndarray] | None = None):
+        self.policy, self.demo = policy, demo_frames          # demo [T+1, S, S, 3]
+        self.own: list[np.ndarray] = []
+        self.record = record                                 # windows seen, for DAgger
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        """before, after [..., 3, S, S]."""
-        return self.head(torch.cat([self.encoder(before.unsqueeze(-4)), self.encoder(after.unsqueeze(-4))], dim=-1))
-
-    def label(self, frames: np.ndarray) -> np.ndarray:
-        """frames [N, T+1, 3, S, S] -> inferred actions [N, T, A]."""
-        with torch.no_grad():
-            f = torch.from_numpy(frames)
-            return self(f[:, :-1], f[:, 1:]).numpy()
+    def __call__(self, obs: dict[str, Any], t: int) -> np.ndarray:
+        self.own.append(obs["pixels"])
+        previous = self.own[max(0, t - 1)]
+        window = np.stack([previous, self.own[t], self.demo[min(t + 1, len(self.demo) - 1)]]).transpose(0, 3, 1, 2)
+        if self.record is not None:
+            self.record.append(window)
+        return self.policy(window)
 
 
-def fit_inverse_dynamics(frames: np.ndarray, actions: np.ndarray, *, epochs: int, lr: float = 1e-3,
-                         batch_size: int = 256, seed: int = 0) -> InverseDynamicsModel:
-    """frames [N, T+1, 3, S, S] uint8 and actions [N, T, A] of the learner's own episodes."""
+class CoreTracker:
+    """The mirror core's observe path in closed loop on the self arm (see the module docstring)."""
+
+    def __init__(self, model, observe_window: tuple[int, ...], demo_frames: np.ndarray):
+        self.model, self.window, self.demo = model, tuple(observe_window), demo_frames
+        self.own: list[np.ndarray] = []
+        self.hidden = None
+
+    def _frame(self, index: int, t: int) -> np.ndarray:
+        """Frame `index` as seen at step t: own up to t, the demonstration's after (clamped to the episode)."""
+        index = min(max(index, 0), len(self.demo) - 1)
+        return self.own[index] if index <= t else self.demo[index]
+
+    @torch.no_grad()
+    def __call__(self, obs: dict[str, Any], t: int) -> np.ndarray:
+        self.own.append(obs["pixels"])  # own frame t (the state before action t)
+        if t > 0:  # the GRU follows what really happened at step t-1, now that own frame t is known
+            actual = self._stack([self._frame(t - 1 + k, t) for k in self.window])
+            _, self.hidden = self.model.observe_step(actual, self.hidden)
+        wanted = self._stack([self._frame(t + k, t) for k in self.window])
+        prediction, _ = self.model.observe_step(wanted, self.hidden)
+        return prediction[0].numpy()
+
+    @staticmethod
+    def _stack(frames: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(frames).transpose(0, 3, 1, 2).copy())[None]
+
+
+def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterations: int = 150, lr: float = 0.05,
+                      prefix: np.ndarray | None = None, init: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Actions [T, A] whose forward-predicted frames match the video's frames 1..T (pixel MSE), by Adam
+    on an unconstrained sequence squashed by tanh. `prefix` [t0, A] fixes the first actions (already
+    executed); the rest start from `init` (or 0) and are optimised."""
     torch.manual_seed(seed)
-    model = InverseDynamicsModel(frames.shape[-1], actions.shape[-1])
-    f = torch.from_numpy(frames)
-    before = f[:, :-1].reshape(-1, *f.shape[2:])
-    after = f[:, 1:].reshape(-1, *f.shape[2:])
-    _fit(model, (before, after), torch.as_tensor(actions.reshape(-1, actions.shape[-1]), dtype=torch.float32),
-         lambda m, b, a: m(b, a), epochs, lr, batch_size, seed)
-    return model.eval()
+    T = len(demo_frames) - 1
+    target = frames_as_targets(torch.from_numpy(np.ascontiguousarray(demo_frames[1:].transpose(0, 3, 1, 2))))
+    t0 = 0 if prefix is None else len(prefix)
+    start = np.zeros((T, action_dim), np.float32) if init is None else np.asarray(init, np.float32)
+    free = torch.atanh(torch.from_numpy(np.clip(start[t0:], -0.95, 0.95))).clone().requires_grad_(True)
+    fixed = torch.zeros((0, action_dim)) if prefix is None else torch.as_tensor(prefix, dtype=torch.float32)
+    optimizer = torch.optim.Adam([free], lr=lr)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        for _ in range(iterations):
+            actions = torch.cat([fixed, torch.tanh(free)])[None]
+            predicted = model.perform(actions).prediction[0]
+            loss = F.mse_loss(predicted[t0:], target[t0:])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    with torch.no_grad():
+        return torch.cat([fixed, torch.tanh(free)]).numpy()
+
+
+class SynthesisActor:
+    """Executes `plan_by_synthesis`'s plan, re-optimising the remaining actions every `replan_every` steps
+    from the executed prefix (the forward model's only input is the action history, so re-planning
+    refines the optimisation of what is left; it sees no state)."""
+
+    def __init__(self, model, demo_frames: np.ndarray, action_dim: int, iterations: int, replan_every: int,
+                 replan_iterations: int, seed: int = 0):
+        self.model, self.demo, self.A = model, demo_frames, action_dim
+        self.replan_every, self.replan_iterations, self.seed = replan_every, replan_iterations, seed
+        self.plan = plan_by_synthesis(model, demo_frames, action_dim, iterations=iterations, seed=seed)
+
+    def __call__(self, _obs: Any, t: int) -> np.ndarray:
+        if t and self.replan_every and t % self.replan_every == 0:
+            self.plan = plan_by_synthesis(self.model, self.demo, self.A, iterations=self.replan_iterations,
+                                          prefix=self.plan[:t], init=self.plan, seed=self.seed + t)
+        return self.plan[t]

@@ -185,3 +185,25 @@ def spillover_curves(curves: dict[tuple[str, str], list[tuple[list[float], list[
         ax.legend(fontsize=7)
     fig.tight_layout()
     return png(fig)
+
+
+def imitation_success(success: dict[str, dict[str, dict[str, Any]]]) -> bytes:
+    """Success by method (bars, mean over seeds with its 95% interval), one panel per appearance."""
+    appearances = list(success)
+    fig, axes = plt.subplots(1, len(appearances), figsize=(max(5.0, 0.45 * max(len(m) for m in success.values()) + 2)
+                                                           * len(appearances), 4.2), squeeze=False)
+    for ax, appearance in zip(axes[0], appearances):
+        methods = list(success[appearance])
+        means = np.array([success[appearance][m]["mean"] for m in methods])
+        lo = np.array([success[appearance][m]["ci95"][0] for m in methods])
+        hi = np.array([success[appearance][m]["ci95"][1] for m in methods])
+        err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)])
+        colours = ["0.3" if m in ("oracle", "goal_given") else "0.7" if m == "random" else
+                   COLORS.get(m.split("_", 1)[-1], "tab:purple") for m in methods]
+        ax.bar(range(len(methods)), means, yerr=err, color=colours, capsize=3)
+        ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("success (mean over seeds, 95% CI)")
+        ax.set_title(f"other_appearance = {appearance}", fontsize=9)
+    fig.tight_layout()
+    return png(fig)

@@ -298,11 +298,12 @@ class MirrorReachEnv(gym.Env):
         info["is_success"] = bool(distance < self.success_radius)
         return info
 
-    def state_vector(self) -> np.ndarray:
-        """The `"state"` observation of the acting arm (float32, a fresh array)."""
+    def state_vector(self, observe_target: bool | None = None) -> np.ndarray:
+        """The `"state"` observation of the acting arm (float32, a fresh array); `observe_target` overrides
+        the env's setting (an expert that knows the target, in an env whose observation hides it)."""
         p, arm, d = self.physics, self.actor, self.target_dim
         parts = [p.joint_angles(arm), p.joint_velocities(arm)]
-        if self.observe_target:
+        if self.observe_target if observe_target is None else observe_target:
             parts += [p.target_in_base_frame(arm)[:d], p.vector_to_base_frame(arm, p.fingertip_to_target(arm))[:d]]
         return np.concatenate(parts).astype(np.float32)
 

@@ -1,8 +1,9 @@
 """`mirrorlab imitate`: can the learner imitate the other arm from video alone?
 
-Every method acts on the self arm for the held-out videos of the runs' datasets, from the same reset
-seeds; the methods, what each sees and the scores are described in
-`mirrorlab.experiments.stages.imitation`. The runs must have been analysed (`--analysis`, the output of
+Every method acts on the self arm, whose own observation carries no target, for held-out videos of the
+other arm; the methods (oracle, random, the core's inverse head open and closed loop, imitation by the
+mirror system's forward model, BCO and BCO(alpha), BC, DAgger, and a goal-given reference), what each
+sees, and the scores are described in `mirrorlab.experiments.stages.imitation`. The runs must have been analysed (`--analysis`, the output of
 `mirrorlab analyze`): their recorded activations and mirror measures are read from there.
 Output: imitation.csv, metrics.json, report.md.
 """
@@ -24,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--analysis", type=Path, required=True, help="the output folder of `mirrorlab analyze` for these runs")
     p.add_argument("--episodes", type=int, default=None, help="held-out episodes per dataset (default: 20)")
     p.add_argument("--out", type=Path, required=True, help="output folder (imitation.csv, metrics.json, report.md)")
-    p.add_argument("--no-closed-loop", action="store_true", help="skip BCO, BC and DAgger")
+    p.add_argument("--no-learners", action="store_true", help="skip BC, DAgger, BCO and BCO(alpha)")
     p.add_argument("--workers", type=int, default=None, help="datasets scored in parallel (default: 1; 0: one per core)")
     p.add_argument("--ray-address", default=None, help="score the datasets as tasks on this Ray cluster")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any ImitateConfig field")
@@ -34,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = build_config(ImitateConfig(), args.config,
-                          {"episodes": args.episodes, "closed_loop": False if args.no_closed_loop else None,
+                          {"episodes": args.episodes, "learners": False if args.no_learners else None,
                            "workers": args.workers})
     result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force,
                      ray_address=args.ray_address)

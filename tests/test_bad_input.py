@@ -139,6 +139,8 @@ CASES = [
                                    f"{w['root']}/i", "--workers", "-1"], "workers"),
     ("imitate-episodes", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
                                     f"{w['root']}/i", "--episodes", "0"], "episodes must be >= 1"),
+    ("imitate-flag", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
+                                f"{w['root']}/i", "--no-closed-loop"], "unrecognized arguments"),
     ("imitate-bad-analysis", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", _truncated_analysis(w),
                                         "--out", f"{w['root']}/i"], "not readable JSON"),
     # spillover
@@ -178,6 +180,9 @@ CASES = [
     ("study-preset", lambda w: ["study", "--out", f"{w['root']}/st", "--preset", "huge"], "invalid choice"),
     ("study-fresh-foreign", lambda w: ["study", "--out", str(w["thesis"]), "--fresh"], "did not write"),
     ("study-on-replicate-output", lambda w: ["study", "--out", _replicate_output(w)], "not of `mirrorlab study`"),
+    # report
+    ("report-not-a-study", lambda w: ["report", "--out", str(w["thesis"])], "not a study folder"),
+    ("report-replicate-output", lambda w: ["report", "--out", _replicate_output(w)], "not a study folder"),
     # bench
     ("bench-all-options", lambda w: ["bench", "all", "--full"], "takes no options"),
     ("bench-train-rounds", lambda w: ["bench", "train", "--rounds", "0"], "--rounds"),
