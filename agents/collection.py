@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mirrorlab.agents.runs import check_seed
-from mirrorlab.envs.scene import CAMERAS, OTHER_APPEARANCES
+from mirrorlab.envs.scene import ACTION_MODES, CAMERAS, OTHER_APPEARANCES
 from mirrorlab.errors import UserError
 
 
@@ -33,6 +33,8 @@ class CollectConfig:
     seed: int = 0
     frame_size: int = 64
     other_appearance: str = "identical"
+    action_mode: str = "torque"          # or "position": a joint-target offset a camera can see (envs.reach)
+    render_supersample: int = 1          # anti-aliased frames: rendered k times larger, averaged
     observe_camera: str = "other_view"
     perform_camera: str = "self_view"
     episodes_per_shard: int = 16
@@ -64,20 +66,31 @@ class CollectConfig:
             raise UserError(f"config: episodes_per_shard must be >= 1, got {self.episodes_per_shard}")
         if (isinstance(self.frame_size, bool) or self.frame_size % 16 or not 16 <= self.frame_size <= 1024):
             raise UserError(f"config: frame_size must be a multiple of 16 in 16..1024, got {self.frame_size}")
+        if self.action_mode not in ACTION_MODES:
+            raise UserError(f"config: action_mode must be one of {', '.join(ACTION_MODES)}, got {self.action_mode!r}")
+        if isinstance(self.render_supersample, bool) or not 1 <= self.render_supersample <= 8:
+            raise UserError(f"config: render_supersample must be in 1..8, got {self.render_supersample}")
         if not 0 <= self.babble_smoothing < 1:
             raise UserError(f"config: babble_smoothing must be in [0, 1), got {self.babble_smoothing}")
         if not self.babble_scale > 0:
             raise UserError(f"config: babble_scale must be > 0, got {self.babble_scale}")
         if self.demonstrator != "scripted":
-            from mirrorlab.agents.demonstrator import demonstrator_env_id
+            from mirrorlab.agents.demonstrator import demonstrator_env
 
-            trained_on = demonstrator_env_id(self.demonstrator)
-            if trained_on != self.env_id:
-                raise UserError(f"config: demonstrator {self.demonstrator} was trained on {trained_on}, not on "
-                                f"{self.env_id}")
+            trained_on = demonstrator_env(self.demonstrator)
+            if trained_on != (self.env_id, self.action_mode):
+                raise UserError(f"config: demonstrator {self.demonstrator} was trained on {trained_on[0]} with "
+                                f"{trained_on[1]} actions, not on {self.env_id} with {self.action_mode} actions")
 
     def env_kwargs(self) -> dict[str, Any]:
-        return {"frame_size": self.frame_size, "other_appearance": self.other_appearance}
+        """The env's kwargs, stored in the dataset's header: both sides and every later replay use them. Left
+        out where they are the env's defaults, so datasets of earlier versions keep their header."""
+        kwargs = {"frame_size": self.frame_size, "other_appearance": self.other_appearance}
+        if self.action_mode != "torque":
+            kwargs["action_mode"] = self.action_mode
+        if self.render_supersample != 1:
+            kwargs["render_supersample"] = self.render_supersample
+        return kwargs
 
 
 def episode_seed(config_seed: int, kind: str, episode_id: int) -> int:

@@ -39,8 +39,8 @@ ALGOS = ("sac", "ppo")
 SCRIPTED = "scripted"
 POLICY_FORMAT = "mirrorlab-sb3-policy"
 POLICY_FORMAT_VERSION = 1
-_DESCRIPTION_KEYS = {"format", "format_version", "algo", "env_id", "observation_shape", "action_shape",
-                     "net_arch", "sb3_version"}
+_DESCRIPTION_KEYS = {"format", "format_version", "algo", "env_id", "action_mode", "observation_shape",
+                     "action_shape", "net_arch", "sb3_version"}
 EVAL_SEED_OFFSET = 1_000_000
 
 
@@ -50,6 +50,7 @@ class DemoTrainConfig:
     tau 0.01, learning_starts 1000, distance reward x10; SB3 defaults otherwise)."""
 
     env_id: str = "mirrorlab/PlanarReach-v0"
+    action_mode: str = "torque"     # the arm's actions: torques, or joint-target offsets (envs.reach)
     algo: str = "sac"
     timesteps: int = 30_000
     seed: int = 0
@@ -79,6 +80,8 @@ class DemoTrainConfig:
             raise UserError(f"config: unknown env {self.env_id!r}; expected one of {', '.join(envs.ENV_IDS)}")
         if self.algo not in ALGOS:
             raise UserError(f"config: algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.action_mode not in ("torque", "position"):
+            raise UserError(f"config: action_mode must be torque or position, got {self.action_mode!r}")
         for name in ("timesteps", "batch_size", "buffer_size", "train_freq", "gradient_steps", "n_steps",
                      "n_epochs", "torch_threads"):
             if getattr(self, name) < 1:
@@ -138,7 +141,7 @@ def train_demonstrator(config: DemoTrainConfig, out: Path, show_progress: bool =
 
     config.validate()
     torch.set_num_threads(config.torch_threads)
-    env = make_other_env(config.env_id, reward_dist_weight=config.reward_dist_weight)
+    env = make_other_env(config.env_id, reward_dist_weight=config.reward_dist_weight, action_mode=config.action_mode)
     model = _sb3_class(config.algo)("MlpPolicy", env, seed=config.seed, tensorboard_log=str(out / "tb"),
                                     verbose=0, **config.hyperparams())
 
@@ -157,7 +160,8 @@ def train_demonstrator(config: DemoTrainConfig, out: Path, show_progress: bool =
     model.learn(total_timesteps=config.timesteps, callback=Progress(), tb_log_name=config.algo)
     wall = time.perf_counter() - started
     description = {"format": POLICY_FORMAT, "format_version": POLICY_FORMAT_VERSION, "algo": config.algo,
-                   "env_id": config.env_id, "observation_shape": list(env.observation_space.shape),
+                   "env_id": config.env_id, "action_mode": config.action_mode,
+                   "observation_shape": list(env.observation_space.shape),
                    "action_shape": list(env.action_space.shape), "net_arch": list(config.net_arch),
                    "sb3_version": _sb3_version()}
     atomic_torch_save(out / "policy.pt", {k: v.detach().clone() for k, v in model.policy.state_dict().items()})
@@ -205,6 +209,8 @@ def read_description(folder: Path) -> dict[str, Any]:
             raise UserError(f"demonstrator checkpoint {path}: {key} must list positive integers, got {value!r}")
     if not isinstance(desc["env_id"], str):
         raise UserError(f"demonstrator checkpoint {path}: env_id must be a string")
+    if desc["action_mode"] not in ("torque", "position"):
+        raise UserError(f"demonstrator checkpoint {path}: action_mode must be torque or position")
     return desc
 
 
@@ -228,6 +234,9 @@ def load_policy(folder: str | Path, env: gym.Env | None = None) -> LoadedPolicy:
     desc = read_description(folder)
     if env is not None and env.spec is not None and env.spec.id != desc["env_id"]:
         raise UserError(f"demonstrator checkpoint {folder} was trained on {desc['env_id']}, not on {env.spec.id}")
+    if env is not None and getattr(env.unwrapped, "action_mode", "torque") != desc["action_mode"]:
+        raise UserError(f"demonstrator checkpoint {folder} acts with {desc['action_mode']} actions, the env takes "
+                        f"{env.unwrapped.action_mode} actions")
     if env is not None and list(env.observation_space.shape) != desc["observation_shape"]:
         raise UserError(f"demonstrator checkpoint {folder} expects observations of shape "
                         f"{tuple(desc['observation_shape'])}, the env gives {env.observation_space.shape}")
@@ -271,9 +280,12 @@ def load_demonstrator(source: str | Path, env: gym.Env):
     return load_policy(source, env)
 
 
-def demonstrator_env_id(source: str | Path) -> str | None:
-    """The env a checkpoint was trained on (None for the scripted controller, which fits every env)."""
-    return None if str(source) == SCRIPTED else read_description(Path(source))["env_id"]
+def demonstrator_env(source: str | Path) -> tuple[str, str] | None:
+    """(env id, action mode) a checkpoint was trained on; None for the scripted controller, which fits any."""
+    if str(source) == SCRIPTED:
+        return None
+    desc = read_description(Path(source))
+    return desc["env_id"], desc["action_mode"]
 
 
 def evaluate_policy_on_seeds(make_env: Callable[[], gym.Env], make_policy: Callable[[gym.Env], Any],

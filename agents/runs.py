@@ -49,6 +49,7 @@ class TrainConfig:
                                    # "self": only from the self arm's own video (tests self -> other transfer)
     use_babble: bool = True        # the self arm's motor babbling trains the forward head (and the inverse, if "self")
     test_fraction: float = 0.25    # held-out demo episodes (the highest ids), never trained on
+    train_episodes: int = 0        # 0: every other demo episode trains; n: only the first n (learning curves)
     checkpoint_every: int = 1
     threads: int = 1
     cache_mib: int = 1024          # decoded episodes kept in memory per run (each of demo and babble)
@@ -80,6 +81,8 @@ class TrainConfig:
         for name in ("forward_weight", "inverse_weight"):
             if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
                 raise UserError(f"{where}: {name} must be a number >= 0, got {getattr(self, name)}")
+        if self.train_episodes < 0:
+            raise UserError(f"{where}: train_episodes must be >= 0 (0: all), got {self.train_episodes}")
         if not 0 < self.test_fraction < 1:
             raise UserError(f"{where}: test_fraction must be in (0, 1), got {self.test_fraction}")
 

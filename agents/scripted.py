@@ -16,14 +16,17 @@ class ScriptedReacher:
     """`ScriptedReacher(env).predict(obs) -> (action, None)` drives `arm` to its target.
 
     Each call: e = target - fingertip (world), dq = J^T (J J^T + damping^2 I)^-1 e (the joint
-    step that closes e, damped near singularities), action = clip(kp * dq - kd * qdot, -1, 1).
+    step that closes e, damped near singularities), then for torque actions
+    action = clip(kp * dq - kd * qdot, -1, 1), and for position actions (a joint-target offset of
+    `position_scale` rad per unit) action = clip(position_gain * dq / position_scale, -1, 1).
     """
 
     def __init__(self, env: gym.Env, arm: str | None = None, kp: float = 20.0, kd: float = 1.0,
-                 damping: float = 0.02):
+                 damping: float = 0.02, position_gain: float = 0.3):
         self.env = env.unwrapped
         self.arm = self.env.actor if arm is None else arm
         self.kp, self.kd, self.damping = float(kp), float(kd), float(damping)
+        self.position_gain = float(position_gain)
 
     def action(self) -> np.ndarray:
         physics = self.env.physics
@@ -31,6 +34,8 @@ class ScriptedReacher:
         jac = physics.fingertip_jacobian(self.arm)
         gram = jac @ jac.T + self.damping**2 * np.eye(3)
         dq = jac.T @ np.linalg.solve(gram, error)
+        if self.env.action_mode == "position":
+            return np.clip(self.position_gain * dq / self.env.position_scale, -1.0, 1.0).astype(np.float32)
         torque = self.kp * dq - self.kd * physics.joint_velocities(self.arm)
         return np.clip(torque, -1.0, 1.0).astype(np.float32)
 

@@ -90,6 +90,11 @@ def run_record(config: TrainConfig, dataset, data_path: Path) -> dict[str, Any]:
     """The run's config.json: provenance, the dataset it is tied to, and its episode split."""
     demo_ids = [r.episode_id for r in dataset.episodes("demo")]
     train_ids, test_ids = split_episodes(demo_ids, config.test_fraction)
+    if config.train_episodes:
+        if config.train_episodes > len(train_ids):
+            raise UserError(f"config: train_episodes is {config.train_episodes}, the dataset has {len(train_ids)} "
+                            "training episodes")
+        train_ids = train_ids[:config.train_episodes]
     record = provenance(config, seeds=[config.seed])
     record.update(data=data_signature(dataset.header), data_fingerprint=dataset.fingerprint,
                   data_path=str(Path(data_path).resolve()), other_appearance=dataset.header.other_appearance,

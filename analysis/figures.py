@@ -207,3 +207,27 @@ def imitation_success(success: dict[str, dict[str, dict[str, Any]]]) -> bytes:
         ax.set_title(f"other_appearance = {appearance}", fontsize=9)
     fig.tight_layout()
     return png(fig)
+
+
+def learning_curve(rows: list[dict[str, Any]]) -> bytes:
+    """Held-out inverse R^2 (solid) and its state ceiling (dashed) along each axis of the learning curve."""
+    axes_names = [a for a in ("train_episodes", "frame_size", "window") if any(r["axis"] == a for r in rows)]
+    fig, axes = plt.subplots(1, len(axes_names), figsize=(4.8 * len(axes_names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], axes_names):
+        sub = [r for r in rows if r["axis"] == name]
+        for k, mode in enumerate(sorted({r["action_mode"] for r in sub})):
+            pts = sorted({r["value"] for r in sub if r["action_mode"] == mode}, key=lambda v: (str(type(v)), v))
+            x = np.arange(len(pts)) if name == "window" else np.array(pts, float)
+            mean = [np.mean([r["inverse_r2"] for r in sub if r["action_mode"] == mode and r["value"] == v]) for v in pts]
+            ceil = [np.mean([r["ceiling"] for r in sub if r["action_mode"] == mode and r["value"] == v]) for v in pts]
+            ax.plot(x, mean, "o-", color=f"C{k}", label=f"{mode}: pixels")
+            ax.plot(x, ceil, "--", color=f"C{k}", alpha=0.7, label=f"{mode}: ceiling (true joint state)")
+            if name == "window":
+                ax.set_xticks(x, pts)
+        ax.axhline(0.8, color="0.6", lw=0.8, ls=":")
+        ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
+        ax.set_xlabel(name.replace("_", " "))
+        ax.set_ylabel("held-out inverse R^2")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return png(fig)

@@ -108,7 +108,7 @@ from gymnasium import spaces
 
 from mirrorlab.envs import _headless
 from mirrorlab.envs.physics import TwoArmPhysics
-from mirrorlab.envs.scene import ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR, ArmSpec, scene_xml
+from mirrorlab.envs.scene import ACTION_MODES, ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR, ArmSpec, scene_xml
 
 mujoco = _headless.import_mujoco()
 
@@ -161,7 +161,8 @@ class MirrorReachEnv(gym.Env):
                  render_mode: str | None = None, frame_skip: int = 4,
                  reward_dist_weight: float = 1.0, reward_control_weight: float = 0.01,
                  success_radius: float = 0.02, init_noise: float = 0.1, observe_target: bool = True,
-                 visible_targets: str = "both"):
+                 visible_targets: str = "both", action_mode: str = "torque", position_scale: float = 0.1,
+                 position_kp: float = 30.0, position_kv: float = 0.6, render_supersample: int = 1):
         _check_choice("actor", actor, ARMS)
         _check_choice("other_appearance", other_appearance, OTHER_APPEARANCES)
         _check_choice("obs_mode", obs_mode, OBS_MODES)
@@ -169,6 +170,14 @@ class MirrorReachEnv(gym.Env):
         _check_choice("camera", camera, CAMERAS)
         _check_choice("render_mode", render_mode, RENDER_MODES)
         _check_choice("visible_targets", visible_targets, VISIBLE_TARGETS)
+        _check_choice("action_mode", action_mode, ACTION_MODES)
+        if isinstance(render_supersample, bool) or not isinstance(render_supersample, (int, np.integer)) \
+                or not 1 <= render_supersample <= 8:
+            raise ValueError(f"render_supersample must be an int in 1..8; got {render_supersample!r}")
+        for name, value in (("position_scale", position_scale), ("position_kp", position_kp),
+                            ("position_kv", position_kv)):
+            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number; got {value!r}")
         if not isinstance(observe_target, bool):
             raise ValueError(f"observe_target must be True or False; got {observe_target!r}")
         frame_size = check_frame_size(frame_size)
@@ -183,10 +192,13 @@ class MirrorReachEnv(gym.Env):
         self.success_radius = float(success_radius)
         self.init_noise = float(init_noise)
         self.observe_target, self.visible_targets = observe_target, visible_targets
+        self.action_mode, self.position_scale = action_mode, float(position_scale)
+        self.render_supersample = int(render_supersample)
 
         spec = self.arm_spec
         self.model = mujoco.MjModel.from_xml_string(
-            scene_xml(spec, other_appearance, offscreen_size=max(512, frame_size)))
+            scene_xml(spec, other_appearance, offscreen_size=max(512, frame_size * self.render_supersample),
+                      action_mode=action_mode, position_kp=position_kp, position_kv=position_kv))
         self.data = mujoco.MjData(self.model)
         for arm in ARMS:  # a hidden target is still there (success is measured against it), just not drawn
             if visible_targets not in ("both", arm):
@@ -251,6 +263,9 @@ class MirrorReachEnv(gym.Env):
         self.physics.set_joint_state(self.actor, np.clip(actor_q, *self._ranges.T), actor_qd)
         self._idle_pose = np.clip(idle_q, *self._ranges.T)
         self.physics.set_joint_state(self.idle, self._idle_pose, np.zeros(n))
+        if self.action_mode == "position":  # the servos hold each arm where it starts
+            self.physics.set_torques(self.actor, self.physics.joint_angles(self.actor))
+            self.physics.set_torques(self.idle, self._idle_pose)
         for arm in ARMS:
             self.physics.set_target_pos(arm, self.physics.from_base_frame(arm, target))
         mujoco.mj_forward(self.model, self.data)
@@ -260,7 +275,11 @@ class MirrorReachEnv(gym.Env):
     def step(self, action):
         action = self._checked_vector(action, self.n_joints, "action")
         action = np.minimum(np.maximum(action, -1.0), 1.0)
-        self.physics.set_torques(self.actor, action)
+        if self.action_mode == "torque":
+            self.physics.set_torques(self.actor, action)
+        else:  # a joint-angle target offset from where the arm is, held for the step
+            target = self.physics.joint_angles(self.actor) + self.position_scale * action
+            self.physics.set_torques(self.actor, np.clip(target, *self._ranges.T))
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         # The idle arm holds its pose exactly (gravity compensation leaves ~1e-16 residue).
         self.physics.set_joint_state(self.idle, self._idle_pose, np.zeros(self.n_joints))
@@ -318,9 +337,18 @@ class MirrorReachEnv(gym.Env):
 
     # --- rendering --------------------------------------------------------------------------
     def render_camera(self, name: str, size: int | None = None) -> np.ndarray:
-        """A fresh uint8 (size, size, 3) frame of the current state from a named camera."""
+        """A fresh uint8 (size, size, 3) frame of the current state from a named camera; with
+        `render_supersample` k, rendered at k * size and averaged over k x k blocks (anti-aliasing: a
+        sub-pixel motion then changes pixel values, where a single sample per pixel may not)."""
         _check_choice("camera", name, CAMERAS)
         size = self.frame_size if size is None else check_frame_size(size)
+        k = self.render_supersample
+        if k == 1:
+            return self._render(name, size)
+        big = self._render(name, size * k).astype(np.float32)
+        return np.rint(big.reshape(size, k, size, k, 3).mean(axis=(1, 3))).astype(np.uint8)
+
+    def _render(self, name: str, size: int) -> np.ndarray:
         key = (name, size)
         renderer = self._renderers.get(key)
         if renderer is None:

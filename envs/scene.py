@@ -141,18 +141,34 @@ def _arm_xml(spec: ArmSpec, arm: str, rgba: str, mirror: float) -> str:
     return "\n".join(lines)
 
 
+ACTION_MODES = ("torque", "position")
+
+
 def scene_xml(spec: ArmSpec, other_appearance: str = "identical", offscreen_size: int = 512,
-              timestep: float = 0.005) -> str:
-    """MJCF text of the table, both arms, one target per arm, and the three named cameras."""
+              timestep: float = 0.005, action_mode: str = "torque", position_kp: float = 30.0,
+              position_kv: float = 0.6) -> str:
+    """MJCF text of the table, both arms, one target per arm, and the three named cameras.
+
+    `action_mode="torque"`: motors, ctrl in [-1, 1] x gear N m. `"position"`: position servos, ctrl the
+    joint-angle target (rad, within the joint's range), force kp (target - q) - kv qdot. The actuators
+    are named `{arm}_motor{i}` either way, so the physics accessors find them."""
+    if action_mode not in ACTION_MODES:
+        raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
     if other_appearance not in OTHER_APPEARANCES:
         raise ValueError(f"other_appearance must be one of {OTHER_APPEARANCES}, got {other_appearance!r}")
     other_spec = spec.scaled(spec.morphology_scale) if other_appearance == "morphology" else spec
     other_rgba = RECOLORED_RGBA if other_appearance == "recolored" else SELF_RGBA
     other_mirror = -1.0 if other_appearance == "mirrored" else 1.0
-    actuators = "\n".join(
-        f'<motor name="{arm}_motor{i}" joint="{arm}_joint{i}" gear="{spec.gear:.6g}" '
-        f'ctrlrange="-1 1" ctrllimited="true"/>'
-        for arm in ARMS for i in range(spec.n_joints))
+    if action_mode == "torque":
+        actuators = "\n".join(
+            f'<motor name="{arm}_motor{i}" joint="{arm}_joint{i}" gear="{spec.gear:.6g}" '
+            f'ctrlrange="-1 1" ctrllimited="true"/>'
+            for arm in ARMS for i in range(spec.n_joints))
+    else:
+        actuators = "\n".join(
+            f'<position name="{arm}_motor{i}" joint="{arm}_joint{i}" kp="{position_kp:.6g}" kv="{position_kv:.6g}" '
+            f'ctrlrange="{spec.ranges[i][0]:.6g} {spec.ranges[i][1]:.6g}" ctrllimited="true"/>'
+            for arm in ARMS for i in range(spec.n_joints))
     targets = "\n".join(
         f'<body name="{arm}_target" mocap="true" pos="{_fmt(BASE_POS[arm])}">'
         f'<geom name="{arm}_target_geom" type="sphere" size="0.015" rgba="{TARGET_RGBA}"/></body>'

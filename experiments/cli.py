@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "mirrorlab.experiments.collect",
     "mirrorlab.experiments.train",
     "mirrorlab.experiments.analyze",
+    "mirrorlab.experiments.curve",
     "mirrorlab.experiments.imitate",
     "mirrorlab.experiments.spillover",
     "mirrorlab.experiments.video",

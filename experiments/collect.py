@@ -22,7 +22,7 @@ from mirrorlab.experiments.stages.collection import collect
 
 
 def config_from_args(args: argparse.Namespace) -> CollectConfig:
-    names = ("env_id", "demonstrator", "episodes", "babble", "seed", "frame_size", "other_appearance",
+    names = ("env_id", "demonstrator", "episodes", "babble", "seed", "frame_size", "other_appearance", "action_mode",
              "episodes_per_shard", "workers", "verify_episodes")
     return build_config(CollectConfig(), args.config, {n: getattr(args, n, None) for n in names})
 
@@ -40,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-size", dest="frame_size", type=int, default=None, help="frame side in pixels (default: 64)")
     p.add_argument("--other-appearance", dest="other_appearance", default=None,
                    help=f"{' | '.join(OTHER_APPEARANCES)} (default: identical)")
+    p.add_argument("--action-mode", dest="action_mode", choices=("torque", "position"), default=None,
+                   help="the arms' actions: torques or joint-target offsets, which a camera sees better (default: torque)")
     p.add_argument("--episodes-per-shard", dest="episodes_per_shard", type=int, default=None,
                    help="episodes per shard file (default: 16)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per CPU core)")

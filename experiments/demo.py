@@ -63,21 +63,22 @@ def evaluate(config: DemoEvalConfig, show_progress: bool = True) -> dict[str, An
     torch.set_num_threads(1)
     seeds = [config.eval_seed_offset + i for i in range(config.episodes)]
     if config.checkpoint == SCRIPTED:
-        env_id = "mirrorlab/PlanarReach-v0"
+        env_id, action_mode = "mirrorlab/PlanarReach-v0", "torque"
         policies = {}
     else:
         folder = Path(config.checkpoint)
-        env_id = read_description(folder)["env_id"]
+        env_id, action_mode = read_description(folder)["env_id"], read_description(folder)["action_mode"]
         policies = {"trained": lambda env: load_demonstrator(folder, env)}
     policies["scripted"] = lambda env: load_demonstrator(SCRIPTED, env)
     policies["random"] = lambda env: RandomPolicy(env.action_space, config.random_seed)
     results: dict[str, Any] = {}
     for name, make_policy in tqdm(policies.items(), desc="demo eval", unit="policy", disable=not show_progress):
         started = time.perf_counter()
-        results[name] = evaluate_policy_on_seeds(lambda: make_other_env(env_id), make_policy, seeds)
+        results[name] = evaluate_policy_on_seeds(lambda: make_other_env(env_id, action_mode=action_mode), make_policy,
+                                                 seeds)
         results[name]["wall_time_s"] = time.perf_counter() - started
     record = provenance(config, seeds={"eval_seeds": [seeds[0], seeds[-1]]})
-    record.update(env_id=env_id, results=results)
+    record.update(env_id=env_id, action_mode=action_mode, results=results)
     if config.checkpoint != SCRIPTED:
         atomic_write_json(Path(config.checkpoint) / "eval.json", record)
     return record
@@ -91,6 +92,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train an SB3 policy on the other arm's reach task (state observations)")
     t.add_argument("--env", dest="env_id", default=None, help="env id (default: mirrorlab/PlanarReach-v0)")
     t.add_argument("--algo", choices=ALGOS, default=None, help="algorithm (default: sac)")
+    t.add_argument("--action-mode", dest="action_mode", choices=("torque", "position"), default=None,
+                   help="the arm's actions: torques or joint-target offsets (default: torque)")
     t.add_argument("--timesteps", type=int, default=None, help="environment steps (default: 30000)")
     t.add_argument("--seed", type=int, default=None, help="training seed (default: 0)")
     t.add_argument("--out", type=Path, default=Path("results/demo"), help="checkpoint folder (default: %(default)s)")
@@ -110,7 +113,7 @@ def main_train(args: argparse.Namespace) -> int:
     from mirrorlab.agents.demonstrator import train_demonstrator
 
     config = build_config(DemoTrainConfig(), args.config,
-                          {n: getattr(args, n) for n in ("env_id", "algo", "timesteps", "seed")})
+                          {n: getattr(args, n) for n in ("env_id", "algo", "timesteps", "seed", "action_mode")})
     claim_output_dir(args.out, "demo", force=args.force)
     record = train_demonstrator(config, args.out)
     print(f"checkpoint: {args.out} (policy.json + policy.pt)")

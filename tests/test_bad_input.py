@@ -134,6 +134,10 @@ CASES = [
                                       _other_dataset(w)], "made from a different dataset"),
     ("analyze-corrupt-weights", lambda w: ["analyze", "--runs", _corrupt_weights(w), "--out", f"{w['root']}/a"],
      "model.pt: not a readable weights file"),
+    # curve
+    ("curve-seeds", lambda w: ["curve", "--out", f"{w['root']}/cu", "--seeds", "0"], "--seeds"),
+    ("curve-workers", lambda w: ["curve", "--out", f"{w['root']}/cu", "--workers", "-2"], "--workers"),
+    ("curve-out-foreign", lambda w: ["curve", "--out", str(w["thesis"])], "did not write"),
     # imitate
     ("imitate-workers", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
                                    f"{w['root']}/i", "--workers", "-1"], "workers"),

@@ -44,7 +44,7 @@ def _replay(header, actor: str, camera: str, seed: int, actions: np.ndarray, siz
     """Re-simulate one side at `size` px; the joint angles must match the stored episode."""
     from mirrorlab.envs.episodes import replay
 
-    env = header.make_env(actor)
+    env = header.make_env(actor, render_supersample=1)  # a large video needs no anti-aliasing of its own
     try:
         side = replay(env, seed, actions, camera=camera, frame_size=size)
     finally:
