@@ -31,10 +31,10 @@ class CollectConfig:
     episodes: int = 200                  # paired demonstrator episodes
     babble: int = 200                    # self motor-babbling episodes
     seed: int = 0
-    frame_size: int = 64
+    frame_size: int = 32
     other_appearance: str = "identical"
-    action_mode: str = "torque"          # or "position": a joint-target offset a camera can see (envs.reach)
-    render_supersample: int = 1          # anti-aliased frames: rendered k times larger, averaged
+    action_mode: str = "position"        # joint-target offsets a camera can see, or "torque" (envs.reach)
+    render_supersample: int = 4          # anti-aliased frames: rendered k times larger, averaged
     observe_camera: str = "other_view"
     perform_camera: str = "self_view"
     episodes_per_shard: int = 16

@@ -50,7 +50,7 @@ class DemoTrainConfig:
     tau 0.01, learning_starts 1000, distance reward x10; SB3 defaults otherwise)."""
 
     env_id: str = "mirrorlab/PlanarReach-v0"
-    action_mode: str = "torque"     # the arm's actions: torques, or joint-target offsets (envs.reach)
+    action_mode: str = "position"   # the arm's actions: joint-target offsets (as collect's default), or torques
     algo: str = "sac"
     timesteps: int = 30_000
     seed: int = 0

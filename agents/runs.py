@@ -34,15 +34,17 @@ class TrainConfig:
 
     condition: str = "shared"
     seed: int = 0
+    # The learner's defaults come from the learning curve (`mirrorlab curve`, README): at 32 px, the frames
+    # around each step stacked, stride-1 convolutions that keep sub-pixel motion, random shifts.
     embed_dim: int = 64
     hidden_size: int = 96
     cnn_channels: int = 16
-    cnn_strides: tuple[int, ...] = (2, 2, 2)
-    observe_window: tuple[int, ...] = (1,)   # frames t + k stacked as the observe input of step t (1: after a_t)
-    augment_shift: int = 0         # DrQ-style random shift (pixels) of the watched frames while training
+    cnn_strides: tuple[int, ...] = (2, 1, 2, 1)
+    observe_window: tuple[int, ...] = (-1, 0, 1)  # frames t + k stacked as the observe input of step t
+    augment_shift: int = 2         # DrQ-style random shift (pixels) of the watched frames while training
     lr: float = 1e-3
     batch_size: int = 8            # episodes per batch
-    epochs: int = 12
+    epochs: int = 20
     forward_weight: float = 1.0
     inverse_weight: float = 1.0    # the "tuning parameter" of mirroring (seed 000)
     inverse_data: str = "other"    # "other": the inverse head learns from the other arm's video;

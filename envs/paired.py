@@ -43,7 +43,7 @@ target and each side's `content_sha256`); datasets:
 
 | path                           | shape, dtype             | meaning                                         |
 |--------------------------------|--------------------------|-------------------------------------------------|
-| `actions`                      | [T, A] float32           | the torques, stored once, executed by both sides |
+| `actions`                      | [T, A] float32           | the actions (`action_mode` in the file attributes), stored once, executed by both sides |
 | `target`                       | [3] float64              | the target in the acting arm's base frame (same for both sides) |
 | `{side}/frames`                | [T+1, H, W, 3] uint8     | frame 0 after reset, frame t+1 after action t; gzip, chunked by frames |
 | `{side}/state`                 | [T+1, S] float32         | the env's state vector of the acting arm        |

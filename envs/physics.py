@@ -71,8 +71,8 @@ class TwoArmPhysics:
         self.data.qpos[self._qpos[check_arm(arm)]] = angles
         self.data.qvel[self._dof[arm]] = velocities
 
-    def set_torques(self, arm: str, torques) -> None:
-        self.data.ctrl[self._act[check_arm(arm)]] = torques
+    def set_controls(self, arm: str, controls) -> None:
+        self.data.ctrl[self._act[check_arm(arm)]] = controls
 
     # --- geometry (world frame) -----------------------------------------------------------
     def base_pos(self, arm: str) -> np.ndarray:

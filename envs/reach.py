@@ -10,15 +10,20 @@ Two registered environments share this one implementation and differ only in the
 The scene holds both arms facing each other across the table, one target per arm, and three
 named cameras: `self_view` and `other_view` (each fixed to its arm's base, framing that arm and
 its workspace) and `scene` (the whole table). `step(action)` drives the arm named by `actor`;
-the idle arm starts at rest with zero torque and holds its pose (the arms are gravity-compensated
+the idle arm starts at rest and holds its pose (the arms are gravity-compensated
 and never touch anything: the scene has no contacts).
 
 ## Action space
-`Box(-1, 1, (n_joints,), float32)`: the torque on each hinge of the acting arm, scaled by the
-motor gear (planar 0.05 N m, 3-D 0.1 N m). The same action dimension for both arms, so one action
-sequence can be executed by the other arm (observe) and replayed on the self arm (perform).
-An action of the wrong shape, or with a NaN or infinity, raises `ValueError` and leaves the state
-untouched; finite values outside [-1, 1] are clipped.
+`Box(-1, 1, (n_joints,), float32)`, one number per hinge of the acting arm, read by `action_mode`:
+- `"position"` (default): a joint-angle target offset, `position_scale` (0.1 rad) x action from
+  where the joint is, held by position servos (kp 30, kv 0.6) for the step. The arm moves where the
+  action says, so the action is readable from a few frames of video (`mirrorlab curve` measures it).
+- `"torque"`: the torque on each hinge, scaled by the motor gear (planar 0.05 N m, 3-D 0.1 N m);
+  the arm's inertia smooths it, so video shows it far less (see the README's learning curve).
+The same action dimension for both arms, so one action sequence can be executed by the other arm
+(observe) and replayed on the self arm (perform). An action of the wrong shape, or with a NaN or
+infinity, raises `ValueError` and leaves the state untouched; finite values outside [-1, 1] are
+clipped.
 
 ## Observation space
 All positions are in the acting arm's base frame (forward = +y, up = +z; a mirrored arm's frame
@@ -161,7 +166,7 @@ class MirrorReachEnv(gym.Env):
                  render_mode: str | None = None, frame_skip: int = 4,
                  reward_dist_weight: float = 1.0, reward_control_weight: float = 0.01,
                  success_radius: float = 0.02, init_noise: float = 0.1, observe_target: bool = True,
-                 visible_targets: str = "both", action_mode: str = "torque", position_scale: float = 0.1,
+                 visible_targets: str = "both", action_mode: str = "position", position_scale: float = 0.1,
                  position_kp: float = 30.0, position_kv: float = 0.6, render_supersample: int = 1):
         _check_choice("actor", actor, ARMS)
         _check_choice("other_appearance", other_appearance, OTHER_APPEARANCES)
@@ -264,8 +269,8 @@ class MirrorReachEnv(gym.Env):
         self._idle_pose = np.clip(idle_q, *self._ranges.T)
         self.physics.set_joint_state(self.idle, self._idle_pose, np.zeros(n))
         if self.action_mode == "position":  # the servos hold each arm where it starts
-            self.physics.set_torques(self.actor, self.physics.joint_angles(self.actor))
-            self.physics.set_torques(self.idle, self._idle_pose)
+            self.physics.set_controls(self.actor, self.physics.joint_angles(self.actor))
+            self.physics.set_controls(self.idle, self._idle_pose)
         for arm in ARMS:
             self.physics.set_target_pos(arm, self.physics.from_base_frame(arm, target))
         mujoco.mj_forward(self.model, self.data)
@@ -276,10 +281,10 @@ class MirrorReachEnv(gym.Env):
         action = self._checked_vector(action, self.n_joints, "action")
         action = np.minimum(np.maximum(action, -1.0), 1.0)
         if self.action_mode == "torque":
-            self.physics.set_torques(self.actor, action)
+            self.physics.set_controls(self.actor, action)
         else:  # a joint-angle target offset from where the arm is, held for the step
             target = self.physics.joint_angles(self.actor) + self.position_scale * action
-            self.physics.set_torques(self.actor, np.clip(target, *self._ranges.T))
+            self.physics.set_controls(self.actor, np.clip(target, *self._ranges.T))
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         # The idle arm holds its pose exactly (gravity compensation leaves ~1e-16 residue).
         self.physics.set_joint_state(self.idle, self._idle_pose, np.zeros(self.n_joints))

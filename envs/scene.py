@@ -145,7 +145,7 @@ ACTION_MODES = ("torque", "position")
 
 
 def scene_xml(spec: ArmSpec, other_appearance: str = "identical", offscreen_size: int = 512,
-              timestep: float = 0.005, action_mode: str = "torque", position_kp: float = 30.0,
+              timestep: float = 0.005, action_mode: str = "position", position_kp: float = 30.0,
               position_kv: float = 0.6) -> str:
     """MJCF text of the table, both arms, one target per arm, and the three named cameras.
 

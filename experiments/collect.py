@@ -37,11 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--babble", type=int, default=None, help="self motor-babbling episodes (default: 200)")
     p.add_argument("--out", type=Path, default=Path("results/data"), help="dataset folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None, help="collection seed (default: 0)")
-    p.add_argument("--frame-size", dest="frame_size", type=int, default=None, help="frame side in pixels (default: 64)")
+    p.add_argument("--frame-size", dest="frame_size", type=int, default=None, help="frame side in pixels (default: 32)")
     p.add_argument("--other-appearance", dest="other_appearance", default=None,
                    help=f"{' | '.join(OTHER_APPEARANCES)} (default: identical)")
     p.add_argument("--action-mode", dest="action_mode", choices=("torque", "position"), default=None,
-                   help="the arms' actions: torques or joint-target offsets, which a camera sees better (default: torque)")
+                   help="the arms' actions: joint-target offsets, which a camera sees better, or torques (default: position)")
     p.add_argument("--episodes-per-shard", dest="episodes_per_shard", type=int, default=None,
                    help="episodes per shard file (default: 16)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per CPU core)")

@@ -93,7 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--env", dest="env_id", default=None, help="env id (default: mirrorlab/PlanarReach-v0)")
     t.add_argument("--algo", choices=ALGOS, default=None, help="algorithm (default: sac)")
     t.add_argument("--action-mode", dest="action_mode", choices=("torque", "position"), default=None,
-                   help="the arm's actions: torques or joint-target offsets (default: torque)")
+                   help="the arm's actions: joint-target offsets or torques (default: position)")
     t.add_argument("--timesteps", type=int, default=None, help="environment steps (default: 30000)")
     t.add_argument("--seed", type=int, default=None, help="training seed (default: 0)")
     t.add_argument("--out", type=Path, default=Path("results/demo"), help="checkpoint folder (default: %(default)s)")

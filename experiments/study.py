@@ -30,6 +30,7 @@ from mirrorlab.agents.conditions import CONDITIONS, check_conditions
 from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.files import atomic_write_json, atomic_write_text, claim_output_dir, folder_owner
 from mirrorlab.provenance import provenance
 
@@ -40,7 +41,9 @@ class StudyConfig:
 
     toy: bool = True                       # run the toy replication (paper protocol, 5 seeds)
     env_id: str = "mirrorlab/PlanarReach-v0"
+    action_mode: str = "position"          # joint-target offsets: readable from 32 px video (see `mirrorlab curve`)
     frame_size: int = 32
+    render_supersample: int = 4
     demonstrator: str = "scripted"         # "scripted", "sac" (trained here once, cached) or a checkpoint folder
     demo_timesteps: int = 30_000
     episodes: int = 80                     # paired demonstrator episodes per appearance (25% held out)
@@ -52,7 +55,7 @@ class StudyConfig:
     inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
     self_video_inverse: bool = True        # also shared cores whose inverse head saw only the self arm's video
-    imitate_episodes: int = 10             # held-out videos imitated per appearance
+    imitation: ImitateConfig = field(default_factory=lambda: ImitateConfig(episodes=10))
     spillover: bool = True                 # seed 003's test on every run
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
@@ -75,6 +78,7 @@ class StudyConfig:
             raise UserError(f"config: device must be one of {', '.join(DEVICES)}")
         resolve_workers(self.workers, "config: workers")
         self.train.validate("config: train")
+        self.imitation.validate()
 
 
 PRESETS = {
@@ -82,11 +86,22 @@ PRESETS = {
     "small": StudyConfig(),
     # The README's embodied headline numbers: >= 5 seeds, every condition on the identical-looking arm, the
     # SB3 demonstrator; within 60 minutes on 2 CPU cores.
-    "medium": StudyConfig(demonstrator="sac", episodes=160, babble=60, seeds=(0, 1, 2, 3, 4), imitate_episodes=20),
+    "medium": StudyConfig(demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2, 3, 4), train=TrainConfig(),
+                          self_video_inverse=False, imitation=ImitateConfig(episodes=20)),
+    # The 3-D arm: the medium study's identical-looking other arm, its own documented run.
+    "arm3d": StudyConfig(env_id="mirrorlab/Arm3DReach-v0", toy=False, demonstrator="sac", demo_timesteps=40_000,
+                         episodes=200, babble=60, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
+                         train=TrainConfig(), self_video_inverse=False, imitation=ImitateConfig(episodes=20)),
+    # Seed 000's tuning parameter on the embodied core: the loss weight between the forward and inverse
+    # objectives, for shared, separate and untrained cores on the identical-looking other arm.
+    "tuning": StudyConfig(toy=False, demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2, 3, 4),
+                          conditions=("shared", "separate", "untrained"), appearances=("identical",),
+                          inverse_weights=(0.0, 0.25, 1.0, 4.0), train=TrainConfig(), self_video_inverse=False,
+                          imitation=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=False),
     # For a GPU: 64 px, more data, every condition for every appearance.
     "full": StudyConfig(frame_size=64, demonstrator="sac", episodes=400, babble=200, seeds=(0, 1, 2, 3, 4),
-                        appearance_conditions=tuple(CONDITIONS), imitate_episodes=40, device="auto",
-                        train=TrainConfig(epochs=30)),
+                        appearance_conditions=tuple(CONDITIONS), device="auto", train=TrainConfig(epochs=30),
+                        imitation=ImitateConfig(episodes=40)),
 }
 
 
@@ -122,44 +137,74 @@ def _train_job(config: TrainConfig, data: str, run_dir: str, device: str) -> dic
     return train_run(config, data, run_dir, device=device)
 
 
-def demonstrator_stage(config: StudyConfig, out: Path, log: Callable[[str], None]) -> str:
-    """The other arm's policy: scripted, a given checkpoint, or SAC trained here once (cached in out/demo)."""
-    if config.demonstrator != "sac":
-        return config.demonstrator
+def _demonstrator_job(config, folder: str) -> dict[str, Any]:
+    """Train the SB3 demonstrator into `folder` and score it on 100 held-out targets (a runner job)."""
     from mirrorlab.agents.demonstrator import (
-        DemoTrainConfig,
         evaluate_policy_on_seeds,
         load_demonstrator,
         make_other_env,
         train_demonstrator,
     )
+
+    train_demonstrator(config, Path(folder), show_progress=False)
+    result = evaluate_policy_on_seeds(lambda: make_other_env(config.env_id, action_mode=config.action_mode),
+                                      lambda env: load_demonstrator(folder, env), list(range(10**6, 10**6 + 100)))
+    success = {k: result[k] for k in ("n_episodes", "success_rate", "final_distance_mean")}
+    atomic_write_json(Path(folder) / "success.json", success)
+    return success
+
+
+def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address: str | None,
+                log: Callable[[str], None]) -> tuple[str, Path | None]:
+    """The toy replication's cells and (for `demonstrator="sac"`) the demonstrator's training, as one set
+    of runner jobs: they are independent, so a 2-core machine trains SAC on one core while the other
+    runs the toy cells. Returns the demonstrator to collect with and the replication's report."""
+    from tqdm import tqdm
+
+    from mirrorlab.agents.demonstrator import DemoTrainConfig
+    from mirrorlab.experiments.stages.replication import ReplicateConfig, finish_replication, prepare_replication
     from mirrorlab.files import read_json
 
-    folder = out / "demo"
-    if not (folder / "policy.json").is_file():
-        claim_output_dir(folder, "demo", force=True)
-        train_demonstrator(dataclasses.replace(DemoTrainConfig(), env_id=config.env_id,
-                                               timesteps=config.demo_timesteps), folder, show_progress=False)
-    if not (folder / "success.json").is_file():
-        result = evaluate_policy_on_seeds(lambda: make_other_env(config.env_id),
-                                          lambda env: load_demonstrator(folder, env), list(range(10**6, 10**6 + 100)))
-        atomic_write_json(folder / "success.json", {k: result[k] for k in ("n_episodes", "success_rate",
-                                                                           "final_distance_mean")})
-    success = read_json(folder / "success.json")
-    log(f"demonstrator: SAC, {success['success_rate']:.0%} success on {success['n_episodes']} held-out targets "
-        f"(final distance {success['final_distance_mean'] * 1000:.1f} mm)")
-    return str(folder)
+    jobs, rep = [], None
+    if config.toy:
+        rep_dir = out / "replicate"
+        rep = prepare_replication(dataclasses.replace(ReplicateConfig(), workers=config.workers), rep_dir,
+                                  resume=folder_owner(rep_dir) == "replicate")
+        jobs += rep.jobs
+    demonstrator, folder = config.demonstrator, out / "demo"
+    if config.demonstrator == "sac":
+        demonstrator = str(folder)
+        demo_config = dataclasses.replace(DemoTrainConfig(), env_id=config.env_id, action_mode=config.action_mode,
+                                          timesteps=config.demo_timesteps)
+        if not (folder / "success.json").is_file():
+            claim_output_dir(folder, "demo", force=True)  # a half-trained demonstrator is started over
+        jobs.append(Job("demo", _demonstrator_job, (demo_config, str(folder)), cost=1e9))
+
+    def done(job: Job) -> bool:
+        return (folder / "success.json").is_file() if job.key == "demo" else rep.done(job)
+
+    with tqdm(total=len(jobs), desc="toy cells + demonstrator", unit="job", disable=not show_progress) as bar:
+        run_jobs(jobs, lambda job, result: (None if job.key == "demo" else rep.save(job, result), bar.update(1)),
+                 workers=resolve_workers(config.workers), ray_address=ray_address, done=done,
+                 on_skip=lambda _job: bar.update(1))
+    if config.demonstrator == "sac":
+        success = read_json(folder / "success.json")
+        log(f"demonstrator: SAC ({config.action_mode} actions, {config.demo_timesteps} steps), "
+            f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final distance "
+            f"{success['final_distance_mean'] * 1000:.1f} mm)")
+    return demonstrator, finish_replication(rep)["report"] if rep else None
 
 
-def embodied(config: StudyConfig, out: Path, show_progress: bool = True, ray_address: str | None = None,
-             log: Callable[[str], None] = print, timings: dict[str, float] | None = None) -> dict[str, Any]:
+def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: bool = True,
+             ray_address: str | None = None, log: Callable[[str], None] = print,
+             timings: dict[str, float] | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from mirrorlab.agents.collection import CollectConfig
     from mirrorlab.agents.runs import read_run
     from mirrorlab.experiments.stages.collection import collect
     from mirrorlab.experiments.stages.episode_video import write_episode_video
-    from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate
+    from mirrorlab.experiments.stages.imitation import imitate
     from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
     from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
 
@@ -173,13 +218,12 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True, ray_add
         log(f"stage {stage}: {timings[stage]:.0f} s (load average {os.getloadavg()[0]:.1f})")
 
     workers = resolve_workers(config.workers)
-    demonstrator = demonstrator_stage(config, out, log)
-    lap("demonstrator")
     data_dirs = {}
     for appearance in config.appearances:
         cc = dataclasses.replace(CollectConfig(), env_id=config.env_id, demonstrator=demonstrator,
                                  episodes=config.episodes, babble=config.babble, frame_size=config.frame_size,
-                                 other_appearance=appearance, workers=config.workers)
+                                 other_appearance=appearance, action_mode=config.action_mode,
+                                 render_supersample=config.render_supersample, workers=config.workers)
         data_dirs[appearance] = out / "data" / appearance
         collect(cc, data_dirs[appearance], show_progress=show_progress, ray_address=ray_address)
     lap("collect")
@@ -196,8 +240,7 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True, ray_add
                                                  ray_address=ray_address, show_progress=show_progress,
                                                  device=config.device)["report"]}
     lap("analyze")
-    parts["imitation"] = imitate(runs, out / "imitation", ImitateConfig(episodes=config.imitate_episodes,
-                                                                         workers=config.workers),
+    parts["imitation"] = imitate(runs, out / "imitation", dataclasses.replace(config.imitation, workers=config.workers),
                                  analysis=analysis_dir, force=True, show_progress=show_progress,
                                  ray_address=ray_address)["report"]
     lap("imitate")
@@ -220,7 +263,6 @@ def embodied(config: StudyConfig, out: Path, show_progress: bool = True, ray_add
 def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bool = True,
           ray_address: str | None = None, log: Callable[[str], None] = print) -> Path:
     from mirrorlab.experiments.stages.page import write_study_page
-    from mirrorlab.experiments.stages.replication import ReplicateConfig, replicate
 
     config.validate()
     started = time.perf_counter()
@@ -230,14 +272,12 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
     parts: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    if config.toy:
-        rep_dir = out / "replicate"
-        resume = folder_owner(rep_dir) == "replicate"
-        parts["toy"] = replicate(dataclasses.replace(ReplicateConfig(), workers=config.workers), rep_dir,
-                                 resume=resume, show_progress=show_progress, ray_address=ray_address)["report"]
-        timings["toy"] = time.perf_counter() - started
-        log(f"stage toy: {timings['toy']:.0f} s")
-    parts.update(embodied(config, out, show_progress, ray_address, log, timings))
+    demonstrator, toy_report = first_stage(config, out, show_progress, ray_address, log)
+    if toy_report is not None:
+        parts["toy"] = toy_report
+    timings["toy_and_demonstrator"] = time.perf_counter() - started
+    log(f"stage toy_and_demonstrator: {timings['toy_and_demonstrator']:.0f} s")
+    parts.update(embodied(config, out, demonstrator, show_progress, ray_address, log, timings))
     wall = time.perf_counter() - started
     lines = [
         "# mirrorlab study report",

@@ -24,8 +24,8 @@ def test_the_imitating_arm_sees_no_target_while_the_video_shows_it(tiny_dataset)
     try:
         obs, _ = env.reset(seed=episode["seed"])
         assert obs["state"].shape == (2 * data.header.action_dim,)  # joint angles and velocities only
-        target = np.array([0.15, 0.75, 0.25]) * 255
-        greenish = lambda img: (np.abs(img.astype(float) - target).sum(-1) < 60).sum()  # noqa: E731
+        # The green target, even blended into one anti-aliased pixel, is the only green in the scene.
+        greenish = lambda img: (img[..., 1].astype(int) - img[..., [0, 2]].max(-1) > 15).sum()  # noqa: E731
         assert greenish(obs["pixels"]) == 0 and greenish(episode["observe"]["frames"][0]) > 0
         np.testing.assert_allclose(obs["state"][:2], episode["perform"]["joint_angles"][0], atol=1e-6)  # same start
     finally:

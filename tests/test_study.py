@@ -8,13 +8,16 @@ import pytest
 
 from mirrorlab.agents.runs import TrainConfig
 from mirrorlab.errors import UserError
+from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.study import StudyConfig, run_plan, study
 from tests.conftest import TINY_TRAIN
 
 TINY_STUDY = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=(0,), conditions=("shared", "untrained"),
                          appearances=("identical", "mirrored"), appearance_conditions=("shared",),
                          train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
-                         imitate_episodes=2, video_size=64, workers=1)
+                         imitation=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
+                                                   bco_iterations=1, plan_iterations=5, replan_iterations=2),
+                         video_size=64, workers=1)
 
 
 @pytest.fixture(scope="module")

@@ -171,15 +171,28 @@ def check_resume(out: Path, config: ReplicateConfig) -> None:
                         "use a new --out or --force")
 
 
-def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: bool = False,
-              show_progress: bool = True, ray_address: str | None = None) -> dict[str, Any]:
-    """Run every missing cell in parallel, then write metrics.json, units.csv, figures and report.md."""
-    from tqdm import tqdm
+@dataclass
+class Replication:
+    """A replication's cell jobs, ready for the runner (alone, or beside other jobs, as the study does)."""
 
-    from mirrorlab.analysis.claims import assess_claims
-    from mirrorlab.analysis.replication_report import replication_outputs
-    from mirrorlab.analysis.summary import summarise
+    config: ReplicateConfig
+    out: Path
+    jobs: list[Job]
+    started: float
 
+    @property
+    def cells_dir(self) -> Path:
+        return self.out / "cells"
+
+    def done(self, job: Job) -> bool:
+        return load_cell(self.cells_dir, *job.args[1:]) is not None
+
+    def save(self, job: Job, result: dict[str, Any]) -> None:
+        save_cell(self.cells_dir, *job.args[1:], result)
+
+
+def prepare_replication(config: ReplicateConfig, out: Path, force: bool = False, resume: bool = False) -> Replication:
+    """Check the config and the output folder, write config.json, and list the cells."""
     config.validate()
     if force and resume:
         raise UserError("--force and --resume contradict each other; pass one")
@@ -188,22 +201,39 @@ def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: b
         check_resume(out, config)
     claim_output_dir(out, "replicate", resume=resume, force=force)
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
-    cells_dir = out / "cells"
-    cells_dir.mkdir(exist_ok=True)
-    jobs = [Job(cell_name(c, s), run_cell, (config, c, s), cost=2.0 if get_condition(c).trained else 1.0)
+    (out / "cells").mkdir(exist_ok=True)
+    jobs = [Job(f"toy:{cell_name(c, s)}", run_cell, (config, c, s), cost=2.0 if get_condition(c).trained else 1.0)
             for c in config.conditions for s in config.seeds]
-    with tqdm(total=len(jobs), desc="replicate", unit="cell", disable=not show_progress) as bar:
-        run_jobs(jobs, lambda job, result: (save_cell(cells_dir, *job.args[1:], result), bar.update(1)),
-                 workers=resolve_workers(config.workers), ray_address=ray_address,
-                 done=lambda job: load_cell(cells_dir, *job.args[1:]) is not None, on_skip=lambda _: bar.update(1))
-    cells = {(c, s): load_cell(cells_dir, c, s) for c in config.conditions for s in config.seeds}
+    return Replication(config, out, jobs, started)
+
+
+def finish_replication(rep: Replication) -> dict[str, Any]:
+    """From the cells on disk: metrics.json, units.csv, figures and report.md."""
+    from mirrorlab.analysis.claims import assess_claims
+    from mirrorlab.analysis.replication_report import replication_outputs
+    from mirrorlab.analysis.summary import summarise
+
+    config, out = rep.config, rep.out
+    cells = {(c, s): load_cell(rep.cells_dir, c, s) for c in config.conditions for s in config.seeds}
     metrics = provenance(config, seeds=list(config.seeds))
     metrics["protocol"] = metrics.pop("config")
     metrics["conditions"] = summarise([row for row, _ in cells.values()], config.conditions, config.seeds)
     metrics["claims"] = assess_claims({c: e["per_seed"] for c, e in metrics["conditions"].items()})
-    metrics["wall_time_s"] = time.perf_counter() - started
+    metrics["wall_time_s"] = time.perf_counter() - rep.started
     write_outputs(out, replication_outputs(config, metrics, cells))
-    metrics["wall_time_s"] = time.perf_counter() - started
+    metrics["wall_time_s"] = time.perf_counter() - rep.started
     atomic_write_json(out / "metrics.json", metrics)
     return {"metrics": metrics, "report": out / "report.md"}
 
+
+def replicate(config: ReplicateConfig, out: Path, force: bool = False, resume: bool = False,
+              show_progress: bool = True, ray_address: str | None = None) -> dict[str, Any]:
+    """Run every missing cell in parallel, then write metrics.json, units.csv, figures and report.md."""
+    from tqdm import tqdm
+
+    rep = prepare_replication(config, out, force, resume)
+    with tqdm(total=len(rep.jobs), desc="replicate", unit="cell", disable=not show_progress) as bar:
+        run_jobs(rep.jobs, lambda job, result: (rep.save(job, result), bar.update(1)),
+                 workers=resolve_workers(config.workers), ray_address=ray_address, done=rep.done,
+                 on_skip=lambda _: bar.update(1))
+    return finish_replication(rep)
