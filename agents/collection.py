@@ -83,14 +83,11 @@ class CollectConfig:
                                 f"{trained_on[1]} actions, not on {self.env_id} with {self.action_mode} actions")
 
     def env_kwargs(self) -> dict[str, Any]:
-        """The env's kwargs, stored in the dataset's header: both sides and every later replay use them. Left
-        out where they are the env's defaults, so datasets of earlier versions keep their header."""
-        kwargs = {"frame_size": self.frame_size, "other_appearance": self.other_appearance}
-        if self.action_mode != "torque":
-            kwargs["action_mode"] = self.action_mode
-        if self.render_supersample != 1:
-            kwargs["render_supersample"] = self.render_supersample
-        return kwargs
+        """The env's kwargs, stored in the dataset's header: both sides and every later replay use them. Every
+        kwarg that changes what the arms do or what the cameras see is named, so a later change of an env
+        default cannot change how a dataset replays."""
+        return {"frame_size": self.frame_size, "other_appearance": self.other_appearance,
+                "action_mode": self.action_mode, "render_supersample": self.render_supersample}
 
 
 def episode_seed(config_seed: int, kind: str, episode_id: int) -> int:

@@ -35,7 +35,7 @@ TRACK_WINDOW = (-1, 0, 1)
 class FramePolicy(nn.Module):
     """uint8 windows [..., K, 3, S, S] -> actions [..., A] in [-1, 1]."""
 
-    def __init__(self, frame_size: int, action_dim: int, n_frames: int = len(TRACK_WINDOW), channels: int = 32,
+    def __init__(self, frame_size: int, action_dim: int, n_frames: int = len(TRACK_WINDOW), channels: int = 16,
                  strides: tuple[int, ...] = (2, 1, 2, 1), embed_dim: int = 128) -> None:
         super().__init__()
         self.encoder = FrameEncoder(frame_size, embed_dim, channels, n_frames, strides)

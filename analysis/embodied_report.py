@@ -23,12 +23,12 @@ from mirrorlab.analysis.replication_report import (
 EMBODIED_COLUMNS = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
                     ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
                     ("inverse_r2", False), ("inverse_r2_ceiling", False), ("inverse_r2_of_ceiling", False),
-                    ("forward_mse", False), ("decode_perform_to_observe", False),
+                    ("inverse_r2_policy", False), ("forward_mse", False), ("decode_perform_to_observe", False),
                     ("decode_observe_to_perform", False), ("decode_chance", False)]
 
 ACROSS_GROUPS = [("n_mirror_fdr", False), ("frac_abs_r_gt_0.6", True), ("aligned_cka_debiased_excess", False),
                  ("decode_perform_to_observe_zscored", False), ("inverse_r2", False), ("inverse_r2_ceiling", False),
-                 ("inverse_r2_of_ceiling", False)]
+                 ("inverse_r2_of_ceiling", False), ("inverse_r2_policy", False)]
 
 
 def embodied_units_csv(cells: dict[tuple[str, str, int], tuple[dict, dict]]) -> str:
@@ -53,10 +53,17 @@ def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], 
     lines = [
         "# Embodied study: mirror measures on held-out paired episodes",
         "",
-        "Perform: the core driven by an episode's torques (self arm). Observe: the core watching the other arm",
-        "execute the same torques (CNN-encoded video). Aligned by (episode, timestep); every measure as in the",
+        "Perform: the core driven by an episode's actions (self arm). Observe: the core watching the other arm",
+        "execute the same actions (CNN-encoded video). Aligned by (episode, timestep); every measure as in the",
         "toy replication, with continuous actions (decoding is ridge R^2 across modes, chance from re-paired",
         "sequences; congruence compares preferred action directions). Means and 95% intervals over seeds.",
+        "",
+        "`inverse_r2`: the inverse head's R^2 on the held-out video. `inverse_r2_ceiling`: the best R^2 an",
+        "inverse model on the watched arm's true joint state over the same frames reaches (the information",
+        "the episode holds); `inverse_r2_of_ceiling` their ratio. `inverse_r2_policy`: R^2 from the state",
+        "*before* each action alone (angles, velocities, target): a demonstrator's actions are largely",
+        "predictable from it, so an inverse R^2 at or below it could come from knowing the policy rather",
+        "than reading the movement.",
         f"Git commit {metrics.get('git_commit')}; analysis wall time {metrics['wall_time_s']:.0f} s.",
         "",
         "## Across groups (shared core)",

@@ -24,7 +24,7 @@ Root attributes (the *header*; every shard of a dataset has the same one):
 | attribute          | type  | meaning                                                          |
 |--------------------|-------|------------------------------------------------------------------|
 | `format`           | str   | `"mirrorlab-paired"`                                             |
-| `format_version`   | int   | `FORMAT_VERSION` (2)                                             |
+| `format_version`   | int   | `FORMAT_VERSION` (3: `env_kwargs` name the action mode)          |
 | `pairing`          | str   | `"shared_actions"`: one action array per episode drives both sides |
 | `env_id`           | str   | e.g. `"mirrorlab/PlanarReach-v0"` (the id carries the env version) |
 | `env_kwargs`       | JSON  | kwargs of `gymnasium.make` shared by both sides (`other_appearance`, `frame_size`, ...) |
@@ -78,7 +78,7 @@ from mirrorlab.errors import UserError
 from mirrorlab.files import atomic_write_json, temp_path_for
 
 FORMAT = "mirrorlab-paired"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PAIRING = "shared_actions"
 MANIFEST = "manifest.json"
 KINDS = ("demo", "babble")

@@ -79,6 +79,13 @@ class StudyConfig:
         resolve_workers(self.workers, "config: workers")
         self.train.validate("config: train")
         self.imitation.validate()
+        if self.demonstrator not in ("scripted", "sac"):  # a checkpoint: checked now, not after the first stage
+            from mirrorlab.agents.demonstrator import demonstrator_env
+
+            trained_on = demonstrator_env(self.demonstrator)
+            if trained_on != (self.env_id, self.action_mode):
+                raise UserError(f"--demonstrator {self.demonstrator}: trained on {trained_on[0]} with {trained_on[1]} "
+                                f"actions; the study needs {self.env_id} with {self.action_mode} actions")
 
 
 PRESETS = {
@@ -155,10 +162,11 @@ def _demonstrator_job(config, folder: str) -> dict[str, Any]:
 
 
 def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address: str | None,
-                log: Callable[[str], None]) -> tuple[str, Path | None]:
+                log: Callable[[str], None]) -> tuple[str, str, Path | None]:
     """The toy replication's cells and (for `demonstrator="sac"`) the demonstrator's training, as one set
     of runner jobs: they are independent, so a 2-core machine trains SAC on one core while the other
-    runs the toy cells. Returns the demonstrator to collect with and the replication's report."""
+    runs the toy cells. Returns the demonstrator to collect with, a line describing it, and the
+    replication's report."""
     from tqdm import tqdm
 
     from mirrorlab.agents.demonstrator import DemoTrainConfig
@@ -189,10 +197,16 @@ def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address
                  on_skip=lambda _job: bar.update(1))
     if config.demonstrator == "sac":
         success = read_json(folder / "success.json")
-        log(f"demonstrator: SAC ({config.action_mode} actions, {config.demo_timesteps} steps), "
-            f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final distance "
-            f"{success['final_distance_mean'] * 1000:.1f} mm)")
-    return demonstrator, finish_replication(rep)["report"] if rep else None
+        described = (f"SAC ({config.action_mode} actions, {config.demo_timesteps} steps): "
+                     f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final "
+                     f"distance {success['final_distance_mean'] * 1000:.1f} mm)")
+    elif config.demonstrator == "scripted":
+        described = ("the scripted controller, not the SB3 policy: the small preset's shortcut; the medium and "
+                     "full presets train SAC")
+    else:
+        described = f"the checkpoint {config.demonstrator}"
+    log(f"demonstrator: {described}")
+    return demonstrator, described, finish_replication(rep)["report"] if rep else None
 
 
 def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: bool = True,
@@ -272,7 +286,8 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
     parts: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    demonstrator, toy_report = first_stage(config, out, show_progress, ray_address, log)
+    demonstrator, described, toy_report = first_stage(config, out, show_progress, ray_address, log)
+    atomic_write_json(out / "demonstrator.json", {"demonstrator": demonstrator, "described": described})
     if toy_report is not None:
         parts["toy"] = toy_report
     timings["toy_and_demonstrator"] = time.perf_counter() - started
@@ -285,6 +300,8 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
         f"Wall time {wall:.0f} s on {resolve_workers(config.workers)} worker(s) (stages finished by an earlier "
         f"run are not redone): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".",
         "Open `index.html` for everything on one page: verdicts, tables, figures and videos.",
+        "",
+        f"The other arm's demonstrator: {described}.",
         "",
     ]
     if "toy" in parts:
@@ -323,6 +340,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="delete an earlier study in --out first and start again (only a folder the study made)")
     p.add_argument("--device", default=None, choices=DEVICES, help="where the cores train and run (default: the preset's)")
+    p.add_argument("--demonstrator", default=None,
+                   help="the other arm's policy: a checkpoint folder (`demo train`, or an earlier study's demo/), "
+                        "'scripted' or 'sac' (default: the preset's)")
     p.add_argument("--ray-address", default=None, help="spread the training runs (and other jobs) over this Ray cluster")
     p.set_defaults(func=main)
 
@@ -333,6 +353,8 @@ def main(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, toy=False)
     if args.device:
         config = dataclasses.replace(config, device=args.device)
+    if args.demonstrator:
+        config = dataclasses.replace(config, demonstrator=args.demonstrator)
     started = time.perf_counter()
     report = study(config, args.out, fresh=args.fresh, ray_address=args.ray_address)
     print(f"report: {report}")

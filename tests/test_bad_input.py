@@ -184,6 +184,10 @@ CASES = [
     ("study-preset", lambda w: ["study", "--out", f"{w['root']}/st", "--preset", "huge"], "invalid choice"),
     ("study-fresh-foreign", lambda w: ["study", "--out", str(w["thesis"]), "--fresh"], "did not write"),
     ("study-on-replicate-output", lambda w: ["study", "--out", _replicate_output(w)], "not of `mirrorlab study`"),
+    ("study-demonstrator-missing", lambda w: ["study", "--out", f"{w['root']}/st", "--demonstrator",
+                                              f"{w['root']}/no-demo"], "does not exist"),
+    ("study-demonstrator-not-a-checkpoint", lambda w: ["study", "--out", f"{w['root']}/st", "--demonstrator",
+                                                       str(w["thesis"])], "missing"),
     # report
     ("report-not-a-study", lambda w: ["report", "--out", str(w["thesis"])], "not a study folder"),
     ("report-replicate-output", lambda w: ["report", "--out", _replicate_output(w)], "not a study folder"),

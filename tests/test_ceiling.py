@@ -30,3 +30,22 @@ def test_the_ceiling_reads_a_planted_inverse_map_only_when_the_window_shows_it()
     assert seeing["ceiling"] > 0.95 and seeing["ceiling"] == max(seeing["ridge"], seeing["mlp"])
     blind = inverse_ceiling(train, test, window=(0,))  # the state before the action says nothing about it
     assert blind["ceiling"] < 0.05
+
+
+def test_the_policy_baseline_sees_a_policy_but_not_random_actions():
+    """Actions set by the state before them (a = tanh(target - q)) are predictable without seeing the motion;
+    random actions are not: the baseline separates knowing the policy from reading the movement."""
+    from mirrorlab.analysis.ceiling import policy_baseline
+
+    def episodes(rng, policy, n=60, T=20):
+        targets = rng.uniform(-1, 1, (n, 2))
+        q = np.zeros((n, T + 1, 2))
+        actions = np.zeros((n, T, 2))
+        for t in range(T):
+            actions[:, t] = np.tanh(3 * (targets - q[:, t])) if policy else rng.uniform(-1, 1, (n, 2))
+            q[:, t + 1] = q[:, t] + 0.1 * actions[:, t]
+        return q, np.diff(q, axis=1, prepend=q[:, :1]), targets, actions
+
+    rng = np.random.default_rng(1)
+    assert policy_baseline(episodes(rng, True), episodes(rng, True)) > 0.9
+    assert policy_baseline(episodes(rng, False), episodes(rng, False)) < 0.05

@@ -11,7 +11,7 @@ from mirrorlab.agents.imitation import CoreTracker, dagger, episode_windows, fit
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate, imitation_env
 
-TINY = ImitateConfig(episodes=3, policy_epochs=2, dagger_iterations=1, dagger_episodes=1, bco_iterations=1,
+TINY = ImitateConfig(episodes=3, policy_epochs=2, refit_epochs=1, dagger_iterations=1, dagger_episodes=1, bco_iterations=1,
                      plan_iterations=5, replan_every=25, replan_iterations=2)
 
 

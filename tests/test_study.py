@@ -43,6 +43,7 @@ def test_plan_covers_conditions_appearances_weights_and_the_self_video_transfer_
 def test_study_runs_every_stage_and_resumes(tiny_study):
     out, report = tiny_study
     text = report.read_text()
+    assert "demonstrator: the scripted controller, not the SB3 policy" in text  # the small preset's fallback, said
     for link in ("analysis/report.md", "imitation/report.md", "spillover/report.md", "videos/identical.mp4",
                  "videos/mirrored.mp4"):
         assert link in text and (out / link).is_file(), link

@@ -62,7 +62,8 @@ class ImitateConfig:
     seed: int = 0
     learners: bool = True          # BC, DAgger, BCO, BCO(alpha) (learnt frame-window policies)
     mirror_conditions: tuple[str, ...] = ("shared", "separate", "untrained")  # runs imitated by synthesis
-    policy_epochs: int = 30
+    policy_epochs: int = 20        # epochs of a frame-window policy's first fit
+    refit_epochs: int = 10         # ... and of each DAgger / BCO(alpha) refit, which starts from the last policy
     policy_lr: float = 1e-3
     bco_iterations: int = 2        # BCO(alpha): refits on the learner's own rollouts
     dagger_iterations: int = 3
@@ -73,7 +74,7 @@ class ImitateConfig:
     workers: int = 1               # datasets scored in parallel
 
     def validate(self) -> None:
-        for name in ("episodes", "policy_epochs", "dagger_episodes", "plan_iterations"):
+        for name in ("episodes", "policy_epochs", "refit_epochs", "dagger_episodes", "plan_iterations"):
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("dagger_iterations", "bco_iterations", "replan_every", "replan_iterations"):
@@ -166,8 +167,9 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
         rows.extend({**base, "method": method, "seed": seed, **extra, **s} for s in scores)
 
     def fit(windows, actions, policy, iteration, seed):
-        return fit_frame_policy(windows, actions, epochs=config.policy_epochs, lr=config.policy_lr,
-                                seed=seed * 100 + iteration, policy=policy)
+        epochs = config.policy_epochs if policy is None else config.refit_epochs
+        return fit_frame_policy(windows, actions, epochs=epochs, lr=config.policy_lr, seed=seed * 100 + iteration,
+                                policy=policy)
 
     oracle_scores = task.score_all(lambda e: (lambda _o, t, a=e["actions"]: a[t]))
     expert_action = make_expert(task)

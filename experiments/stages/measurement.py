@@ -96,9 +96,10 @@ def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_pat
 
 def state_ceiling(data_path: str, window: tuple[int, ...], train_ids: list[int], test_ids: list[int]
                   ) -> dict[str, float]:
-    """The inverse model on the observed arm's true joint state over `window` (see analysis.ceiling):
-    trained on the run's training episodes, scored on its held-out ones."""
-    from mirrorlab.analysis.ceiling import inverse_ceiling
+    """The inverse model on the observed arm's true joint state over `window`, and the policy baseline on
+    the state before each action (see analysis.ceiling): trained on the run's training episodes, scored
+    on its held-out ones."""
+    from mirrorlab.analysis.ceiling import inverse_ceiling, policy_baseline
     from mirrorlab.envs.paired import PairedDataset
 
     with PairedDataset(data_path) as data:
@@ -106,10 +107,14 @@ def state_ceiling(data_path: str, window: tuple[int, ...], train_ids: list[int],
 
         def part(ids):
             eps = [data.read_episode(refs[i], frames=False) for i in ids]
-            return tuple(np.stack([e["observe"][k] for e in eps]) if k != "actions" else np.stack([e[k] for e in eps])
-                         for k in ("joint_angles", "joint_velocities", "actions"))
+            side = {k: np.stack([e["observe"][k] for e in eps]) for k in ("joint_angles", "joint_velocities")}
+            return (side["joint_angles"], side["joint_velocities"], np.stack([e["target"] for e in eps]),
+                    np.stack([e["actions"] for e in eps]))
 
-        return inverse_ceiling(part(train_ids), part(test_ids), window)
+        train, test = part(train_ids), part(test_ids)
+        out = inverse_ceiling(train[:2] + train[3:], test[:2] + test[3:], window)
+        out["policy"] = policy_baseline(train, test)
+        return out
 
 
 def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool = False,
@@ -143,7 +148,7 @@ def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool 
         result = results[str(run.dir)]
         ceiling = results[f"ceiling:{ceiling_keys[run.dir]}"]
         result["row"].update(inverse_r2_ceiling=ceiling["ceiling"], inverse_r2_ceiling_ridge=ceiling["ridge"],
-                             inverse_r2_ceiling_mlp=ceiling["mlp"],
+                             inverse_r2_ceiling_mlp=ceiling["mlp"], inverse_r2_policy=ceiling["policy"],
                              inverse_r2_of_ceiling=result["row"]["inverse_r2"] / ceiling["ceiling"])
         cells[(group_key(run), run.config.condition, run.config.seed)] = (result["row"], result["arrays"])
     groups: dict[str, Any] = {}

@@ -55,6 +55,8 @@ def write_study_page(out: Path) -> Path:
     config = read_json(out / "config.json") if (out / "config.json").is_file() else {}
     summary = (f"Preset config: {config.get('config')}; git commit {config.get('git_commit')}. Every number below is "
                "measured, with its null or baseline beside it; the Markdown reports in the sub-folders hold the same.")
+    if (out / "demonstrator.json").is_file():
+        summary += f" The other arm's demonstrator: {read_json(out / 'demonstrator.json')['described']}."
     page = study_page("mirrorlab study", summary, verdicts, sections, videos, video_section="embodied")
     missing = [link for link in linked_files(page) if not (out / link).exists()]
     if missing:
