@@ -46,16 +46,19 @@ class StudyConfig:
     render_supersample: int = 4
     demonstrator: str = "scripted"         # "scripted", "sac" (trained here once, cached) or a checkpoint folder
     demo_timesteps: int = 30_000
-    episodes: int = 80                     # paired demonstrator episodes per appearance (25% held out)
-    babble: int = 40
+    episodes: int = 60                     # paired demonstrator episodes per appearance (25% held out)
+    babble: int = 30
     seeds: tuple[int, ...] = (0, 1, 2)
     conditions: tuple[str, ...] = tuple(CONDITIONS)
     appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
     appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
     inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
-    self_video_inverse: bool = True        # also shared cores whose inverse head saw only the self arm's video
-    imitation: ImitateConfig = field(default_factory=lambda: ImitateConfig(episodes=10))
+    self_video_inverse: bool = False       # also shared cores whose inverse head saw only the self arm's video
+    # The small preset's imitation: the shared core's synthesis only, short policy fits (a 15-minute budget).
+    imitation: ImitateConfig = field(default_factory=lambda: ImitateConfig(
+        episodes=6, mirror_conditions=("shared",), policy_epochs=10, refit_epochs=5, dagger_iterations=2,
+        bco_iterations=1))
     spillover: bool = True                 # seed 003's test on every run
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
@@ -94,20 +97,21 @@ PRESETS = {
     # The README's embodied headline numbers: >= 5 seeds, every condition on the identical-looking arm, the
     # SB3 demonstrator; within 60 minutes on 2 CPU cores.
     "medium": StudyConfig(demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2, 3, 4), train=TrainConfig(),
-                          self_video_inverse=False, imitation=ImitateConfig(episodes=20)),
+                          imitation=ImitateConfig(episodes=20, mirror_conditions=("shared",))),
     # The 3-D arm: the medium study's identical-looking other arm, its own documented run.
     "arm3d": StudyConfig(env_id="mirrorlab/Arm3DReach-v0", toy=False, demonstrator="sac", demo_timesteps=40_000,
                          episodes=200, babble=60, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
-                         train=TrainConfig(), self_video_inverse=False, imitation=ImitateConfig(episodes=20)),
+                         train=TrainConfig(), imitation=ImitateConfig(episodes=20, mirror_conditions=("shared",))),
     # Seed 000's tuning parameter on the embodied core: the loss weight between the forward and inverse
     # objectives, for shared, separate and untrained cores on the identical-looking other arm.
     "tuning": StudyConfig(toy=False, demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2, 3, 4),
                           conditions=("shared", "separate", "untrained"), appearances=("identical",),
-                          inverse_weights=(0.0, 0.25, 1.0, 4.0), train=TrainConfig(), self_video_inverse=False,
+                          inverse_weights=(0.0, 0.25, 1.0, 4.0), train=TrainConfig(),
                           imitation=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=False),
     # For a GPU: 64 px, more data, every condition for every appearance.
     "full": StudyConfig(frame_size=64, demonstrator="sac", episodes=400, babble=200, seeds=(0, 1, 2, 3, 4),
                         appearance_conditions=tuple(CONDITIONS), device="auto", train=TrainConfig(epochs=30),
+                        self_video_inverse=True,
                         imitation=ImitateConfig(episodes=40)),
 }
 

@@ -17,7 +17,7 @@ TINY_STUDY = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=
                          train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
                          imitation=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
                                                    bco_iterations=1, plan_iterations=5, replan_iterations=2),
-                         video_size=64, workers=1)
+                         video_size=64, workers=1, self_video_inverse=True)
 
 
 @pytest.fixture(scope="module")

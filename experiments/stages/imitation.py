@@ -279,7 +279,7 @@ def check_runs(runs: list[Path], analysis: Path) -> dict[str, list[Run]]:
 
 def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, force: bool = False,
             show_progress: bool = True, ray_address: str | None = None) -> dict[str, Any]:
-    """Every dataset of the runs scored (in parallel over datasets), then summarised and reported."""
+    """Every dataset of the runs scored (in parallel over datasets and seeds), then summarised and reported."""
     from tqdm import tqdm
 
     config.validate()
@@ -288,13 +288,16 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     claim_output_dir(out, "imitate", force=force)
     started = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {}
-    jobs = [Job(d, imitate_dataset, (d, [str(r.dir) for r in group], str(analysis), config,
-                                     sorted({r.config.seed for r in group})), cost=len(group))
-            for d, group in by_data.items()]
-    with tqdm(total=len(jobs), desc="imitate", unit="dataset", disable=not show_progress) as bar:
+    # One job per (dataset, seed): a seed's runs share nothing with another seed's, and a dataset with many
+    # runs would otherwise keep one worker busy while the others idle.
+    jobs = [Job(f"{d}#seed{seed}", imitate_dataset,
+                (d, [str(r.dir) for r in group if r.config.seed == seed], str(analysis), config, [seed]),
+                cost=sum(r.config.seed == seed for r in group))
+            for d, group in by_data.items() for seed in sorted({r.config.seed for r in group})]
+    with tqdm(total=len(jobs), desc="imitate", unit="job", disable=not show_progress) as bar:
         run_jobs(jobs, lambda job, rows: (results.__setitem__(job.key, rows), bar.update(1)),
                  workers=resolve_workers(config.workers), ray_address=ray_address)
-    rows = [row for d in by_data for row in results[d]]  # in submission order: rows do not depend on timing
+    rows = [row for job in jobs for row in results[job.key]]  # in submission order: rows do not depend on timing
     metrics = provenance(config)
     metrics["imitation"] = metrics.pop("config")
     metrics["runs"] = [str(r) for r in runs]
