@@ -116,6 +116,10 @@ PRESETS = {
 }
 
 
+# The issue's budgets (minutes on 2 CPU cores; small's includes setup, which `make study` times).
+BUDGET_MIN = {"small": 15, "medium": 60}
+
+
 def run_plan(config: StudyConfig, out: Path) -> list[tuple[str, TrainConfig, Path]]:
     """(appearance, train config, run folder) for every run of the study."""
     plan = []
@@ -363,6 +367,8 @@ def main(args: argparse.Namespace) -> int:
     report = study(config, args.out, fresh=args.fresh, ray_address=args.ray_address)
     print(f"report: {report}")
     print(f"page: {report.parent / 'index.html'}")
-    print(f"wall time: {time.perf_counter() - started:.0f} s (preset {args.preset}, load average "
+    wall = time.perf_counter() - started
+    budget = f", budget {BUDGET_MIN[args.preset]} min on 2 CPU cores" if args.preset in BUDGET_MIN else ""
+    print(f"wall time: {wall:.0f} s = {wall / 60:.1f} min (preset {args.preset}{budget}, load average "
           f"{os.getloadavg()[0]:.1f})")
     return 0
