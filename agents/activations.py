@@ -18,7 +18,7 @@ re-running the core. Format: one `.npz` (numpy's zip of `.npy` arrays; read with
 | `babble_ids`       | [M] int64           | babble episode ids (M may be 0)                                 |
 | `babble_perform`, `babble_self_observe` | [M, T, H] float32 | the same runs on the self arm's babbling |
 | `babble_distance`  | [M, T+1] float64    | the self arm's distance to its target while babbling            |
-| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2` and `forward_mse` on the held-out episodes, `format_version` |
+| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2` and `forward_mse` on the held-out episodes, `inverse_r2_babble` (the inverse head on the self arm's own babbling video; NaN when it learnt from that video), `format_version` |
 
 Timestep t of every [.., T, ..] array is action t and the state it produced.
 """
@@ -107,6 +107,8 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
     babble_refs = dataset.episodes("babble")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _ARRAYS}
     mse_sum, mse_n = 0.0, 0
+    babble_truth: list[np.ndarray] = []
+    babble_inferred: list[np.ndarray] = []
     for kind, refs in (("demo", demo_refs), ("babble", babble_refs)):
         for s in range(0, len(refs), batch_size):
             episodes = [dataset.read_episode(r) for r in refs[s:s + batch_size]]
@@ -115,6 +117,8 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
             own = _frames(episodes, "perform")
             mine = record(model, actions, observed_input(own, window), batch_size)
             if kind == "babble":
+                babble_truth.append(actions.reshape(-1, actions.shape[-1]))
+                babble_inferred.append(mine.inverse_prediction.reshape(-1, actions.shape[-1]))
                 parts["babble_ids"].append(np.array([e["episode_id"] for e in episodes], np.int64))
                 parts["babble_perform"].append(mine.perform)
                 parts["babble_self_observe"].append(mine.observe)
@@ -147,5 +151,9 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
             "inverse_data": run.config.inverse_data, "inverse_weight": run.config.inverse_weight,
             "other_appearance": run.other_appearance, "data_fingerprint": run.data_fingerprint,
             "data_path": str(dataset.path), "inverse_r2": inverse_r2,
-            "forward_mse": mse_sum / mse_n if mse_n else float("nan")}
+            "forward_mse": mse_sum / mse_n if mse_n else float("nan"),
+            # Random actions the inverse head never learnt from (unless it learnt from the self arm's own
+            # video): no policy to recognise, so only reading the movement scores here.
+            "inverse_r2_babble": float(r2_score(np.concatenate(babble_truth), np.concatenate(babble_inferred)))
+            if babble_truth and run.config.inverse_data == "other" else float("nan")}
     return Activations(**arrays, meta=meta)

@@ -1,5 +1,6 @@
 """The embodied study's outputs: units.csv, one section per group of runs (appearance, inverse data,
-loss weight), a comparison across groups, and figures, in the structure of the replication report."""
+loss weight), a comparison across groups, figures, in the structure of the replication report, and,
+where runs differ in the loss weight, every measure against seed 000's tuning parameter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mirrorlab.analysis import figures
+from mirrorlab.analysis.intervals import mean_ci95
 from mirrorlab.analysis.replication_report import (
     CLAIMS_INTRO,
     UNIT_COLUMNS,
@@ -19,16 +21,76 @@ from mirrorlab.analysis.replication_report import (
     fmt_stat,
     verdict_table,
 )
+from mirrorlab.analysis.sweep_figures import axis_profile_figure
 
 EMBODIED_COLUMNS = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max_r", False), ("min_r", False),
                     ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
                     ("inverse_r2", False), ("inverse_r2_ceiling", False), ("inverse_r2_of_ceiling", False),
-                    ("inverse_r2_policy", False), ("forward_mse", False), ("decode_perform_to_observe", False),
+                    ("inverse_r2_policy", False), ("inverse_r2_babble", False), ("forward_mse", False),
+                    ("decode_perform_to_observe", False),
                     ("decode_observe_to_perform", False), ("decode_chance", False)]
 
 ACROSS_GROUPS = [("n_mirror_fdr", False), ("frac_abs_r_gt_0.6", True), ("aligned_cka_debiased_excess", False),
                  ("decode_perform_to_observe_zscored", False), ("inverse_r2", False), ("inverse_r2_ceiling", False),
-                 ("inverse_r2_of_ceiling", False), ("inverse_r2_policy", False)]
+                 ("inverse_r2_of_ceiling", False), ("inverse_r2_policy", False), ("inverse_r2_babble", False)]
+
+
+# Seed 000's tuning parameter: the measures drawn against the loss weight of the inverse objective.
+WEIGHT_MEASURES = [("n_mirror_fdr", "significant mirror units (BH-FDR, r >= 0.4)"),
+                   ("frac_abs_r_gt_0.6", "fraction of units with |r| > 0.6"),
+                   ("aligned_cka_debiased_excess", "debiased CKA over its null"),
+                   ("decode_perform_to_observe_zscored", "cross-mode decoding, perform -> observe (R^2)"),
+                   ("inverse_r2", "inverse head R^2, held-out video"),
+                   ("inverse_r2_babble", "inverse head R^2, the self arm's babbling"),
+                   ("forward_mse", "forward head MSE (pixels)")]
+WEIGHT_EFFECTS = [("shared", "untrained", "aligned_cka_debiased_excess"),
+                  ("shared", "separate", "aligned_cka_debiased_excess")]
+
+
+def weight_profiles(cells: dict[tuple[str, str, int], tuple[dict, dict]]) -> tuple[dict[str, bytes], list[str]]:
+    """Figures and report lines for every (appearance, inverse data) whose runs span several inverse
+    weights: each measure against the weight, one line per condition, 95% intervals over seeds. The
+    untrained core never sees the loss, so its one set of runs is drawn at every weight."""
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row, _ in cells.values():
+        by_key.setdefault((row["other_appearance"], row["inverse_data"]), []).append(row)
+    outputs: dict[str, bytes] = {}
+    lines: list[str] = []
+    for (appearance, inverse_data), rows in by_key.items():
+        weights = sorted({r["inverse_weight"] for r in rows if r["condition"] != "untrained"})
+        if len(weights) < 2:
+            continue
+        conditions = list(dict.fromkeys(r["condition"] for r in rows))
+        untrained = {r["seed"]: r for r in rows if r["condition"] == "untrained"}
+        table = []
+        for w in weights:
+            for seed in sorted({r["seed"] for r in rows}):
+                at = {r["condition"]: r for r in rows if r["seed"] == seed and r["inverse_weight"] == w}
+                if seed in untrained:
+                    at["untrained"] = untrained[seed]
+                entry: dict[str, Any] = {"inverse_weight": w}
+                for cond, row in at.items():
+                    entry.update({f"{cond}_{col}": row.get(col) for col, _ in WEIGHT_MEASURES})
+                for a, b, col in WEIGHT_EFFECTS:
+                    if a in at and b in at:
+                        entry[f"{a}_minus_{b}_{col}"] = at[a][col] - at[b][col]
+                table.append(entry)
+        path = f"figures/against_inverse_weight_{_slug(f'{appearance}_{inverse_data}')}.png"
+        effects = [f"{a}_minus_{b}_{col}" for a, b, col in WEIGHT_EFFECTS if a in conditions and b in conditions]
+        outputs[path] = axis_profile_figure(table, "inverse_weight", weights, conditions, WEIGHT_MEASURES, effects)
+        lines += [f"## Seed 000's tuning parameter: `{appearance}`, inverse data `{inverse_data}`", "",
+                  "Each measure against `inverse_weight` (loss = forward + weight x inverse); mean [95% interval",
+                  "over seeds]. The untrained core has no loss, so its values repeat at every weight.", "",
+                  "| inverse_weight | condition | " + " | ".join(col for col, _ in WEIGHT_MEASURES) + " |",
+                  "|---|---" + "|---" * len(WEIGHT_MEASURES) + "|"]
+        for w in weights:
+            for cond in conditions:
+                cells_w = [e for e in table if e["inverse_weight"] == w and f"{cond}_inverse_r2" in e]
+                stats = [fmt_stat(mean_ci95([e[f"{cond}_{col}"] for e in cells_w]), col.startswith("frac"))
+                         for col, _ in WEIGHT_MEASURES]
+                lines.append(f"| {w:g} | {cond} | " + " | ".join(stats) + " |")
+        lines += ["", f"![every measure against the inverse weight]({path})", ""]
+    return outputs, lines
 
 
 def embodied_units_csv(cells: dict[tuple[str, str, int], tuple[dict, dict]]) -> str:
@@ -63,7 +125,9 @@ def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], 
         "the episode holds); `inverse_r2_of_ceiling` their ratio. `inverse_r2_policy`: R^2 from the state",
         "*before* each action alone (angles, velocities, target): a demonstrator's actions are largely",
         "predictable from it, so an inverse R^2 at or below it could come from knowing the policy rather",
-        "than reading the movement.",
+        "than reading the movement. `inverse_r2_babble`: the inverse head on the self arm's own motor babbling",
+        "(random actions, never an input of the inverse head's training): no policy to recognise there, so",
+        "this R^2 comes only from reading the movement (in another body's view than the one it learnt from).",
         f"Git commit {metrics.get('git_commit')}; analysis wall time {metrics['wall_time_s']:.0f} s.",
         "",
         "## Across groups (shared core)",
@@ -114,5 +178,7 @@ def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], 
             *[f"![{p.split('/')[-1][:-4]}]({p})" for p in fig_paths],
             "",
         ]
-    outputs["report.md"] = "\n".join(lines)
+    weight_figures, weight_lines = weight_profiles(cells)
+    outputs.update(weight_figures)
+    outputs["report.md"] = "\n".join(lines + weight_lines)
     return outputs

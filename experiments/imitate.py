@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=None, help="held-out episodes per dataset (default: 20)")
     p.add_argument("--out", type=Path, required=True, help="output folder (imitation.csv, metrics.json, report.md)")
     p.add_argument("--no-learners", action="store_true", help="skip BC, DAgger, BCO and BCO(alpha)")
-    p.add_argument("--workers", type=int, default=None, help="datasets scored in parallel (default: 1; 0: one per core)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="(dataset, seed) jobs scored in parallel (default: 1; 0: one per core)")
     p.add_argument("--ray-address", default=None, help="score the datasets as tasks on this Ray cluster")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any ImitateConfig field")
     p.add_argument("--force", action="store_true", help="replace results already in --out")

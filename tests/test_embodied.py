@@ -117,6 +117,8 @@ def test_analyze_writes_the_replication_structure(dataset, tmp_path):
     acts = load_activations(metrics["runs"][str(runs[0].resolve())]["activations"])
     assert acts.perform.shape == (10, 50, 12) and acts.held_out.sum() == 5 and acts.babble_perform.shape == (3, 50, 12)
     assert acts.meta["inverse_r2"] == row["inverse_r2"] and acts.meta["condition"] == "shared"
+    # The motion-only check: the inverse head on the self arm's babbling, scored for every "other" run.
+    assert np.isfinite(row["inverse_r2_babble"]) and acts.meta["inverse_r2_babble"] == row["inverse_r2_babble"]
     assert "Does the claim hold?" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="already holds results"):
         analyze(runs, out, TINY_ANALYSIS)
@@ -156,3 +158,29 @@ def test_observe_windows_stack_the_frames_around_each_step():
     assert stacked[0, :, :, 0, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]]
     assert observed_input(frames, (1,))[0, :, 0, 0, 0, 0].tolist() == [1, 2, 3, 4, 5]  # the frame after a_t
     assert observed_input(frames.numpy(), (1, 2))[0, -1, :, 0, 0, 0].tolist() == [5, 5]  # clamped at the end
+
+
+def test_weight_profiles_draw_each_measure_against_the_inverse_weight():
+    from mirrorlab.analysis.embodied_report import WEIGHT_MEASURES, weight_profiles
+
+    cells = {}
+    for w in (0.0, 4.0):
+        for cond in ("shared", "separate", "untrained"):
+            if cond == "untrained" and w > 0:
+                continue  # the untrained core is trained once, at the first weight
+            for seed in (0, 1, 2):
+                value = -1.0 if cond == "untrained" else w * 10 + (cond == "shared") + seed * 0.5
+                row = {"other_appearance": "identical", "inverse_data": "other", "inverse_weight": w,
+                       "condition": cond, "seed": seed, **{col: value for col, _ in WEIGHT_MEASURES}}
+                cells[(f"identical, w={w}", cond, seed)] = (row, {})
+    outputs, lines = weight_profiles(cells)
+    (path, png_bytes), = outputs.items()
+    assert path.endswith("identical_other.png") and png_bytes[:4] == b"\x89PNG"
+    table = [line for line in lines if line.startswith("| 4 |") or line.startswith("| 0 |")]
+    # shared at weight 4: 41 + seed / 2 -> mean 41.5; untrained drawn at every weight with its own -1.
+    assert any(line.startswith("| 4 | shared | 41.5 [") for line in table)
+    assert any(line.startswith("| 4 | untrained | -1") for line in table)
+    assert any(line.startswith("| 0 | separate | 0.5 [") for line in table)
+    # one weight only: nothing to draw
+    single = {k: v for k, v in cells.items() if v[0]["inverse_weight"] == 0.0}
+    assert weight_profiles(single) == ({}, [])

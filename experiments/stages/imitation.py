@@ -71,7 +71,7 @@ class ImitateConfig:
     plan_iterations: int = 150     # analysis by synthesis: Adam steps of the first plan
     replan_every: int = 25         # ... and of each re-plan every this many steps (0: never)
     replan_iterations: int = 40
-    workers: int = 1               # datasets scored in parallel
+    workers: int = 1               # (dataset, seed) jobs scored in parallel
 
     def validate(self) -> None:
         for name in ("episodes", "policy_epochs", "refit_epochs", "dagger_episodes", "plan_iterations"):

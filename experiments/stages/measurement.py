@@ -89,6 +89,7 @@ def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_pat
     row: dict[str, Any] = {"run": str(run.dir), "condition": run.config.condition, "seed": run.config.seed,
                            "other_appearance": run.other_appearance, "inverse_data": run.config.inverse_data,
                            "inverse_weight": run.config.inverse_weight, "inverse_r2": acts.meta["inverse_r2"],
+                           "inverse_r2_babble": acts.meta.get("inverse_r2_babble", float("nan")),
                            "forward_mse": acts.meta["forward_mse"], "n_held_out": int(held["actions"].shape[0]),
                            "activations": str(act_path), **measured}
     return {"row": row, "arrays": arrays}
