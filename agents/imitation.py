@@ -47,7 +47,12 @@ class FramePolicy(nn.Module):
     @torch.no_grad()
     def act(self, window: np.ndarray) -> np.ndarray:
         self.eval()
-        return self(torch.from_numpy(np.ascontiguousarray(window))[None])[0].numpy()
+        return self(_tensor(window, self)[None])[0].cpu().numpy()
+
+
+def _tensor(array: np.ndarray, module: nn.Module) -> torch.Tensor:
+    """`array` as a tensor on `module`'s device (CPU or GPU, wherever its weights are)."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(next(module.parameters()).device)
 
 
 def episode_windows(frames: np.ndarray, window: tuple[int, ...] = TRACK_WINDOW) -> np.ndarray:
@@ -59,7 +64,7 @@ def episode_windows(frames: np.ndarray, window: tuple[int, ...] = TRACK_WINDOW) 
 
 def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, lr: float = 1e-3,
                      batch_size: int = 64, seed: int = 0, augment_shift: int = 2,
-                     policy: FramePolicy | None = None) -> FramePolicy:
+                     policy: FramePolicy | None = None, device: str = "cpu") -> FramePolicy:
     """Regress actions [M, A] on windows [M, K, 3, S, S] (uint8); a given policy is trained further.
     Random shifts (DrQ) of each window, the same for its frames, as the core's training uses."""
     if windows.shape[0] != actions.shape[0] or windows.shape[0] == 0:
@@ -67,7 +72,7 @@ def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, l
     if policy is None:
         torch.manual_seed(seed)
         policy = FramePolicy(windows.shape[-1], actions.shape[-1], windows.shape[1])
-    policy.train()
+    policy.to(device).train()
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -76,7 +81,8 @@ def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, l
         order = torch.from_numpy(rng.permutation(len(x)))
         for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size]
-            loss = F.mse_loss(policy(random_shift(x[idx], augment_shift, generator)), y[idx])
+            shifted = random_shift(x[idx], augment_shift, generator)  # on CPU: the same shifts on any device
+            loss = F.mse_loss(policy(shifted.to(device)), y[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -143,11 +149,10 @@ class CoreTracker:
             _, self.hidden = self.model.observe_step(actual, self.hidden)
         wanted = self._stack([self._frame(t + k, t) for k in self.window])
         prediction, _ = self.model.observe_step(wanted, self.hidden)
-        return prediction[0].numpy()
+        return prediction[0].cpu().numpy()
 
-    @staticmethod
-    def _stack(frames: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(frames).transpose(0, 3, 1, 2).copy())[None]
+    def _stack(self, frames: list[np.ndarray]) -> torch.Tensor:
+        return _tensor(np.stack(frames).transpose(0, 3, 1, 2), self.model)[None]
 
 
 def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterations: int = 150, lr: float = 0.05,
@@ -157,11 +162,13 @@ def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterat
     executed); the rest start from `init` (or 0) and are optimised."""
     torch.manual_seed(seed)
     T = len(demo_frames) - 1
-    target = frames_as_targets(torch.from_numpy(np.ascontiguousarray(demo_frames[1:].transpose(0, 3, 1, 2))))
+    device = next(model.parameters()).device
+    target = frames_as_targets(_tensor(demo_frames[1:].transpose(0, 3, 1, 2), model))
     t0 = 0 if prefix is None else len(prefix)
     start = np.zeros((T, action_dim), np.float32) if init is None else np.asarray(init, np.float32)
-    free = torch.atanh(torch.from_numpy(np.clip(start[t0:], -0.95, 0.95))).clone().requires_grad_(True)
-    fixed = torch.zeros((0, action_dim)) if prefix is None else torch.as_tensor(prefix, dtype=torch.float32)
+    free = torch.atanh(torch.from_numpy(np.clip(start[t0:], -0.95, 0.95))).to(device).requires_grad_(True)
+    fixed = torch.as_tensor(np.zeros((0, action_dim)) if prefix is None else prefix, dtype=torch.float32,
+                            device=device)
     optimizer = torch.optim.Adam([free], lr=lr)
     model.eval()
     for p in model.parameters():
@@ -178,7 +185,7 @@ def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterat
         for p in model.parameters():
             p.requires_grad_(True)
     with torch.no_grad():
-        return torch.cat([fixed, torch.tanh(free)]).numpy()
+        return torch.cat([fixed, torch.tanh(free)]).cpu().numpy()
 
 
 class SynthesisActor:

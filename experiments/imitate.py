@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-learners", action="store_true", help="skip BC, DAgger, BCO and BCO(alpha)")
     p.add_argument("--workers", type=int, default=None,
                    help="(dataset, seed) jobs scored in parallel (default: 1; 0: one per core)")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="where the cores and frame policies run (default: cpu, the bit-reproducible one)")
     p.add_argument("--ray-address", default=None, help="score the datasets as tasks on this Ray cluster")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any ImitateConfig field")
     p.add_argument("--force", action="store_true", help="replace results already in --out")
@@ -37,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     config = build_config(ImitateConfig(), args.config,
                           {"episodes": args.episodes, "learners": False if args.no_learners else None,
-                           "workers": args.workers})
+                           "workers": args.workers, "device": args.device})
     result = imitate(args.run, args.out, config, analysis=args.analysis, force=args.force,
                      ray_address=args.ray_address)
     print(f"report: {result['report']}")

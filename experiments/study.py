@@ -262,9 +262,9 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
                                                  ray_address=ray_address, show_progress=show_progress,
                                                  device=config.device)["report"]}
     lap("analyze")
-    parts["imitation"] = imitate(runs, out / "imitation", dataclasses.replace(config.imitation, workers=config.workers),
-                                 analysis=analysis_dir, force=True, show_progress=show_progress,
-                                 ray_address=ray_address)["report"]
+    imitation = dataclasses.replace(config.imitation, workers=config.workers, device=config.device)
+    parts["imitation"] = imitate(runs, out / "imitation", imitation, analysis=analysis_dir, force=True,
+                                 show_progress=show_progress, ray_address=ray_address)["report"]
     lap("imitate")
     if config.spillover:
         parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", SpilloverConfig(), force=True)["report"]

@@ -145,6 +145,8 @@ CASES = [
                                     f"{w['root']}/i", "--episodes", "0"], "episodes must be >= 1"),
     ("imitate-flag", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
                                 f"{w['root']}/i", "--no-closed-loop"], "unrecognized arguments"),
+    ("imitate-device", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
+                                  f"{w['root']}/i", "--device", "tpu"], "--device"),
     ("imitate-bad-analysis", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", _truncated_analysis(w),
                                         "--out", f"{w['root']}/i"], "not readable JSON"),
     # spillover

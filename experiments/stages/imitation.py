@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from mirrorlab.agents.runs import Run, check_seed, read_run
+from mirrorlab.agents.runs import DEVICES, Run, check_seed, read_run, resolve_device
 from mirrorlab.analysis.intervals import mean_ci95
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
@@ -72,6 +72,7 @@ class ImitateConfig:
     replan_every: int = 25         # ... and of each re-plan every this many steps (0: never)
     replan_iterations: int = 40
     workers: int = 1               # (dataset, seed) jobs scored in parallel
+    device: str = "cpu"            # where the cores and the frame policies run ("auto": a GPU if visible)
 
     def validate(self) -> None:
         for name in ("episodes", "policy_epochs", "refit_epochs", "dagger_episodes", "plan_iterations"):
@@ -84,6 +85,8 @@ class ImitateConfig:
             raise UserError(f"config: policy_lr must be a positive number, got {self.policy_lr}")
         check_seed(self.seed, "config: seed")
         resolve_workers(self.workers, "config: workers")
+        if self.device not in DEVICES:
+            raise UserError(f"config: device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
 
 def imitation_env(header):
@@ -156,6 +159,7 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
     # Small CNNs: extra threads only spin against each other (and against parallel jobs).
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
+    device = resolve_device(config.device, "config: device")
     loaded = [read_run(r) for r in runs]
     held = loaded[0].test_episode_ids
     task = Task(Path(data_path), held, config.episodes)
@@ -169,7 +173,7 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
     def fit(windows, actions, policy, iteration, seed):
         epochs = config.policy_epochs if policy is None else config.refit_epochs
         return fit_frame_policy(windows, actions, epochs=epochs, lr=config.policy_lr, seed=seed * 100 + iteration,
-                                policy=policy)
+                                policy=policy, device=device)
 
     oracle_scores = task.score_all(lambda e: (lambda _o, t, a=e["actions"]: a[t]))
     expert_action = make_expert(task)
@@ -187,7 +191,7 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
         seed, cond = run.config.seed, extra["condition"]
         add(f"inverse_{cond}", seed, task.score_all(lambda e: (lambda _o, t, a=inferred[e["episode_id"]]: a[t])),
             **extra)
-        model = run.load_core()
+        model = run.load_core(device)
         window = tuple(run.config.observe_window)
         add(f"closed_{cond}", seed, task.score_all(lambda e: CoreTracker(model, window, e["observe"]["frames"])),
             **extra)
