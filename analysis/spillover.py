@@ -106,12 +106,15 @@ def measure_spillover(head: ValueHead, other_latents: np.ndarray, other_rewards:
 
 
 def transience(head: ValueHead, self_train: tuple[np.ndarray, np.ndarray], other_train: np.ndarray,
-               other_test: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, updates: int, every: int,
-               lr: float = 0.05) -> dict[str, np.ndarray]:
+               other_test: tuple[np.ndarray, np.ndarray], self_test: tuple[np.ndarray, np.ndarray],
+               rng: np.random.Generator, updates: int, every: int, lr: float = 0.05) -> dict[str, np.ndarray]:
     """Feedback that the other's success is worth nothing: SGD on self examples (their reward) mixed 1:1
     with observe-mode examples of the other (target 0). Returns {"updates" [K], "r" [K], "relative"
     [K]}: spillover (r of value with the other's held-out reward, and the value at its success relative
-    to the value at one's own on the self training video) after every `every` updates, from 0."""
+    to the value at one's own success in the *same* held-out episodes, `self_test`) after every `every`
+    updates, from 0. The reference must be the same situations seen as self: against the self training
+    set (which holds babbling the other never does) feedback could look like separation by unlearning
+    value on demonstration-like episodes altogether, even where self and other look identical."""
     xs, ys = self_train
     xs, ys = xs.reshape(-1, xs.shape[-1]), ys.ravel()
     xo = other_train.reshape(-1, other_train.shape[-1])
@@ -125,7 +128,7 @@ def transience(head: ValueHead, self_train: tuple[np.ndarray, np.ndarray], other
         values = head(test_latents)
         steps.append(k)
         rs.append(_pooled_r(values, test_rewards))
-        self_contrast = _success_contrast(head(self_train[0]), self_train[1])
+        self_contrast = _success_contrast(head(self_test[0]), self_test[1])
         rel.append(_success_contrast(values, test_rewards) / self_contrast if self_contrast else np.nan)
         if k < updates:
             # Sample self and other examples 1:1 (the two pools differ in size).

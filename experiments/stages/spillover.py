@@ -65,9 +65,9 @@ def spill_run(acts, seed: int, config: SpilloverConfig) -> dict[str, Any]:
     head = sgd(init_head(self_z), self_z.reshape(-1, self_z.shape[-1]), self_r.ravel(), config.fit_updates, rng,
                lr=config.lr)
     other_test = (test["observe"].astype(np.float64), reward(test["observe_distance"]))
-    at_start = measure_spillover(head, *other_test, test["self_observe"].astype(np.float64),
-                                 reward(test["perform_distance"]), rng, config.n_permutations)
-    curve = transience(head, (self_z, self_r), train["observe"].astype(np.float64), other_test, rng,
+    self_test = (test["self_observe"].astype(np.float64), reward(test["perform_distance"]))
+    at_start = measure_spillover(head, *other_test, *self_test, rng, config.n_permutations)
+    curve = transience(head, (self_z, self_r), train["observe"].astype(np.float64), other_test, self_test, rng,
                        config.feedback_updates, config.every, lr=config.lr)
     return {"r": at_start.r, "p": at_start.p, "null_mean": at_start.null_mean, "relative": at_start.relative,
             "value_at_other_success": at_start.value_at_success,
