@@ -54,15 +54,21 @@ def init_head(self_latents: np.ndarray) -> ValueHead:
 
 
 def sgd(head: ValueHead, latents: np.ndarray, targets: np.ndarray, updates: int, rng: np.random.Generator,
-        lr: float = 0.05, batch: int = 64, l2: float = 1e-4) -> ValueHead:
-    """`updates` minibatch SGD steps on the squared error (latents [n, U], targets [n]); returns a new head."""
+        lr: float = 1.0, batch: int = 64, l2: float = 1e-4) -> ValueHead:
+    """`updates` minibatch steps of normalised LMS on the squared error (latents [n, U], targets [n]);
+    returns a new head. Each step is `lr` over the batch's mean squared feature norm (+1 for the bias),
+    which bounds the step times the largest curvature by `lr`: stable for any 0 < lr < 2 however
+    correlated or large the latents are. (A fixed step diverged on cores whose units move together, and
+    on another arm's latents far outside the self arm's standardisation.)"""
     w, b = head.w.copy(), head.b
     x = (latents - head.mean) / head.std
     for _ in range(updates):
         idx = rng.integers(0, len(x), batch)
-        err = x[idx] @ w + b - targets[idx]
-        w -= lr * (x[idx].T @ err / batch + l2 * w)
-        b -= lr * float(err.mean())
+        xb = x[idx]
+        err = xb @ w + b - targets[idx]
+        step = lr / (float((xb * xb).sum(axis=1).mean()) + 1.0)
+        w -= step * (xb.T @ err / batch + l2 * w)
+        b -= step * float(err.mean())
     return ValueHead(head.mean, head.std, w, b)
 
 
@@ -107,7 +113,7 @@ def measure_spillover(head: ValueHead, other_latents: np.ndarray, other_rewards:
 
 def transience(head: ValueHead, self_train: tuple[np.ndarray, np.ndarray], other_train: np.ndarray,
                other_test: tuple[np.ndarray, np.ndarray], self_test: tuple[np.ndarray, np.ndarray],
-               rng: np.random.Generator, updates: int, every: int, lr: float = 0.05) -> dict[str, np.ndarray]:
+               rng: np.random.Generator, updates: int, every: int, lr: float = 1.0) -> dict[str, np.ndarray]:
     """Feedback that the other's success is worth nothing: SGD on self examples (their reward) mixed 1:1
     with observe-mode examples of the other (target 0). Returns {"updates" [K], "r" [K], "relative"
     [K]}: spillover (r of value with the other's held-out reward, and the value at its success relative

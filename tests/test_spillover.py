@@ -94,6 +94,18 @@ def test_babbling_in_the_self_set_does_not_pass_for_telling_self_from_other():
     assert half_life(old["updates"], old["relative"]) < 4000
 
 
+def test_the_value_head_fits_latents_whose_units_all_move_together():
+    """96 units carrying one signal: the curvature of the squared error is ~96 in that direction, where a
+    fixed step of 0.05 (the first version) diverged to inf/nan; the normalised step must fit it."""
+    rng = np.random.default_rng(3)
+    r = episodes(rng)
+    z = r[..., None] * rng.uniform(0.5, 1.5, 96) + 0.01 * rng.standard_normal(r.shape + (96,))
+    head = fitted(z, r, rng)
+    values = head(z)
+    assert np.all(np.isfinite(values))
+    assert np.corrcoef(values.ravel(), r.ravel())[0, 1] > 0.99
+
+
 def test_half_life_interpolates_and_says_never():
     assert half_life(np.array([0, 10, 20]), np.array([1.0, 0.8, 0.4])) == pytest.approx(10 + 10 * 0.3 / 0.4)
     assert half_life(np.array([0, 10]), np.array([1.0, 0.9])) == float("inf")

@@ -38,9 +38,9 @@ class SpilloverConfig:
 
     reward_scale: float = 0.05       # r = exp(-distance / scale), metres
     fit_updates: int = 3000          # SGD steps of the value head on self examples
-    feedback_updates: int = 3000     # SGD steps with feedback that the other's success is worth nothing
-    every: int = 150                 # spillover recorded after every `every` feedback updates
-    lr: float = 0.05
+    feedback_updates: int = 6000     # SGD steps with feedback that the other's success is worth nothing
+    every: int = 300                 # spillover recorded after every `every` feedback updates
+    lr: float = 1.0                  # normalised-LMS step (stable in (0, 2)): see analysis.spillover.sgd
     n_permutations: int = 500        # the sequence-level null of r
 
     def validate(self) -> None:
@@ -49,8 +49,8 @@ class SpilloverConfig:
         for name in ("fit_updates", "feedback_updates", "every", "n_permutations"):
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        if not (0 < self.lr < 10):
-            raise UserError(f"config: lr must be in (0, 10), got {self.lr}")
+        if not (0 < self.lr < 2):
+            raise UserError(f"config: lr must be in (0, 2) (a normalised step), got {self.lr}")
 
 
 def spill_run(acts, seed: int, config: SpilloverConfig) -> dict[str, Any]:
