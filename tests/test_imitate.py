@@ -140,3 +140,18 @@ def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalysed_run(analyse
     with pytest.raises(UserError, match="not the metrics.json of `mirrorlab analyze`|not found"):
         imitate(runs, tmp_path / "out", ImitateConfig(), tmp_path, show_progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_runs_of_a_tuning_map_are_scored_apart_by_their_weight():
+    from types import SimpleNamespace
+
+    from mirrorlab.experiments.stages.imitation import condition_label
+
+    def run(name, condition, weight):
+        return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight))
+
+    assert condition_label(run("shared__seed0", "shared", 1.0)) == "shared"
+    assert condition_label(run("shared__seed0", "shared", 0.25)) == "shared@w0.25"
+    assert condition_label(run("separate__seed2", "separate", 4.0)) == "separate@w4"
+    assert condition_label(run("untrained__seed0", "untrained", 0.0)) == "untrained"
+    assert condition_label(run("shared_selfvideo__seed1", "shared", 1.0)) == "shared_selfvideo"

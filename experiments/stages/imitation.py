@@ -187,7 +187,7 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
     for run in loaded:
         acts = run_activations(Path(analysis), run)
         inferred = dict(zip(acts.episode_ids.tolist(), acts.inferred))
-        extra = {"run": str(run.dir), "condition": run.name.split("__")[0]}
+        extra = {"run": str(run.dir), "condition": condition_label(run)}
         seed, cond = run.config.seed, extra["condition"]
         add(f"inverse_{cond}", seed, task.score_all(lambda e: (lambda _o, t, a=inferred[e["episode_id"]]: a[t])),
             **extra)
@@ -243,6 +243,16 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
             add("bco_alpha", seed, task.score_all(lambda e: TrackingActor(idm.act, e["observe"]["frames"])))
     task.close()
     return rows
+
+
+def condition_label(run: Run) -> str:
+    """The run's condition as its methods are named: the run name's condition (`shared`,
+    `shared_selfvideo`, ...), plus `@w<weight>` for a weight other than 1, so the runs of a tuning map
+    are scored apart rather than pooled (the untrained core has no loss, so no weight)."""
+    label = run.name.split("__")[0]
+    if run.config.condition != "untrained" and run.config.inverse_weight != 1.0:
+        label += f"@w{run.config.inverse_weight:g}"
+    return label
 
 
 def make_expert(task: Task):
