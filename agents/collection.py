@@ -74,13 +74,9 @@ class CollectConfig:
             raise UserError(f"config: babble_smoothing must be in [0, 1), got {self.babble_smoothing}")
         if not self.babble_scale > 0:
             raise UserError(f"config: babble_scale must be > 0, got {self.babble_scale}")
-        if self.demonstrator != "scripted":
-            from mirrorlab.agents.demonstrator import demonstrator_env
+        from mirrorlab.agents.demonstrator import check_demonstrator_fits
 
-            trained_on = demonstrator_env(self.demonstrator)
-            if trained_on != (self.env_id, self.action_mode):
-                raise UserError(f"config: demonstrator {self.demonstrator} was trained on {trained_on[0]} with "
-                                f"{trained_on[1]} actions, not on {self.env_id} with {self.action_mode} actions")
+        check_demonstrator_fits(self.demonstrator, self.env_id, self.action_mode, "config: demonstrator")
 
     def env_kwargs(self) -> dict[str, Any]:
         """The env's kwargs, stored in the dataset's header: both sides and every later replay use them. Every

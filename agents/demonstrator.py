@@ -31,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from mirrorlab.envs.episodes import policy_actor, rollout
+from mirrorlab.envs.scene import ACTION_MODES
 from mirrorlab.errors import UserError
 from mirrorlab.files import atomic_torch_save, atomic_write_json, load_torch, read_json
 from mirrorlab.provenance import provenance
@@ -80,8 +81,8 @@ class DemoTrainConfig:
             raise UserError(f"config: unknown env {self.env_id!r}; expected one of {', '.join(envs.ENV_IDS)}")
         if self.algo not in ALGOS:
             raise UserError(f"config: algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        if self.action_mode not in ("torque", "position"):
-            raise UserError(f"config: action_mode must be torque or position, got {self.action_mode!r}")
+        if self.action_mode not in ACTION_MODES:
+            raise UserError(f"config: action_mode must be one of {', '.join(ACTION_MODES)}, got {self.action_mode!r}")
         for name in ("timesteps", "batch_size", "buffer_size", "train_freq", "gradient_steps", "n_steps",
                      "n_epochs", "torch_threads"):
             if getattr(self, name) < 1:
@@ -209,8 +210,8 @@ def read_description(folder: Path) -> dict[str, Any]:
             raise UserError(f"demonstrator checkpoint {path}: {key} must list positive integers, got {value!r}")
     if not isinstance(desc["env_id"], str):
         raise UserError(f"demonstrator checkpoint {path}: env_id must be a string")
-    if desc["action_mode"] not in ("torque", "position"):
-        raise UserError(f"demonstrator checkpoint {path}: action_mode must be torque or position")
+    if desc["action_mode"] not in ACTION_MODES:
+        raise UserError(f"demonstrator checkpoint {path}: action_mode must be one of {', '.join(ACTION_MODES)}")
     return desc
 
 
@@ -280,12 +281,15 @@ def load_demonstrator(source: str | Path, env: gym.Env):
     return load_policy(source, env)
 
 
-def demonstrator_env(source: str | Path) -> tuple[str, str] | None:
-    """(env id, action mode) a checkpoint was trained on; None for the scripted controller, which fits any."""
+def check_demonstrator_fits(source: str | Path, env_id: str, action_mode: str, where: str) -> None:
+    """Refuse, before any work, a checkpoint trained on another env or with other actions than the data it
+    is to make (the scripted controller fits any)."""
     if str(source) == SCRIPTED:
-        return None
+        return
     desc = read_description(Path(source))
-    return desc["env_id"], desc["action_mode"]
+    if (desc["env_id"], desc["action_mode"]) != (env_id, action_mode):
+        raise UserError(f"{where} {source} was trained on {desc['env_id']} with {desc['action_mode']} actions, "
+                        f"not on {env_id} with {action_mode} actions")
 
 
 def evaluate_policy_on_seeds(make_env: Callable[[], gym.Env], make_policy: Callable[[gym.Env], Any],

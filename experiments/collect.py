@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mirrorlab.agents.collection import CollectConfig
 from mirrorlab.config import build_config
-from mirrorlab.envs.scene import OTHER_APPEARANCES
+from mirrorlab.envs.scene import ACTION_MODES, OTHER_APPEARANCES
 from mirrorlab.experiments.stages.collection import collect
 
 
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-size", dest="frame_size", type=int, default=None, help="frame side in pixels (default: 32)")
     p.add_argument("--other-appearance", dest="other_appearance", default=None,
                    help=f"{' | '.join(OTHER_APPEARANCES)} (default: identical)")
-    p.add_argument("--action-mode", dest="action_mode", choices=("torque", "position"), default=None,
+    p.add_argument("--action-mode", dest="action_mode", choices=ACTION_MODES, default=None,
                    help="the arms' actions: joint-target offsets, which a camera sees better, or torques (default: position)")
     p.add_argument("--episodes-per-shard", dest="episodes_per_shard", type=int, default=None,
                    help="episodes per shard file (default: 16)")

@@ -12,9 +12,7 @@ figures/learning_curve.png, and the datasets and runs it made (resumable: rerun 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,7 +22,14 @@ from typing import Any
 from mirrorlab.agents.runs import TrainConfig
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
-from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, read_json
+from mirrorlab.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    claim_output_dir,
+    csv_text,
+    read_json,
+)
 from mirrorlab.provenance import provenance
 
 
@@ -136,18 +141,10 @@ def curve(config: CurveConfig, out: Path, show_progress: bool = True) -> dict[st
                      "train_episodes": result["n_train"], "seed": p["seed"], **{k: result[k] for k in
                                                                              ("inverse_r2", "ceiling", "train_seconds")}})
     wall = time.perf_counter() - started
-    atomic_write_text(out / "curve.csv", _csv(rows))
+    atomic_write_text(out / "curve.csv", csv_text(rows, list(rows[0])))
     atomic_write_bytes(out / "figures" / "learning_curve.png", _figure(rows))
     atomic_write_text(out / "report.md", _report(rows, config, wall))
     return {"rows": rows, "wall_time_s": wall, "report": out / "report.md"}
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def _figure(rows: list[dict[str, Any]]) -> bytes:
@@ -173,9 +170,6 @@ def _report(rows: list[dict[str, Any]], config: CurveConfig, wall: float) -> str
     lines += ["", f"Wall time {wall:.0f} s on {resolve_workers(config.workers)} worker(s), load average "
                   f"{os.getloadavg()[0]:.1f}.", "", "![learning curve](figures/learning_curve.png)", ""]
     return "\n".join(lines)
-
-
-PRESETS = {"default": CurveConfig()}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

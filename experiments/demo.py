@@ -21,6 +21,7 @@ from typing import Any
 
 from mirrorlab.agents.demonstrator import ALGOS, EVAL_SEED_OFFSET, DemoTrainConfig
 from mirrorlab.config import build_config
+from mirrorlab.envs.scene import ACTION_MODES
 from mirrorlab.errors import UserError
 from mirrorlab.files import atomic_write_json, claim_output_dir
 from mirrorlab.provenance import provenance
@@ -67,7 +68,8 @@ def evaluate(config: DemoEvalConfig, show_progress: bool = True) -> dict[str, An
         policies = {}
     else:
         folder = Path(config.checkpoint)
-        env_id, action_mode = read_description(folder)["env_id"], read_description(folder)["action_mode"]
+        description = read_description(folder)
+        env_id, action_mode = description["env_id"], description["action_mode"]
         policies = {"trained": lambda env: load_demonstrator(folder, env)}
     policies["scripted"] = lambda env: load_demonstrator(SCRIPTED, env)
     policies["random"] = lambda env: RandomPolicy(env.action_space, config.random_seed)
@@ -92,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train an SB3 policy on the other arm's reach task (state observations)")
     t.add_argument("--env", dest="env_id", default=None, help="env id (default: mirrorlab/PlanarReach-v0)")
     t.add_argument("--algo", choices=ALGOS, default=None, help="algorithm (default: sac)")
-    t.add_argument("--action-mode", dest="action_mode", choices=("torque", "position"), default=None,
+    t.add_argument("--action-mode", dest="action_mode", choices=ACTION_MODES, default=None,
                    help="the arm's actions: joint-target offsets or torques (default: position)")
     t.add_argument("--timesteps", type=int, default=None, help="environment steps (default: 30000)")
     t.add_argument("--seed", type=int, default=None, help="training seed (default: 0)")

@@ -82,13 +82,10 @@ class StudyConfig:
         resolve_workers(self.workers, "config: workers")
         self.train.validate("config: train")
         self.imitation.validate()
-        if self.demonstrator not in ("scripted", "sac"):  # a checkpoint: checked now, not after the first stage
-            from mirrorlab.agents.demonstrator import demonstrator_env
+        if self.demonstrator != "sac":  # a checkpoint: checked now, not after the first stage
+            from mirrorlab.agents.demonstrator import check_demonstrator_fits
 
-            trained_on = demonstrator_env(self.demonstrator)
-            if trained_on != (self.env_id, self.action_mode):
-                raise UserError(f"--demonstrator {self.demonstrator}: trained on {trained_on[0]} with {trained_on[1]} "
-                                f"actions; the study needs {self.env_id} with {self.action_mode} actions")
+            check_demonstrator_fits(self.demonstrator, self.env_id, self.action_mode, "--demonstrator")
 
 
 PRESETS = {

@@ -11,7 +11,9 @@ tool did not make, or made for another command, is refused, never deleted or ove
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -81,6 +83,15 @@ def _json_default(obj: Any) -> Any:
 
 def to_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n"
+
+
+def csv_text(rows: Iterable[dict[str, Any]], fieldnames: list[str]) -> str:
+    """Rows as CSV text with a header: the `fieldnames` columns, in that order (other keys left out)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -31,8 +31,6 @@ without a run of their own (oracle, random, BCO, goal_given) are repeated for ea
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass
@@ -46,7 +44,7 @@ from mirrorlab.analysis.intervals import mean_ci95
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.measurement import mirror_measures_by_run, run_activations
-from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir
+from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, csv_text
 from mirrorlab.provenance import provenance
 
 SCORES = ("success", "final_distance", "trajectory_error", "path_error")
@@ -428,12 +426,8 @@ def mirror_method_vs_inverse(rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def _rows_csv(rows: list[dict[str, Any]]) -> str:
-    keys = ["appearance", "method", "condition", "seed", "run", "episode_id", *SCORES, "expert_queries", "data"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, ["appearance", "method", "condition", "seed", "run", "episode_id", *SCORES,
+                           "expert_queries", "data"])
 
 
 def _figure(summary: dict[str, dict[str, Any]]) -> bytes:

@@ -11,8 +11,6 @@ Runs are grouped by appearance and condition; seeds give the intervals.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from mirrorlab.agents.runs import read_run
 from mirrorlab.analysis.intervals import mean_ci95
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.measurement import mirror_measures_by_run, run_activations
-from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir
+from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, csv_text
 from mirrorlab.provenance import provenance
 
 MIN_HELD_OUT = 5
@@ -171,13 +169,8 @@ def correlate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    keys = ["appearance", "condition", "seed", "relative", "r", "p", "null_mean", "half_life",
-            "value_at_other_success", "value_at_own_success", *MIRROR_MEASURES, "run"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, ["appearance", "condition", "seed", "relative", "r", "p", "null_mean", "half_life",
+                           "value_at_other_success", "value_at_own_success", *MIRROR_MEASURES, "run"])
 
 
 def _figure(rows: list[dict[str, Any]]) -> bytes:
