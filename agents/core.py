@@ -18,7 +18,7 @@ from torch import nn
 
 @dataclass
 class CoreOutput:
-    hidden: torch.Tensor      # [B, T, H]: the activations analysed for mirror units
+    hidden: torch.Tensor      # [B, T, H]: the activations analyzed for mirror units
     prediction: torch.Tensor  # forward head (perform) or inverse head (observe) output, [B, T, *]
 
 

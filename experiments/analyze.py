@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder for metrics.json, units.csv, report.md")
     p.add_argument("--data", type=Path, default=None,
                    help="the dataset, if it moved (default: the one each run was trained on); must be the runs' own")
-    p.add_argument("--workers", type=int, default=1, help="runs analysed in parallel (default: 1; 0: one per core)")
+    p.add_argument("--workers", type=int, default=1, help="runs analyzed in parallel (default: 1; 0: one per core)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
                    help="where the core runs (default: cpu, the bit-reproducible one; auto: a GPU if present)")
     p.add_argument("--config", default=None,

@@ -3,7 +3,7 @@
 Every method acts on the self arm, whose own observation carries no target, for held-out videos of the
 other arm; the methods (oracle, random, the core's inverse head open and closed loop, imitation by the
 mirror system's forward model, BCO and BCO(alpha), BC, DAgger, and a goal-given reference), what each
-sees, and the scores are described in `mirrorlab.experiments.stages.imitation`. The runs must have been analysed (`--analysis`, the output of
+sees, and the scores are described in `mirrorlab.experiments.stages.imitation`. The runs must have been analyzed (`--analysis`, the output of
 `mirrorlab analyze`): their recorded activations and mirror measures are read from there.
 Output: imitation.csv, metrics.json, report.md.
 """

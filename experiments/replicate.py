@@ -1,7 +1,7 @@
 """`mirrorlab replicate`: the seed paper's toy experiment under its own protocol, with the nulls it lacks.
 
 Per seed, one toy world and one paired data set; every condition (shared, separate, forward_only,
-shuffled_labels, untrained) is trained on it from the same initialisation and analysed on the same
+shuffled_labels, untrained) is trained on it from the same initialisation and analyzed on the same
 held-out sequences. Each (condition, seed) is a cell, saved atomically as it finishes, so a killed
 run continues with `--resume`. Outputs: metrics.json, units.csv, report.md, figures 1-4, cells/.
 """

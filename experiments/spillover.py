@@ -5,7 +5,7 @@ A linear value head is fitted to the self arm's reward from the latent of the co
 spillover is the value it then assigns when the core watches the other arm succeed, relative to its own
 success, on held-out episodes; feedback that the other's success is worth nothing follows, and the decay
 is recorded (see `mirrorlab.experiments.stages.spillover` and `mirrorlab.analysis.spillover`). The runs
-must have been analysed: their activations are read from `--analysis`. Output: metrics.json,
+must have been analyzed: their activations are read from `--analysis`. Output: metrics.json,
 spillover.csv, report.md, figures/spillover_vs_feedback.png.
 """
 

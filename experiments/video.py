@@ -1,4 +1,4 @@
-"""`mirrorlab video`: an mp4 of one held-out episode of an analysed run, for a talk.
+"""`mirrorlab video`: an mp4 of one held-out episode of an analyzed run, for a talk.
 
 Top: the self arm performing the episode's actions (left) beside the other arm executing them, as the
 core observed it (right), re-simulated at `--size` pixels. Bottom: the traces of the `--units` top

@@ -45,13 +45,13 @@ TINY_ANALYSIS = dict(n_permutations=500, decode_folds=2, decode_shuffles=2, lag_
 
 
 @pytest.fixture(scope="session")
-def analysed_runs(tmp_path_factory):
-    """Two tiny runs (shared, separate) on a tiny dataset, analysed: (run folders, analysis folder)."""
+def analyzed_runs(tmp_path_factory):
+    """Two tiny runs (shared, separate) on a tiny dataset, analyzed: (run folders, analysis folder)."""
     from mirrorlab.agents.collection import CollectConfig
     from mirrorlab.experiments.stages.collection import collect
     from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
 
-    root = tmp_path_factory.mktemp("analysed")
+    root = tmp_path_factory.mktemp("analyzed")
     data = root / "data"
     collect(dataclasses.replace(CollectConfig(), **TINY_COLLECT), data, show_progress=False)
     runs = [train_tiny(data, root / c, condition=c, epochs=1) for c in ("shared", "separate")]

@@ -34,9 +34,9 @@ def write(path: Path, text: str) -> str:
 
 
 @pytest.fixture
-def world(tmp_path, analysed_runs):
+def world(tmp_path, analyzed_runs):
     """A folder holding a dataset, two runs, an analysis, a foreign folder, a plain file and config files."""
-    runs, analysis = analysed_runs
+    runs, analysis = analyzed_runs
     data = Path(json.loads((runs[0] / "config.json").read_text())["data_path"])
     shutil.copytree(data, tmp_path / "data")
     w = {"root": tmp_path, "data": tmp_path / "data", "run": runs[0], "analysis": analysis}
@@ -150,7 +150,7 @@ CASES = [
     ("imitate-bad-analysis", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", _truncated_analysis(w),
                                         "--out", f"{w['root']}/i"], "not readable JSON"),
     # spillover
-    ("spillover-not-analysed", lambda w: ["spillover", "--runs", str(w["run"]), "--analysis", str(w["thesis"]),
+    ("spillover-not-analyzed", lambda w: ["spillover", "--runs", str(w["run"]), "--analysis", str(w["thesis"]),
                                           "--out", f"{w['root']}/sp"], "not found"),
     ("spillover-updates", lambda w: ["spillover", "--runs", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
                                      f"{w['root']}/sp", "--config", cfg(w, "sp.json", {"fit_updates": 0})],

@@ -110,8 +110,8 @@ def test_the_closed_loop_core_matches_its_batch_observe_path_when_the_arm_follow
         np.testing.assert_allclose(stepped, batch.prediction[0].numpy(), atol=1e-5)
 
 
-def test_imitate_scores_every_method_with_the_task_only_in_the_video(analysed_runs, tmp_path):
-    runs, analysis = analysed_runs
+def test_imitate_scores_every_method_with_the_task_only_in_the_video(analyzed_runs, tmp_path):
+    runs, analysis = analyzed_runs
     out = tmp_path / "imitation"
     result = imitate(runs, out, TINY, analysis, show_progress=False)
     methods = {r["method"] for r in result["rows"]}
@@ -133,8 +133,8 @@ def test_imitate_scores_every_method_with_the_task_only_in_the_video(analysed_ru
         imitate(runs, out, TINY, analysis, show_progress=False)
 
 
-def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalysed_run(analysed_runs, tmp_path):
-    runs, analysis = analysed_runs
+def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalyzed_run(analyzed_runs, tmp_path):
+    runs, analysis = analyzed_runs
     with pytest.raises(UserError, match="not a finished `mirrorlab train` run"):
         imitate([tmp_path], tmp_path / "out", ImitateConfig(), analysis, show_progress=False)
     with pytest.raises(UserError, match="not the metrics.json of `mirrorlab analyze`|not found"):

@@ -112,13 +112,13 @@ def test_half_life_interpolates_and_says_never():
     assert np.isnan(half_life(np.array([0, 10]), np.array([-0.1, 0.0])))
 
 
-def test_the_spillover_command_on_analysed_runs(analysed_runs, tmp_path):
+def test_the_spillover_command_on_analyzed_runs(analyzed_runs, tmp_path):
     import json
 
     from mirrorlab.errors import UserError
     from mirrorlab.experiments.cli import main as cli
 
-    runs, analysis = analysed_runs
+    runs, analysis = analyzed_runs
     out = tmp_path / "spill"
     assert cli(["spillover", "--runs", *map(str, runs), "--analysis", str(analysis), "--out", str(out), "--config",
                 _tiny_config(tmp_path)]) == 0

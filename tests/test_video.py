@@ -37,10 +37,10 @@ def no_rendering(monkeypatch):
     monkeypatch.setattr(videos.EpisodeCanvas, "__init__", forbidden)
 
 
-def test_the_video_shows_the_recorded_activations_and_is_not_overwritten(analysed_runs, tmp_path):
+def test_the_video_shows_the_recorded_activations_and_is_not_overwritten(analyzed_runs, tmp_path):
     import imageio.v3 as iio
 
-    runs, analysis = analysed_runs
+    runs, analysis = analyzed_runs
     out = tmp_path / "v.mp4"
     assert cli(["video", "--run", str(runs[0]), "--analysis", str(analysis), "--episode", "1", "--out", str(out),
                 "--size", "64", "--units", "2"]) == 0
@@ -55,8 +55,8 @@ def test_the_video_shows_the_recorded_activations_and_is_not_overwritten(analyse
                 "--size", "64", "--force"]) == 0
 
 
-def test_bad_input_fails_before_rendering(analysed_runs, tmp_path, no_rendering):
-    runs, analysis = analysed_runs
+def test_bad_input_fails_before_rendering(analyzed_runs, tmp_path, no_rendering):
+    runs, analysis = analyzed_runs
     tiny_run = runs[0]
     out = tmp_path / "bad.mp4"
     blocker = tmp_path / "a_file"
@@ -82,11 +82,11 @@ def test_bad_input_fails_before_rendering(analysed_runs, tmp_path, no_rendering)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty"]
 
 
-def test_run_without_weights_is_refused(analysed_runs, tmp_path, no_rendering):
+def test_run_without_weights_is_refused(analyzed_runs, tmp_path, no_rendering):
     import shutil
 
     broken = tmp_path / "run"
-    shutil.copytree(analysed_runs[0][0], broken)
+    shutil.copytree(analyzed_runs[0][0], broken)
     (broken / "done.json").unlink()
     with pytest.raises(UserError, match="not a finished"):
         read_run(broken)

@@ -1,4 +1,4 @@
-"""An mp4 of one held-out episode of an analysed run: the arms side by side, the unit traces below (video, study).
+"""An mp4 of one held-out episode of an analyzed run: the arms side by side, the unit traces below (video, study).
 
 Top: the self arm performing the episode's action sequence (left) and the other arm executing it,
 as the core observed it (right), both re-simulated from the stored seed and actions at `size`

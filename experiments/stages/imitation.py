@@ -272,13 +272,13 @@ def make_expert(task: Task):
 
 
 def check_runs(runs: list[Path], analysis: Path) -> dict[str, list[Run]]:
-    """Runs by dataset, checked before any work: analysed, one held-out split per dataset, enough videos."""
+    """Runs by dataset, checked before any work: analyzed, one held-out split per dataset, enough videos."""
     if not runs:
         raise UserError("--run: name at least one run folder")
     by_data: dict[str, list[Run]] = {}
     for path in runs:
         run = read_run(path)
-        run_activations(analysis, run)  # every run must have been analysed
+        run_activations(analysis, run)  # every run must have been analyzed
         by_data.setdefault(str(run.data_path), []).append(run)
     for data_path, group in by_data.items():
         if len({tuple(r.test_episode_ids) for r in group}) != 1:

@@ -69,7 +69,7 @@ def check_runs(runs: list[Path], settings: MeasureSettings, data_path: Path | No
     return checked
 
 
-def analyse_run(run_dir: str, data_path: str, settings: MeasureSettings, act_path: str,
+def analyze_run(run_dir: str, data_path: str, settings: MeasureSettings, act_path: str,
                 device: str = "cpu") -> dict[str, Any]:
     """Record one run's activations (written to `act_path`) and measure them: a runner job."""
     from threadpoolctl import threadpool_limits
@@ -134,7 +134,7 @@ def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool 
     workers = resolve_workers(workers)
     claim_output_dir(out, "analyze", force=force)
     started = time.perf_counter()
-    jobs = [Job(str(run.dir), analyse_run, (str(run.dir), str(data_path or run.data_path), settings,
+    jobs = [Job(str(run.dir), analyze_run, (str(run.dir), str(data_path or run.data_path), settings,
                                             str(activations_path(out, run)), device)) for run in checked]
     # One ceiling per (dataset, window, split): every run that shares them shares it.
     ceiling_keys = {run.dir: (str(data_path or run.data_path), tuple(run.config.observe_window),

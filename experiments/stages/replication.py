@@ -1,7 +1,7 @@
 """The seed paper's toy experiment under its own protocol, with the nulls it lacks (replicate, sweep, study).
 
 Per seed, one toy world and one paired data set; every condition (shared, separate, forward_only,
-shuffled_labels, untrained) is trained on it from the same initialisation and analysed on the same
+shuffled_labels, untrained) is trained on it from the same initialisation and analyzed on the same
 held-out sequences. Each (condition, seed) is a *cell*, saved atomically as it finishes, so a killed
 run continues with `--resume` and recomputes nothing that is already on disk.
 """
@@ -104,7 +104,7 @@ def cell_name(condition: str, seed: int) -> str:
 
 
 def run_cell(config: ReplicateConfig, condition_name: str, seed: int) -> dict[str, Any]:
-    """Train (unless untrained) and analyse one condition at one seed; arrays in, metrics out."""
+    """Train (unless untrained) and analyze one condition at one seed; arrays in, metrics out."""
     import torch
     from threadpoolctl import threadpool_limits
 

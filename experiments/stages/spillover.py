@@ -1,4 +1,4 @@
-"""Seed 003's spillover test on analysed runs (spillover, study): value learnt on "me", applied to "the other".
+"""Seed 003's spillover test on analyzed runs (spillover, study): value learnt on "me", applied to "the other".
 
 Per run, from the activations `mirrorlab analyze` recorded: a linear value head is fitted by SGD to the
 self arm's shaped reward from the latent of the core watching its *own* arm (training demo episodes
@@ -75,7 +75,7 @@ def spill_run(acts, seed: int, config: SpilloverConfig) -> dict[str, Any]:
 
 
 def check_runs(runs: list[Path], analysis: Path) -> list[tuple[Any, Any]]:
-    """(run, activations) of every run, checked before any work: analysed, enough held-out episodes, and
+    """(run, activations) of every run, checked before any work: analyzed, enough held-out episodes, and
     one dataset per appearance."""
     if not runs:
         raise UserError("--runs: name at least one run folder")
