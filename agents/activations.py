@@ -18,7 +18,7 @@ re-running the core. Format: one `.npz` (numpy's zip of `.npy` arrays; read with
 | `babble_ids`       | [M] int64           | babble episode ids (M may be 0)                                 |
 | `babble_perform`, `babble_self_observe` | [M, T, H] float32 | the same runs on the self arm's babbling |
 | `babble_distance`  | [M, T+1] float64    | the self arm's distance to its target while babbling            |
-| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2` and `forward_mse` on the held-out episodes, `inverse_r2_babble` (the inverse head on the self arm's own babbling video; NaN when it learnt from that video), `format_version` |
+| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2` and `forward_mse` on the held-out episodes, `inverse_r2_babble` (the inverse head on the self arm's own babbling video, on the babble episodes it never learnt from; NaN when there are none), `format_version` |
 
 Timestep t of every [.., T, ..] array is action t and the state it produced.
 """
@@ -92,6 +92,23 @@ def _frames(episodes: list[dict[str, Any]], side: str) -> np.ndarray:
     return np.stack([e[side]["frames"] for e in episodes]).transpose(0, 1, 4, 2, 3)
 
 
+def babble_scored(run, episode_id: int) -> bool:
+    """Whether a babble episode can score the inverse head: it never learnt from it. With `inverse_babble`
+    only the held-out babble ids qualify; with the self arm's own video (`inverse_data="self"`) none do."""
+    if run.config.inverse_data != "other":
+        return False
+    held = run.test_babble_ids
+    return held is None or episode_id in held
+
+
+def _pooled_r2(truth: list[np.ndarray], inferred: list[np.ndarray]) -> float:
+    """R^2 over every scored step (NaN when none was scored)."""
+    from sklearn.metrics import r2_score
+
+    truth_all = np.concatenate(truth) if truth else np.zeros((0, 1))
+    return float(r2_score(truth_all, np.concatenate(inferred))) if len(truth_all) else float("nan")
+
+
 def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cpu") -> Activations:
     """Run `run`'s core (on `device`) over every episode of `dataset` (already checked to be the run's own)."""
     import torch
@@ -117,8 +134,9 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
             own = _frames(episodes, "perform")
             mine = record(model, actions, observed_input(own, window), batch_size)
             if kind == "babble":
-                babble_truth.append(actions.reshape(-1, actions.shape[-1]))
-                babble_inferred.append(mine.inverse_prediction.reshape(-1, actions.shape[-1]))
+                scored = np.array([babble_scored(run, e["episode_id"]) for e in episodes])
+                babble_truth.append(actions[scored].reshape(-1, actions.shape[-1]))
+                babble_inferred.append(mine.inverse_prediction[scored].reshape(-1, actions.shape[-1]))
                 parts["babble_ids"].append(np.array([e["episode_id"] for e in episodes], np.int64))
                 parts["babble_perform"].append(mine.perform)
                 parts["babble_self_observe"].append(mine.observe)
@@ -152,8 +170,7 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
             "other_appearance": run.other_appearance, "data_fingerprint": run.data_fingerprint,
             "data_path": str(dataset.path), "inverse_r2": inverse_r2,
             "forward_mse": mse_sum / mse_n if mse_n else float("nan"),
-            # Random actions the inverse head never learnt from (unless it learnt from the self arm's own
-            # video): no policy to recognise, so only reading the movement scores here.
-            "inverse_r2_babble": float(r2_score(np.concatenate(babble_truth), np.concatenate(babble_inferred)))
-            if babble_truth and run.config.inverse_data == "other" else float("nan")}
+            # Random actions the inverse head never learnt from: no policy to recognise, so only reading the
+            # movement scores here (NaN when no babbling episode was held out of the inverse head's data).
+            "inverse_r2_babble": _pooled_r2(babble_truth, babble_inferred)}
     return Activations(**arrays, meta=meta)

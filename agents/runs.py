@@ -50,11 +50,20 @@ class TrainConfig:
     inverse_data: str = "other"    # "other": the inverse head learns from the other arm's video;
                                    # "self": only from the self arm's own video (tests self -> other transfer)
     use_babble: bool = True        # the self arm's motor babbling trains the forward head (and the inverse, if "self")
+    # The inverse head also learns from the self arm's labelled babbling (its own video), as an agent can
+    # label its own movements: a general inverse model rather than one of the demonstrator's policy. Its
+    # highest babble ids (test_fraction) are then held out of all training, so the babble R^2 stays honest.
+    inverse_babble: bool = False
     test_fraction: float = 0.25    # held-out demo episodes (the highest ids), never trained on
     train_episodes: int = 0        # 0: every other demo episode trains; n: only the first n (learning curves)
     checkpoint_every: int = 1
     threads: int = 1
     cache_mib: int = 1024          # decoded episodes kept in memory per run (each of demo and babble)
+
+    @property
+    def inverse_source(self) -> str:
+        """What the inverse head learnt from, as reports name it: `other`, `self` or `other+babble`."""
+        return "other+babble" if self.inverse_babble else self.inverse_data
 
     def validate(self, where: str = "config") -> None:
         get_condition(self.condition, f"{where}: condition")
@@ -83,6 +92,8 @@ class TrainConfig:
         for name in ("forward_weight", "inverse_weight"):
             if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
                 raise UserError(f"{where}: {name} must be a number >= 0, got {getattr(self, name)}")
+        if self.inverse_babble and (self.inverse_data != "other" or not self.use_babble):
+            raise UserError(f"{where}: inverse_babble needs inverse_data \"other\" and use_babble")
         if self.train_episodes < 0:
             raise UserError(f"{where}: train_episodes must be >= 0 (0: all), got {self.train_episodes}")
         if not 0 < self.test_fraction < 1:
@@ -126,13 +137,13 @@ def data_signature(header) -> dict[str, Any]:
             "max_steps": int(header.max_steps)}
 
 
-def split_episodes(episode_ids: list[int], test_fraction: float) -> tuple[list[int], list[int]]:
-    """Train and held-out demo episode ids: the highest ids are held out, so adding episodes to a
+def split_episodes(episode_ids: list[int], test_fraction: float, kind: str = "demo") -> tuple[list[int], list[int]]:
+    """Train and held-out episode ids: the highest ids are held out, so adding episodes to a
     dataset never moves a held-out episode into training."""
     ids = sorted(episode_ids)
     n_test = max(1, math.ceil(len(ids) * test_fraction))
     if n_test >= len(ids):
-        raise UserError(f"dataset: {len(ids)} demo episodes cannot be split with test_fraction {test_fraction}")
+        raise UserError(f"dataset: {len(ids)} {kind} episodes cannot be split with test_fraction {test_fraction}")
     return ids[:-n_test], ids[-n_test:]
 
 
@@ -172,6 +183,12 @@ class Run:
     @property
     def test_episode_ids(self) -> list[int]:
         return [int(i) for i in self.record["test_episode_ids"]]
+
+    @property
+    def test_babble_ids(self) -> list[int] | None:
+        """Babble episodes held out of training (None: every babble episode trained, or there are none)."""
+        ids = self.record.get("test_babble_ids")
+        return None if ids is None else [int(i) for i in ids]
 
     @property
     def name(self) -> str:

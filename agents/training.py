@@ -99,6 +99,12 @@ def run_record(config: TrainConfig, dataset, data_path: Path) -> dict[str, Any]:
     record.update(data=data_signature(dataset.header), data_fingerprint=dataset.fingerprint,
                   data_path=str(Path(data_path).resolve()), other_appearance=dataset.header.other_appearance,
                   train_episode_ids=train_ids, test_episode_ids=test_ids)
+    if config.inverse_babble:
+        babble_ids = [r.episode_id for r in dataset.episodes("babble")]
+        if not babble_ids:
+            raise UserError(f"config: inverse_babble needs babbling episodes; {data_path} has none")
+        record["train_babble_ids"], record["test_babble_ids"] = split_episodes(babble_ids, config.test_fraction,
+                                                                               "babble")
     return record
 
 
@@ -161,7 +167,8 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     epochs = config.epochs if condition.trained else 0
     writer = SummaryWriter(str(run_dir / "tb")) if epochs > start_epoch else None
     if epochs > start_epoch:
-        batches, label_actions = training_batches(config, data_path, record["train_episode_ids"], has_babble)
+        batches, label_actions = training_batches(config, data_path, record["train_episode_ids"], has_babble,
+                                                  record.get("train_babble_ids"))
     bar = tqdm(range(start_epoch, epochs), desc=f"{config.condition} seed {config.seed}", unit="epoch",
                disable=not show_progress, initial=start_epoch, total=epochs)
     for epoch in bar:
@@ -206,13 +213,14 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     return summary
 
 
-def training_batches(config: TrainConfig, data_path: Path, train_ids: list[int], has_babble: bool
-                     ) -> tuple[EpisodeBatches, dict[str, torch.Tensor]]:
+def training_batches(config: TrainConfig, data_path: Path, train_ids: list[int], has_babble: bool,
+                     babble_ids: list[int] | None = None) -> tuple[EpisodeBatches, dict[str, torch.Tensor]]:
     """The trainer's data pipeline: whole episodes read (and checked) once, then kept in a bounded cache,
-    batched per epoch; and every episode's actions, by kind, for re-pairing labels."""
+    batched per epoch; and every episode's actions, by kind, for re-pairing labels. `babble_ids`: the
+    babble episodes that train (None: all)."""
     cache = config.cache_mib << 20
     demo = EpisodeItems(data_path, "demo", train_ids)
-    babble = EpisodeItems(data_path, "babble") if config.use_babble and has_babble else None
+    babble = EpisodeItems(data_path, "babble", babble_ids) if config.use_babble and has_babble else None
     sources = {"demo": CachedItems(demo, cache), "babble": CachedItems(babble, cache) if babble else None}
     label_actions = {"demo": torch.from_numpy(demo.actions())}
     if babble is not None:
@@ -225,7 +233,8 @@ def embodied_batch_loss(model: MirrorCore, condition: Condition, config: TrainCo
                         ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of whole episodes. The inverse head learns from the other arm's video of
     demo episodes (`inverse_data="other"`) or from the self arm's own video of every episode
-    (`"self"`); babble batches train only the forward head in the first case. With `augment` (a
+    (`"self"`); babble batches train only the forward head in the first case, unless `inverse_babble`
+    adds the self arm's own babbling video to the inverse head's data. With `augment` (a
     seeded generator), the watched frames are randomly shifted by up to `augment_shift` pixels."""
     from mirrorlab.agents.embodied import forward_loss, inverse_loss
     from mirrorlab.encoders.cnn import random_shift
@@ -233,8 +242,9 @@ def embodied_batch_loss(model: MirrorCore, condition: Condition, config: TrainCo
     f_loss = forward_loss(model, batch["actions"], batch["perform"]["frames"])
     parts = {"forward": f_loss.item()}
     i_loss = None
-    watched = "observe" if config.inverse_data == "other" else "perform"
-    if watched in batch and (kind == "demo" or config.inverse_data == "self"):
+    self_video = config.inverse_data == "self" or (kind == "babble" and config.inverse_babble)
+    watched = "perform" if self_video else "observe"
+    if watched in batch and (kind == "demo" or self_video):
         frames = random_shift(batch[watched]["frames"], config.augment_shift, augment) if augment else \
             batch[watched]["frames"]
         i_loss = inverse_loss(model, frames, labels, tuple(config.observe_window))

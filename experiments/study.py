@@ -126,7 +126,8 @@ def run_plan(config: StudyConfig, out: Path) -> list[tuple[str, TrainConfig, Pat
 
     def add(appearance: str, condition: str, seed: int, weight: float, inverse_data: str = "other") -> None:
         tc = dataclasses.replace(config.train, condition=condition, seed=seed, inverse_weight=weight,
-                                 inverse_data=inverse_data)
+                                 inverse_data=inverse_data,
+                                 inverse_babble=config.train.inverse_babble and inverse_data == "other")
         name = f"{condition}{'_selfvideo' if inverse_data == 'self' else ''}__seed{seed}"
         folder = out / "runs" / appearance / (f"w{weight:g}" if several else "") / name
         plan.append((appearance, tc, folder))

@@ -27,10 +27,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--condition", default=None, help=f"one of {', '.join(CONDITIONS)} (default: shared)")
     p.add_argument("--seed", type=int, default=None, help="seed of initialisation and batch order (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="run folder; rerunning resumes from its last checkpoint")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 12)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 20)")
     p.add_argument("--inverse-data", default=None, choices=INVERSE_DATA,
                    help="which arm's video trains the inverse head (default: other)")
     p.add_argument("--inverse-weight", type=float, default=None, help="weight of the inverse loss (default: 1.0)")
+    p.add_argument("--inverse-babble", action="store_const", const=True, default=None,
+                   help="the inverse head also learns from the self arm's labelled babbling (a quarter held out)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
                    help="where the core runs (default: cpu, the bit-reproducible one; auto: a GPU if present)")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any TrainConfig field")
@@ -40,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return build_config(TrainConfig(), args.config, {
         "condition": args.condition, "seed": args.seed, "epochs": args.epochs, "inverse_data": args.inverse_data,
-        "inverse_weight": args.inverse_weight})
+        "inverse_weight": args.inverse_weight, "inverse_babble": args.inverse_babble})
 
 
 def main(args: argparse.Namespace) -> int:

@@ -184,3 +184,39 @@ def test_weight_profiles_draw_each_measure_against_the_inverse_weight():
     # one weight only: nothing to draw
     single = {k: v for k, v in cells.items() if v[0]["inverse_weight"] == 0.0}
     assert weight_profiles(single) == ({}, [])
+
+
+def test_inverse_babble_trains_the_inverse_head_on_own_babbling_and_scores_only_held_out_babble(dataset, tmp_path):
+    from mirrorlab.agents.activations import babble_scored
+    from mirrorlab.agents.conditions import get_condition
+    from mirrorlab.agents.runs import build_core
+    from mirrorlab.agents.training import embodied_batch_loss, training_batches
+
+    general = dataclasses.replace(TINY_TRAIN, epochs=1, inverse_babble=True)
+    run_dir = tmp_path / "general"
+    train(general, dataset, run_dir)
+    run = read_run(run_dir)
+    assert run.record["train_babble_ids"] == [0] and run.test_babble_ids == [1, 2]  # 3 babble, half held out
+    assert [babble_scored(run, i) for i in (0, 1, 2)] == [False, True, True]
+
+    batches, labels = training_batches(general, dataset, run.train_episode_ids, True, run.record["train_babble_ids"])
+    seen = {kind: set() for kind in ("demo", "babble")}
+    for kind, batch in batches.epoch(0, 0):
+        seen[kind] |= set(batch["episode_id"].tolist())
+    assert seen["babble"] == {0} and seen["demo"] == set(run.train_episode_ids)
+
+    babble_batch = next(batch for kind, batch in batches.epoch(0, 0) if kind == "babble")
+    model = build_core(general, run.record["data"])
+    shared = get_condition("shared")
+    _, parts = embodied_batch_loss(model, shared, general, "babble", babble_batch, labels["babble"][babble_batch["index"]])
+    assert "inverse" in parts  # own babbling now teaches the inverse head ...
+    plain = dataclasses.replace(general, inverse_babble=False)
+    _, parts = embodied_batch_loss(model, shared, plain, "babble", babble_batch, labels["babble"][babble_batch["index"]])
+    assert set(parts) == {"forward"}  # ... which it does not by default
+
+    plain_run = tmp_path / "plain"
+    train(dataclasses.replace(plain, epochs=0), dataset, plain_run)
+    assert read_run(plain_run).test_babble_ids is None
+    assert all(babble_scored(read_run(plain_run), i) for i in (0, 1, 2))
+    with pytest.raises(UserError, match="inverse_babble needs inverse_data"):
+        dataclasses.replace(general, inverse_data="self").validate()

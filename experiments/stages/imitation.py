@@ -245,9 +245,12 @@ def imitate_dataset(data_path: str, runs: list[str], analysis: str, config: Imit
 
 def condition_label(run: Run) -> str:
     """The run's condition as its methods are named: the run name's condition (`shared`,
-    `shared_selfvideo`, ...), plus `@w<weight>` for a weight other than 1, so the runs of a tuning map
-    are scored apart rather than pooled (the untrained core has no loss, so no weight)."""
+    `shared_selfvideo`, ...), plus `+babble` when its inverse head also learnt from the self arm's babbling
+    and `@w<weight>` for a weight other than 1, so runs that learnt differently are scored apart rather
+    than pooled (the untrained core has no loss, so neither mark)."""
     label = run.name.split("__")[0]
+    if run.config.condition != "untrained" and run.config.inverse_babble:
+        label += "+babble"
     if run.config.condition != "untrained" and run.config.inverse_weight != 1.0:
         label += f"@w{run.config.inverse_weight:g}"
     return label
