@@ -142,16 +142,19 @@ def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalyzed_run(analyze
     assert not (tmp_path / "out").exists()
 
 
-def test_runs_of_a_tuning_map_are_scored_apart_by_their_weight():
+def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_data():
     from types import SimpleNamespace
 
     from mirrorlab.experiments.stages.imitation import condition_label
 
-    def run(name, condition, weight):
-        return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight))
+    def run(name, condition, weight, babble=False):
+        return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight,
+                                                                 inverse_babble=babble))
 
     assert condition_label(run("shared__seed0", "shared", 1.0)) == "shared"
     assert condition_label(run("shared__seed0", "shared", 0.25)) == "shared@w0.25"
     assert condition_label(run("separate__seed2", "separate", 4.0)) == "separate@w4"
     assert condition_label(run("untrained__seed0", "untrained", 0.0)) == "untrained"
     assert condition_label(run("shared_selfvideo__seed1", "shared", 1.0)) == "shared_selfvideo"
+    assert condition_label(run("shared__seed0", "shared", 0.25, babble=True)) == "shared+babble@w0.25"
+    assert condition_label(run("untrained__seed0", "untrained", 1.0, babble=True)) == "untrained"
