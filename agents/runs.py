@@ -3,7 +3,7 @@
 | file                      | content                                                                 |
 |---------------------------|-------------------------------------------------------------------------|
 | `.mirrorlab-output.json`  | marker: the folder belongs to `mirrorlab train`                         |
-| `config.json`             | the `TrainConfig`, seed, versions, git commit; the dataset's signature, fingerprint and path; the appearance of the other arm; the train / held-out episode ids |
+| `config.json`             | the `TrainConfig`, seed, versions, git commit; the dataset's signature, fingerprint and path; the appearance of the other arm; the train / held-out episode ids (and babble ids, with `inverse_babble`) |
 | `checkpoints/epoch-NNNN.pt` | model and optimiser state, epoch, loss history (weights-only torch) |
 | `model.pt`                | the final weights (a state_dict, weights-only torch)                    |
 | `history.csv`, `tb/`      | per-epoch losses (CSV and TensorBoard)                                  |

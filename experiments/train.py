@@ -32,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="which arm's video trains the inverse head (default: other)")
     p.add_argument("--inverse-weight", type=float, default=None, help="weight of the inverse loss (default: 1.0)")
     p.add_argument("--inverse-babble", action="store_const", const=True, default=None,
-                   help="the inverse head also learns from the self arm's labelled babbling (a quarter held out)")
+                   help="the inverse head also learns from the self arm's labelled babbling (test_fraction of it held "
+                        "out to score it)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
                    help="where the core runs (default: cpu, the bit-reproducible one; auto: a GPU if present)")
     p.add_argument("--config", default=None, help="a .toml or .json file setting any TrainConfig field")
