@@ -10,7 +10,7 @@ module-level function and its arguments (so it can travel to a spawned process o
 Local workers are spawned (never forked: MuJoCo's GL contexts and torch's threads do not survive a
 fork), run one BLAS/torch thread each (oversubscribed threads spin: tens of times slower on 2 cores),
 and die with their parent (Linux's parent-death signal), so a killed command leaves no orphans.
-SIGTERM is turned into a clean exit that stops the pool. On Ray (`ray_address`), each job is a task of
+SIGTERM is turned into a clean exit that stops the pool at once, running jobs included. On Ray (`ray_address`), each job is a task of
 one CPU, retried twice if a worker dies; every node must have this package at the same version.
 """
 
@@ -129,9 +129,21 @@ def _run_pool(todo: list[Job], on_result: Callable[[Job, Any], None], workers: i
                     job = pending.pop(fut)
                     on_result(job, fut.result())
         except BaseException:
-            # Jobs still running finish (their results are lost: they rerun next time); queued ones never start.
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Stop now (SIGTERM, Ctrl-C, a failed job): queued jobs never start and running ones are killed, not
+            # waited for (a training run can take many minutes). Killing is safe: jobs write atomically and
+            # rerun on resume.
+            _stop_workers(pool)
             raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queue and terminate the running workers (Python 3.14 has `terminate_workers()`; until
+    then its process table)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
 
 
 def _run_ray(todo: list[Job], on_result: Callable[[Job, Any], None], address: str) -> None:

@@ -40,8 +40,10 @@ def test_worker_counts_are_checked():
             resolve_workers(bad)
 
 
-def test_workers_stop_when_their_parent_dies(tmp_path):
-    """SIGKILL the parent (no chance to clean up): its pool's workers must not outlive it."""
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_stop_when_their_parent_dies(tmp_path, signum):
+    """SIGKILL the parent (no chance to clean up) or SIGTERM it (a clean exit): either way its pool's
+    workers must not outlive it, and a terminated parent must not wait for its running jobs (2 minutes)."""
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""
         import os, time
@@ -62,8 +64,8 @@ def test_workers_stop_when_their_parent_dies(tmp_path):
             time.sleep(0.2)
         pids = [int(p.read_text()) for p in tmp_path.glob("worker-*.pid")]
         assert len(pids) == 2
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
+        parent.send_signal(signum)
+        assert parent.wait(timeout=10) == (-signal.SIGKILL if signum == signal.SIGKILL else 128 + signal.SIGTERM)
         deadline = time.time() + 10
         while any(_alive(pid) for pid in pids) and time.time() < deadline:
             time.sleep(0.2)
