@@ -9,6 +9,7 @@ and a killed embodied run resumed from its last checkpoint ends exactly where an
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -120,8 +121,12 @@ def check_resumable(run_dir: Path, record: dict[str, Any]) -> None:
         raise UserError(f"{run_dir}: holds a run trained on a different dataset (fingerprint "
                         f"{str(earlier.get('data_fingerprint'))[:12]} vs {record['data_fingerprint'][:12]}); "
                         "use another --out")
-    if earlier.get("config") != json.loads(json.dumps(record["config"])):
-        changed = sorted(k for k, v in record["config"].items() if (earlier.get("config") or {}).get(k) != v)
+    now = json.loads(json.dumps(record["config"]))
+    before = earlier.get("config")
+    if isinstance(before, dict):  # a field added since that run was recorded counts as its default
+        before = {**json.loads(json.dumps(dataclasses.asdict(TrainConfig()))), **before}
+    if before != now:
+        changed = sorted(k for k, v in now.items() if (before or {}).get(k) != v)
         raise UserError(f"{run_dir}: holds a run with a different config ({', '.join(changed)}); use another --out")
 
 
