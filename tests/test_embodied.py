@@ -84,7 +84,7 @@ def test_nan_loss_stops_and_names_the_last_good_checkpoint(dataset, tmp_path, mo
 def test_a_run_refuses_a_different_config_or_a_mismatched_dataset(dataset, tmp_path):
     run = tmp_path / "run"
     train(dataclasses.replace(TINY_TRAIN, epochs=1), dataset, run, show_progress=False)
-    with pytest.raises(UserError, match="different config"):
+    with pytest.raises(UserError, match=r"different config \(epochs\); use another"):
         train(dataclasses.replace(TINY_TRAIN, epochs=3), dataset, run, show_progress=False)
     record = json.loads((run / "config.json").read_text())
     record["data_fingerprint"] = "f" * 64
@@ -220,3 +220,19 @@ def test_inverse_babble_trains_the_inverse_head_on_own_babbling_and_scores_only_
     assert all(babble_scored(read_run(plain_run), i) for i in (0, 1, 2))
     with pytest.raises(UserError, match="inverse_babble needs inverse_data"):
         dataclasses.replace(general, inverse_data="self").validate()
+
+
+def test_a_run_recorded_before_a_config_field_existed_resumes_with_its_default(dataset, tmp_path):
+    """A field added to TrainConfig later (here inverse_babble) is absent from older records: it counts as
+    its default, so an older unfinished run resumes; a non-default value is still a different config."""
+    run = tmp_path / "run"
+    train(dataclasses.replace(TINY_TRAIN, epochs=1), dataset, run)
+    record = json.loads((run / "config.json").read_text())
+    del record["config"]["inverse_babble"]
+    (run / "config.json").write_text(json.dumps(record))
+    (run / "done.json").unlink()
+    summary = train(dataclasses.replace(TINY_TRAIN, epochs=1), dataset, run)
+    assert summary["epochs"] == 1 and (run / "done.json").is_file()
+    (run / "done.json").unlink()
+    with pytest.raises(UserError, match=r"different config \(inverse_babble\)"):
+        train(dataclasses.replace(TINY_TRAIN, epochs=1, inverse_babble=True), dataset, run)
