@@ -22,6 +22,7 @@ from mirrorlab.agents.batches import CachedItems, EpisodeBatches, EpisodeItems
 from mirrorlab.agents.conditions import Condition, get_condition, observe_label_order, training_loss
 from mirrorlab.agents.core import MirrorCore
 from mirrorlab.agents.runs import TrainConfig, build_core, data_signature, resolve_device, split_episodes, to_device
+from mirrorlab.config import replace_checked
 from mirrorlab.envs.toy import ToySequences
 from mirrorlab.errors import UserError
 from mirrorlab.files import (
@@ -123,8 +124,8 @@ def check_resumable(run_dir: Path, record: dict[str, Any]) -> None:
                         "use another --out")
     now = json.loads(json.dumps(record["config"]))
     before = earlier.get("config")
-    if isinstance(before, dict):  # a field added since that run was recorded counts as its default
-        before = {**json.loads(json.dumps(dataclasses.asdict(TrainConfig()))), **before}
+    if isinstance(before, dict):  # read as read_run reads a record: a field added since counts as its default
+        before = json.loads(json.dumps(dataclasses.asdict(replace_checked(TrainConfig(), before, f"{path}: config"))))
     if before != now:
         changed = sorted(k for k, v in now.items() if (before or {}).get(k) != v)
         raise UserError(f"{run_dir}: holds a run with a different config ({', '.join(changed)}); use another --out")
