@@ -10,8 +10,9 @@ module-level function and its arguments (so it can travel to a spawned process o
 Local workers are spawned (never forked: MuJoCo's GL contexts and torch's threads do not survive a
 fork), run one BLAS/torch thread each (oversubscribed threads spin: tens of times slower on 2 cores),
 and die with their parent (Linux's parent-death signal), so a killed command leaves no orphans.
-SIGTERM is turned into a clean exit that stops the pool at once, running jobs included. On Ray (`ray_address`), each job is a task of
-one CPU, retried twice if a worker dies; every node must have this package at the same version.
+SIGTERM is turned into a clean exit that stops the pool at once, running jobs included. On Ray
+(`ray_address`), each job is a task of one CPU, retried twice if a worker dies; every node must have
+this package at the same version.
 """
 
 from __future__ import annotations

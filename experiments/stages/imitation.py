@@ -249,9 +249,11 @@ def condition_label(run: Run) -> str:
     and `@w<weight>` for a weight other than 1, so runs that learnt differently are scored apart rather
     than pooled (the untrained core has no loss, so neither mark)."""
     label = run.name.split("__")[0]
-    if run.config.condition != "untrained" and run.config.inverse_babble:
+    if run.config.condition == "untrained":
+        return label
+    if run.config.inverse_babble:
         label += "+babble"
-    if run.config.condition != "untrained" and run.config.inverse_weight != 1.0:
+    if run.config.inverse_weight != 1.0:
         label += f"@w{run.config.inverse_weight:g}"
     return label
 
