@@ -115,7 +115,7 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
     from sklearn.metrics import r2_score
 
     from mirrorlab.agents.core import record
-    from mirrorlab.agents.embodied import observed_input
+    from mirrorlab.agents.embodied import observed_input, perform_start
     from mirrorlab.encoders.cnn import frames_as_targets
 
     model = run.load_core(device)
@@ -132,7 +132,8 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
             actions = np.stack([e["actions"] for e in episodes]).astype(np.float32)
             window = tuple(run.config.observe_window)
             own = _frames(episodes, "perform")
-            mine = record(model, actions, observed_input(own, window), batch_size)
+            start = perform_start(model, own)
+            mine = record(model, actions, observed_input(own, window), batch_size, start)
             if kind == "babble":
                 scored = np.array([babble_scored(run, e["episode_id"]) for e in episodes])
                 babble_truth.append(actions[scored].reshape(-1, actions.shape[-1]))
@@ -142,7 +143,7 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
                 parts["babble_self_observe"].append(mine.observe)
                 parts["babble_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
                 continue
-            watched = record(model, actions, observed_input(_frames(episodes, "observe"), window), batch_size)
+            watched = record(model, actions, observed_input(_frames(episodes, "observe"), window), batch_size, start)
             ids = np.array([e["episode_id"] for e in episodes], np.int64)
             parts["episode_ids"].append(ids)
             parts["held_out"].append(np.array([i in held for i in ids]))

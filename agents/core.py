@@ -1,7 +1,11 @@
 """The recurrent core with a forward (perform) head and an inverse (observe) head.
 
-Perform: action encoder -> GRU -> forward head predicts the sensory consequence.
+Perform: action encoder -> GRU -> forward head predicts the sensory consequence. A *grounded* core also
+has a `start_encoder`: the agent's own sensing at the start (its first frame) sets the GRU's initial
+state, so the forward head can predict where the arm goes from where it is, not a blurred mean frame.
 Observe: sensory encoder -> GRU -> inverse head infers the action.
+A `lesion` (any callable on the hidden state [B, H]) is applied after every GRU step, inside the
+recurrence, so silenced units also stop feeding the next step (interventions: agents/lesion.py).
 With `separate_cores` the two modes run through two GRUs of equal size, so nothing is shared but
 the data. The encoders and heads are passed in, so the toy study (token embedding, Linear(16, 96))
 and the embodied study (CNN frames, continuous torques) use this one core.
@@ -10,10 +14,28 @@ and the embodied study (CNN frames, continuous torques) use this one core.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+
+Lesion = Callable[[torch.Tensor], torch.Tensor]  # hidden state [B, H] -> the state the core goes on from
+
+
+def run_gru(gru: nn.GRU, inputs: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`gru` over inputs [B, T, D] from `state` ([1, B, H] or None); with a lesion, step by step, the lesion
+    applied to each step's state before the next step reads it (the whole sequence at once otherwise)."""
+    if lesion is None:
+        return gru(inputs, state)
+    outputs = []
+    for t in range(inputs.shape[1]):
+        _, state = gru(inputs[:, t:t + 1], state)
+        state = lesion(state[0])[None]
+        outputs.append(state[0])
+    return torch.stack(outputs, 1), state
 
 
 @dataclass
@@ -25,7 +47,7 @@ class CoreOutput:
 class MirrorCore(nn.Module):
     def __init__(self, action_encoder: nn.Module, sensory_encoder: nn.Module, input_dim: int,
                  hidden_size: int, forward_head: nn.Module, inverse_head: nn.Module,
-                 separate_cores: bool = False) -> None:
+                 separate_cores: bool = False, start_encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.action_encoder = action_encoder
         self.sensory_encoder = sensory_encoder
@@ -36,19 +58,34 @@ class MirrorCore(nn.Module):
         self.inverse_head = inverse_head
         self.separate_cores = separate_cores
         self.hidden_size = hidden_size
+        self.start_encoder = start_encoder
 
-    def perform(self, actions: torch.Tensor) -> CoreOutput:
-        hidden, _ = self.perform_core(self.action_encoder(actions))
+    @property
+    def grounded(self) -> bool:
+        return self.start_encoder is not None
+
+    def perform_start(self, start: torch.Tensor | None) -> torch.Tensor | None:
+        """The perform path's initial GRU state [1, B, H] from the own start sensing (None: zeros)."""
+        if self.start_encoder is None:
+            return None
+        if start is None:
+            raise ValueError("a grounded core performs from its own start sensing: pass `start`")
+        return self.start_encoder(start)[None]
+
+    def perform(self, actions: torch.Tensor, start: torch.Tensor | None = None, lesion: Lesion | None = None
+                ) -> CoreOutput:
+        hidden, _ = run_gru(self.perform_core, self.action_encoder(actions), self.perform_start(start), lesion)
         return CoreOutput(hidden, self.forward_head(hidden))
 
-    def observe(self, sensory: torch.Tensor) -> CoreOutput:
-        hidden, _ = self.observe_core(self.sensory_encoder(sensory))
+    def observe(self, sensory: torch.Tensor, lesion: Lesion | None = None) -> CoreOutput:
+        hidden, _ = run_gru(self.observe_core, self.sensory_encoder(sensory), None, lesion)
         return CoreOutput(hidden, self.inverse_head(hidden))
 
-    def observe_step(self, sensory: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def observe_step(self, sensory: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One observe step from a recurrent state (None: the start): input [B, ...] -> (inverse head
         output [B, *], new state). Closed-loop use, where each step's input is known only then."""
-        hidden, state = self.observe_core(self.sensory_encoder(sensory[:, None]), state)
+        hidden, state = run_gru(self.observe_core, self.sensory_encoder(sensory[:, None]), state, lesion)
         return self.inverse_head(hidden[:, 0]), state
 
 
@@ -63,15 +100,21 @@ class Recording:
 
 
 @torch.no_grad()
-def record(model: MirrorCore, actions: np.ndarray, observed: np.ndarray, batch_size: int = 64) -> Recording:
+def record(model: MirrorCore, actions: np.ndarray, observed: np.ndarray, batch_size: int = 64,
+           start: np.ndarray | None = None, lesion: Lesion | None = None) -> Recording:
     """Run the core in both modes over paired sequences (actions [N, T, ...], observed input
-    [N, T, ...]) in batches, in eval mode; the one way activations are recorded, toy or embodied."""
+    [N, T, ...]; `start` [N, ...] the own start sensing of a grounded core) in batches, in eval mode,
+    optionally lesioned; the one way activations are recorded, toy or embodied."""
     model.eval()
     device = next(model.parameters()).device
+
+    def tensor(array: np.ndarray | None, s: int) -> torch.Tensor | None:
+        return None if array is None else torch.from_numpy(np.ascontiguousarray(array[s:s + batch_size])).to(device)
+
     parts: dict[str, list[np.ndarray]] = {"perform": [], "observe": [], "forward": [], "inverse": []}
     for s in range(0, len(actions), batch_size):
-        p = model.perform(torch.from_numpy(np.ascontiguousarray(actions[s:s + batch_size])).to(device))
-        o = model.observe(torch.from_numpy(np.ascontiguousarray(observed[s:s + batch_size])).to(device))
+        p = model.perform(tensor(actions, s), tensor(start, s), lesion)
+        o = model.observe(tensor(observed, s), lesion)
         parts["perform"].append(p.hidden.cpu().numpy())
         parts["observe"].append(o.hidden.cpu().numpy())
         parts["forward"].append(p.prediction.cpu().numpy())

@@ -1,7 +1,11 @@
 """The embodied core: torques and CNN-encoded video through one GRU (or two, for the separate control).
 
 Perform: torque a_t -> linear action encoder -> GRU -> forward head (a small deconvolutional
-decoder) predicts the self arm's frame after the action, in pixels. Pixels rather than a
+decoder) predicts the self arm's frame after the action, in pixels. With `grounding="start_frame"` (the
+default) the GRU starts from the self arm's own first frame, seen by the same CNN as the observe path
+(the still frame stacked as a window: the arm at rest) and projected to the hidden state: the start pose
+is random, so a forward model that does not see it can only predict a blurred mean frame, and its
+prediction barely depends on the actions. `grounding="none"` is the action-only path of the paper. Pixels rather than a
 stop-gradient target embedding because a pixel target is fixed: nothing can collapse, in any
 condition (with forward-only training the CNN gets no gradient at all, just as the toy's observe
 projection does, so a learnt target embedding would be free to collapse to a constant).
@@ -20,24 +24,51 @@ from torch import nn
 from torch.nn import functional as F
 
 from mirrorlab.agents.core import MirrorCore
+from mirrorlab.agents.runs import GROUNDINGS
 from mirrorlab.encoders.cnn import FrameDecoder, FrameEncoder, frames_as_targets
 from mirrorlab.encoders.vectors import continuous_action_encoder
 
 
+class StartEncoder(nn.Module):
+    """The own start frame [B, 3, S, S] -> the perform path's initial hidden state [B, H], through the
+    observe path's CNN (`eyes`, shared: one visual system) with the still frame filling its window."""
+
+    def __init__(self, eyes: FrameEncoder, embed_dim: int, hidden_size: int) -> None:
+        super().__init__()
+        self.eyes = eyes
+        self.project = nn.Sequential(nn.Linear(embed_dim, hidden_size), nn.Tanh())
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        still = frame[:, None].expand(frame.shape[0], self.eyes.n_frames, *frame.shape[1:])
+        return self.project(self.eyes(still))
+
+
 def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden_size: int, cnn_channels: int,
                         separate_cores: bool, seed: int, observe_window: tuple[int, ...] = (1,),
-                        cnn_strides: tuple[int, ...] = (2, 2, 2)) -> MirrorCore:
+                        cnn_strides: tuple[int, ...] = (2, 2, 2), grounding: str = "none") -> MirrorCore:
     """The seed fixes the initialisation, so every condition of one seed starts from the same weights."""
+    if grounding not in GROUNDINGS:
+        raise ValueError(f"grounding must be one of {GROUNDINGS}, got {grounding!r}")
     torch.manual_seed(seed)
-    return MirrorCore(
+    eyes = FrameEncoder(frame_size, embed_dim, cnn_channels, len(observe_window), cnn_strides)
+    core = MirrorCore(
         action_encoder=continuous_action_encoder(action_dim, embed_dim),
-        sensory_encoder=FrameEncoder(frame_size, embed_dim, cnn_channels, len(observe_window), cnn_strides),
+        sensory_encoder=eyes,
         input_dim=embed_dim,
         hidden_size=hidden_size,
         forward_head=FrameDecoder(hidden_size, frame_size, cnn_channels),
         inverse_head=nn.Linear(hidden_size, action_dim),
         separate_cores=separate_cores,
     )
+    if grounding == "start_frame":  # built last, so an ungrounded core of the same seed has the same weights
+        core.start_encoder = StartEncoder(eyes, embed_dim, hidden_size)
+    return core
+
+
+def perform_start(model: MirrorCore, perform_frames):
+    """What a core's perform path starts from: the own first frame [B, 3, S, S] if it is grounded, else None
+    (perform_frames [B, T+1, 3, S, S], torch or numpy)."""
+    return perform_frames[:, 0] if model.grounded else None
 
 
 def window_indices(n_steps: int, observe_window: tuple[int, ...]) -> np.ndarray:
@@ -57,7 +88,7 @@ def observed_input(frames, observe_window: tuple[int, ...]):
 
 def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor) -> torch.Tensor:
     """actions [B, T, A]; perform_frames [B, T+1, 3, S, S] uint8 (frame 0 before the first action)."""
-    predicted = model.perform(actions).prediction
+    predicted = model.perform(actions, perform_start(model, perform_frames)).prediction
     return F.mse_loss(predicted, frames_as_targets(perform_frames[:, 1:]))
 
 

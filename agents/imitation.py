@@ -156,13 +156,16 @@ class CoreTracker:
 
 
 def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterations: int = 150, lr: float = 0.05,
-                      prefix: np.ndarray | None = None, init: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+                      prefix: np.ndarray | None = None, init: np.ndarray | None = None, seed: int = 0,
+                      start_frame: np.ndarray | None = None) -> np.ndarray:
     """Actions [T, A] whose forward-predicted frames match the video's frames 1..T (pixel MSE), by Adam
     on an unconstrained sequence squashed by tanh. `prefix` [t0, A] fixes the first actions (already
-    executed); the rest start from `init` (or 0) and are optimised."""
+    executed); the rest start from `init` (or 0) and are optimised. A grounded core predicts from
+    `start_frame` [S, S, 3], the own first frame."""
     torch.manual_seed(seed)
     T = len(demo_frames) - 1
     device = next(model.parameters()).device
+    own_start = None if start_frame is None else _tensor(start_frame.transpose(2, 0, 1), model)[None]
     target = frames_as_targets(_tensor(demo_frames[1:].transpose(0, 3, 1, 2), model))
     t0 = 0 if prefix is None else len(prefix)
     start = np.zeros((T, action_dim), np.float32) if init is None else np.asarray(init, np.float32)
@@ -176,7 +179,7 @@ def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterat
     try:
         for _ in range(iterations):
             actions = torch.cat([fixed, torch.tanh(free)])[None]
-            predicted = model.perform(actions).prediction[0]
+            predicted = model.perform(actions, own_start).prediction[0]
             loss = F.mse_loss(predicted[t0:], target[t0:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,12 +198,17 @@ class SynthesisActor:
 
     def __init__(self, model, demo_frames: np.ndarray, action_dim: int, iterations: int, replan_every: int,
                  replan_iterations: int, seed: int = 0):
-        self.model, self.demo, self.A = model, demo_frames, action_dim
+        self.model, self.demo, self.A, self.iterations = model, demo_frames, action_dim, iterations
         self.replan_every, self.replan_iterations, self.seed = replan_every, replan_iterations, seed
-        self.plan = plan_by_synthesis(model, demo_frames, action_dim, iterations=iterations, seed=seed)
+        self.start: np.ndarray | None = None
 
-    def __call__(self, _obs: Any, t: int) -> np.ndarray:
-        if t and self.replan_every and t % self.replan_every == 0:
+    def __call__(self, obs: dict[str, Any], t: int) -> np.ndarray:
+        if t == 0:  # the own first frame is known only now
+            self.start = obs["pixels"] if self.model.grounded else None
+            self.plan = plan_by_synthesis(self.model, self.demo, self.A, iterations=self.iterations, seed=self.seed,
+                                          start_frame=self.start)
+        elif self.replan_every and t % self.replan_every == 0:
             self.plan = plan_by_synthesis(self.model, self.demo, self.A, iterations=self.replan_iterations,
-                                          prefix=self.plan[:t], init=self.plan, seed=self.seed + t)
+                                          prefix=self.plan[:t], init=self.plan, seed=self.seed + t,
+                                          start_frame=self.start)
         return self.plan[t]

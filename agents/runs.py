@@ -25,6 +25,7 @@ from mirrorlab.errors import UserError
 from mirrorlab.files import folder_owner, load_torch, read_json
 
 INVERSE_DATA = ("other", "self")
+GROUNDINGS = ("start_frame", "none")  # how the perform path starts (agents.embodied)
 MAX_THREADS = 256
 
 
@@ -49,6 +50,9 @@ class TrainConfig:
     inverse_weight: float = 1.0    # the "tuning parameter" of mirroring (seed 000)
     inverse_data: str = "other"    # "other": the inverse head learns from the other arm's video;
                                    # "self": only from the self arm's own video (tests self -> other transfer)
+    # The perform path starts from the self arm's own first frame ("start_frame") or from zeros ("none", the
+    # paper's action-only path, whose forward head cannot know where the arm starts).
+    perform_grounding: str = "start_frame"
     use_babble: bool = True        # the self arm's motor babbling trains the forward head (and the inverse, if "self")
     # The inverse head also learns from the self arm's labelled babbling (its own video), as an agent can
     # label its own movements: a general inverse model rather than one of the demonstrator's policy. Its
@@ -70,6 +74,9 @@ class TrainConfig:
         if self.inverse_data not in INVERSE_DATA:
             raise UserError(f"{where}: inverse_data must be one of {', '.join(INVERSE_DATA)}, got {self.inverse_data!r}")
         check_seed(self.seed, f"{where}: seed")
+        if self.perform_grounding not in GROUNDINGS:
+            raise UserError(f"{where}: perform_grounding must be one of {', '.join(GROUNDINGS)}, got "
+                            f"{self.perform_grounding!r}")
         for name in ("embed_dim", "hidden_size", "cnn_channels", "batch_size", "checkpoint_every", "threads",
                      "cache_mib"):
             if getattr(self, name) < 1:
@@ -153,7 +160,7 @@ def build_core(config: TrainConfig, signature: dict[str, Any]):
     return build_embodied_core(signature["action_dim"], signature["frame_size"], config.embed_dim,
                                config.hidden_size, config.cnn_channels,
                                get_condition(config.condition).separate_cores, config.seed,
-                               tuple(config.observe_window), tuple(config.cnn_strides))
+                               tuple(config.observe_window), tuple(config.cnn_strides), config.perform_grounding)
 
 
 @dataclass(frozen=True)
