@@ -7,9 +7,10 @@ Two registered environments share this one implementation and differ only in the
 | `mirrorlab/PlanarReach-v0`| planar, 2 hinges about the vertical   | 2      | 50    | 0.02   |
 | `mirrorlab/Arm3DReach-v0` | 3-D: base yaw + shoulder, elbow, wrist pitch | 4 | 100 | 0.02   |
 
-The scene holds both arms facing each other across the table, one target per arm, and three
+The scene holds both arms facing each other across the table, one target per arm, and four
 named cameras: `self_view` and `other_view` (each fixed to its arm's base, framing that arm and
-its workspace) and `scene` (the whole table). `step(action)` drives the arm named by `actor`;
+its workspace), `third_person` (the other arm's workspace seen from the self arm's camera position,
+across the table: how one watches another) and `scene` (the whole table). `step(action)` drives the arm named by `actor`;
 the idle arm starts at rest and holds its pose (the arms are gravity-compensated
 and never touch anything: the scene has no contacts).
 
@@ -79,7 +80,7 @@ Never terminates; truncated by the `TimeLimit` at 50 (planar) or 100 (3-D) steps
 | `actor`                 | `"self"`, `"other"`: the arm `step` drives          | `"self"`                |
 | `other_appearance`      | `"identical"`, `"recolored"`, `"mirrored"`, `"morphology"` (other's link lengths scaled) | `"identical"` |
 | `obs_mode`              | `"state"`, `"pixels"`, `"both"`                     | `"state"`               |
-| `camera`                | `"self_view"`, `"other_view"`, `"scene"`            | `f"{actor}_view"`       |
+| `camera`                | `"self_view"`, `"other_view"`, `"third_person"`, `"scene"` | `f"{actor}_view"`       |
 | `frame_size`            | 16, 32, ..., 1024 (square frames, multiple of 16)   | 64                      |
 | `render_mode`           | `None`, `"rgb_array"` (frames from `camera`)        | `None`                  |
 | `frame_skip`            | physics steps of 5 ms per env step                  | 4                       |

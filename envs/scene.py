@@ -14,7 +14,8 @@ import numpy as np
 
 ARMS = ("self", "other")
 OTHER_APPEARANCES = ("identical", "recolored", "mirrored", "morphology")
-CAMERAS = ("self_view", "other_view", "scene")
+CAMERAS = ("self_view", "other_view", "third_person", "scene")
+THIRD_PERSON_FOVY = 30.0  # narrower than the arm cameras: the other's workspace fills the frame from across the table
 
 SELF_RGBA = "0.20 0.45 0.85 1"
 RECOLORED_RGBA = "0.90 0.50 0.10 1"
@@ -116,11 +117,25 @@ def _look_at_xyaxes(pos, lookat, up=(0.0, 0.0, 1.0)) -> str:
     return _fmt([*right, *image_up])
 
 
+def third_person_lookat(spec: ArmSpec) -> tuple[float, float, float]:
+    """Where the `third_person` camera looks, in the self arm's base frame: the point the other arm's own
+    camera looks at (its workspace), seen from across the table."""
+    other_in_self = np.subtract(BASE_POS["other"], BASE_POS["self"])
+    turn = BASE_YAW["other"] - BASE_YAW["self"]
+    x, y, z = spec.camera_lookat
+    return (float(other_in_self[0] + math.cos(turn) * x - math.sin(turn) * y),
+            float(other_in_self[1] + math.sin(turn) * x + math.cos(turn) * y), float(z))
+
+
 def _arm_xml(spec: ArmSpec, arm: str, rgba: str, mirror: float) -> str:
     yaw = BASE_YAW[arm]
     quat = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
     camera = (f'<camera name="{arm}_view" pos="{_fmt(spec.camera_pos)}" fovy="45" '
               f'xyaxes="{_look_at_xyaxes(spec.camera_pos, spec.camera_lookat)}"/>')
+    if arm == "self":  # the third-person view: the other arm watched from the self arm's own camera position
+        lookat = third_person_lookat(spec)
+        camera += (f'\n<camera name="third_person" pos="{_fmt(spec.camera_pos)}" fovy="{THIRD_PERSON_FOVY:g}" '
+                   f'xyaxes="{_look_at_xyaxes(spec.camera_pos, lookat)}"/>')
     lines = [f'<body name="{arm}_base" pos="{_fmt(BASE_POS[arm])}" quat="{_fmt(quat)}">',
              camera,
              f'<geom name="{arm}_pedestal" type="cylinder" size="0.03 0.01" pos="0 0 0.01" '
