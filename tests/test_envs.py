@@ -96,7 +96,7 @@ def test_observations_do_not_share_memory(env_id):
     ({"actor": "me"}, "'self', 'other'"),
     ({"other_appearance": "blue"}, "'identical', 'recolored', 'mirrored', 'morphology'"),
     ({"obs_mode": "rgb"}, "'state', 'pixels', 'both'"),
-    ({"camera": "top"}, "'self_view', 'other_view', 'scene'"),
+    ({"camera": "top"}, "'self_view', 'other_view', 'third_person', 'scene'"),
     ({"frame_size": 63}, "16, 32, 48"),
     ({"frame_size": 0}, "16, 32, 48"),
     ({"frame_size": "64"}, "16, 32, 48"),
