@@ -78,7 +78,7 @@ Never terminates; truncated by the `TimeLimit` at 50 (planar) or 100 (3-D) steps
 | kwarg                   | values                                              | default                 |
 |-------------------------|-----------------------------------------------------|-------------------------|
 | `actor`                 | `"self"`, `"other"`: the arm `step` drives          | `"self"`                |
-| `other_appearance`      | `"identical"`, `"recolored"`, `"mirrored"`, `"morphology"` (other's link lengths scaled) | `"identical"` |
+| `other_appearance`      | `"identical"`, `"recolored"`, `"mirrored"`, `"morphology"` (other's link lengths scaled), `"held_out_color"` (a colour no study core trains on) | `"identical"` |
 | `obs_mode`              | `"state"`, `"pixels"`, `"both"`                     | `"state"`               |
 | `camera`                | `"self_view"`, `"other_view"`, `"third_person"`, `"scene"` | `f"{actor}_view"`       |
 | `frame_size`            | 16, 32, ..., 1024 (square frames, multiple of 16)   | 64                      |

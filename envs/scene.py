@@ -13,12 +13,14 @@ import math
 import numpy as np
 
 ARMS = ("self", "other")
-OTHER_APPEARANCES = ("identical", "recolored", "mirrored", "morphology")
+OTHER_APPEARANCES = ("identical", "recolored", "mirrored", "morphology", "held_out_color")
+# `held_out_color`: a colour the study never trains a core on, so imitation tests transfer, not memorisation.
 CAMERAS = ("self_view", "other_view", "third_person", "scene")
 THIRD_PERSON_FOVY = 30.0  # narrower than the arm cameras: the other's workspace fills the frame from across the table
 
 SELF_RGBA = "0.20 0.45 0.85 1"
 RECOLORED_RGBA = "0.90 0.50 0.10 1"
+HELD_OUT_RGBA = "0.70 0.20 0.65 1"
 TARGET_RGBA = "0.15 0.75 0.25 1"
 TIP_RGBA = "0.95 0.95 0.95 1"
 
@@ -172,7 +174,7 @@ def scene_xml(spec: ArmSpec, other_appearance: str = "identical", offscreen_size
     if other_appearance not in OTHER_APPEARANCES:
         raise ValueError(f"other_appearance must be one of {OTHER_APPEARANCES}, got {other_appearance!r}")
     other_spec = spec.scaled(spec.morphology_scale) if other_appearance == "morphology" else spec
-    other_rgba = RECOLORED_RGBA if other_appearance == "recolored" else SELF_RGBA
+    other_rgba = {"recolored": RECOLORED_RGBA, "held_out_color": HELD_OUT_RGBA}.get(other_appearance, SELF_RGBA)
     other_mirror = -1.0 if other_appearance == "mirrored" else 1.0
     if action_mode == "torque":
         actuators = "\n".join(

@@ -94,7 +94,7 @@ def test_observations_do_not_share_memory(env_id):
 
 @pytest.mark.parametrize("kwargs, expected", [
     ({"actor": "me"}, "'self', 'other'"),
-    ({"other_appearance": "blue"}, "'identical', 'recolored', 'mirrored', 'morphology'"),
+    ({"other_appearance": "blue"}, "'identical', 'recolored', 'mirrored', 'morphology', 'held_out_color'"),
     ({"obs_mode": "rgb"}, "'state', 'pixels', 'both'"),
     ({"camera": "top"}, "'self_view', 'other_view', 'third_person', 'scene'"),
     ({"frame_size": 63}, "16, 32, 48"),
