@@ -82,8 +82,11 @@ class CollectConfig:
         """The env's kwargs, stored in the dataset's header: both sides and every later replay use them. Every
         kwarg that changes what the arms do or what the cameras see is named, so a later change of an env
         default cannot change how a dataset replays."""
+        # The self arm's own target is never drawn: its frames then look the same in training and when it
+        # imitates, where the target exists only in the other arm's video.
         return {"frame_size": self.frame_size, "other_appearance": self.other_appearance,
-                "action_mode": self.action_mode, "render_supersample": self.render_supersample}
+                "action_mode": self.action_mode, "render_supersample": self.render_supersample,
+                "visible_targets": "other"}
 
 
 def episode_seed(config_seed: int, kind: str, episode_id: int) -> int:

@@ -131,8 +131,8 @@ class TrackingActor:
 class CoreTracker:
     """The mirror core's observe path in closed loop on the self arm (see the module docstring)."""
 
-    def __init__(self, model, observe_window: tuple[int, ...], demo_frames: np.ndarray):
-        self.model, self.window, self.demo = model, tuple(observe_window), demo_frames
+    def __init__(self, model, observe_window: tuple[int, ...], demo_frames: np.ndarray, lesion=None):
+        self.model, self.window, self.demo, self.lesion = model, tuple(observe_window), demo_frames, lesion
         self.own: list[np.ndarray] = []
         self.hidden = None
 
@@ -146,29 +146,31 @@ class CoreTracker:
         self.own.append(obs["pixels"])  # own frame t (the state before action t)
         if t > 0:  # the GRU follows what really happened at step t-1, now that own frame t is known
             actual = self._stack([self._frame(t - 1 + k, t) for k in self.window])
-            _, self.hidden = self.model.observe_step(actual, self.hidden)
+            _, self.hidden = self.model.observe_step(actual, self.hidden, self.lesion)
         wanted = self._stack([self._frame(t + k, t) for k in self.window])
-        prediction, _ = self.model.observe_step(wanted, self.hidden)
+        prediction, _ = self.model.observe_step(wanted, self.hidden, self.lesion)
         return prediction[0].cpu().numpy()
 
     def _stack(self, frames: list[np.ndarray]) -> torch.Tensor:
         return _tensor(np.stack(frames).transpose(0, 3, 1, 2), self.model)[None]
 
 
-def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterations: int = 150, lr: float = 0.05,
-                      prefix: np.ndarray | None = None, init: np.ndarray | None = None, seed: int = 0,
-                      start_frame: np.ndarray | None = None) -> np.ndarray:
-    """Actions [T, A] whose forward-predicted frames match the video's frames 1..T (pixel MSE), by Adam
-    on an unconstrained sequence squashed by tanh. `prefix` [t0, A] fixes the first actions (already
-    executed); the rest start from `init` (or 0) and are optimised. A grounded core predicts from
-    `start_frame` [S, S, 3], the own first frame."""
+Match = Callable[[Any, int], torch.Tensor]  # (perform output over the whole plan, first free step) -> loss
+
+
+def plan_through_core(model, n_steps: int, action_dim: int, match: Match, *, iterations: int, lr: float = 0.05,
+                      start_frame: np.ndarray | None = None, prefix: np.ndarray | None = None,
+                      init: np.ndarray | None = None, seed: int = 0, lesion=None) -> np.ndarray:
+    """Actions [T, A] that minimise `match` of the core's perform run over them, by Adam on an unconstrained
+    sequence squashed by tanh: the one planner of the mirror-system methods (analysis by synthesis, latent
+    matching, goal inference differ only in `match`). `prefix` [t0, A] fixes the actions already executed;
+    the rest start from `init` (or 0). A grounded core performs from `start_frame` [S, S, 3], the own
+    first frame. The weights are frozen while planning and restored after."""
     torch.manual_seed(seed)
-    T = len(demo_frames) - 1
     device = next(model.parameters()).device
     own_start = None if start_frame is None else _tensor(start_frame.transpose(2, 0, 1), model)[None]
-    target = frames_as_targets(_tensor(demo_frames[1:].transpose(0, 3, 1, 2), model))
     t0 = 0 if prefix is None else len(prefix)
-    start = np.zeros((T, action_dim), np.float32) if init is None else np.asarray(init, np.float32)
+    start = np.zeros((n_steps, action_dim), np.float32) if init is None else np.asarray(init, np.float32)
     free = torch.atanh(torch.from_numpy(np.clip(start[t0:], -0.95, 0.95))).to(device).requires_grad_(True)
     fixed = torch.as_tensor(np.zeros((0, action_dim)) if prefix is None else prefix, dtype=torch.float32,
                             device=device)
@@ -178,9 +180,7 @@ def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterat
         p.requires_grad_(False)
     try:
         for _ in range(iterations):
-            actions = torch.cat([fixed, torch.tanh(free)])[None]
-            predicted = model.perform(actions, own_start).prediction[0]
-            loss = F.mse_loss(predicted[t0:], target[t0:])
+            loss = match(model.perform(torch.cat([fixed, torch.tanh(free)])[None], own_start, lesion), t0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -191,24 +191,52 @@ def plan_by_synthesis(model, demo_frames: np.ndarray, action_dim: int, *, iterat
         return torch.cat([fixed, torch.tanh(free)]).cpu().numpy()
 
 
-class SynthesisActor:
-    """Executes `plan_by_synthesis`'s plan, re-optimising the remaining actions every `replan_every` steps
-    from the executed prefix (the forward model's only input is the action history, so re-planning
-    refines the optimisation of what is left; it sees no state)."""
+def match_frames(video_frames: np.ndarray, model) -> Match:
+    """Analysis by synthesis: the forward head's predicted frames against the video's frames 1..T."""
+    target = frames_as_targets(_tensor(video_frames[1:].transpose(0, 3, 1, 2), model))
+    return lambda out, t0: F.mse_loss(out.prediction[0, t0:], target[t0:])
 
-    def __init__(self, model, demo_frames: np.ndarray, action_dim: int, iterations: int, replan_every: int,
-                 replan_iterations: int, seed: int = 0):
-        self.model, self.demo, self.A, self.iterations = model, demo_frames, action_dim, iterations
-        self.replan_every, self.replan_iterations, self.seed = replan_every, replan_iterations, seed
+
+def match_states(observe_hidden: torch.Tensor, final_only: bool = False) -> Match:
+    """Latent matching: the perform-mode states against the video's observe-mode states [T, H], step by step
+    (or only the last step: goal inference, the video's final state read as the goal)."""
+    if final_only:
+        return lambda out, _t0: F.mse_loss(out.hidden[0, -1], observe_hidden[-1])
+    return lambda out, t0: F.mse_loss(out.hidden[0, t0:], observe_hidden[t0:])
+
+
+@torch.no_grad()
+def watch(model, video_frames: np.ndarray, observe_window: tuple[int, ...], lesion=None):
+    """The core watching a video [T+1, S, S, 3]: (observe-mode states [T, H], inferred actions [T, A]) as tensors."""
+    from mirrorlab.agents.embodied import observed_input
+
+    model.eval()
+    frames = _tensor(video_frames.transpose(0, 3, 1, 2), model)
+    out = model.observe(observed_input(frames, tuple(observe_window))[None], lesion)
+    return out.hidden[0], out.prediction[0]
+
+
+class PlanningActor:
+    """Executes `plan_through_core`'s plan, re-planning the remaining actions every `replan_every` steps from
+    the executed prefix (the perform path then runs through what was really done, from the own first frame)."""
+
+    def __init__(self, model, match: Match, n_steps: int, action_dim: int, *, iterations: int, replan_every: int,
+                 replan_iterations: int, init: np.ndarray | None = None, seed: int = 0, lesion=None):
+        self.model, self.match, self.T, self.A = model, match, n_steps, action_dim
+        self.iterations, self.replan_every, self.replan_iterations = iterations, replan_every, replan_iterations
+        self.init, self.seed, self.lesion = init, seed, lesion
         self.start: np.ndarray | None = None
+        self.plan: np.ndarray | None = None
+
+    def _plan(self, iterations: int, t: int) -> np.ndarray:
+        return plan_through_core(self.model, self.T, self.A, self.match, iterations=iterations,
+                                 start_frame=self.start, prefix=None if t == 0 else self.plan[:t],
+                                 init=self.init if t == 0 else self.plan, seed=self.seed + t, lesion=self.lesion)
 
     def __call__(self, obs: dict[str, Any], t: int) -> np.ndarray:
         if t == 0:  # the own first frame is known only now
             self.start = obs["pixels"] if self.model.grounded else None
-            self.plan = plan_by_synthesis(self.model, self.demo, self.A, iterations=self.iterations, seed=self.seed,
-                                          start_frame=self.start)
-        elif self.replan_every and t % self.replan_every == 0:
-            self.plan = plan_by_synthesis(self.model, self.demo, self.A, iterations=self.replan_iterations,
-                                          prefix=self.plan[:t], init=self.plan, seed=self.seed + t,
-                                          start_frame=self.start)
+            self.plan = self._plan(self.iterations, 0)
+        elif self.replan_every and t % self.replan_every == 0 and self.replan_iterations:
+            self.plan = self._plan(self.replan_iterations, t)
         return self.plan[t]

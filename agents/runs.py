@@ -184,6 +184,17 @@ class Run:
         return self.record["other_appearance"]
 
     @property
+    def view(self) -> str:
+        """The camera the other arm was watched from (records before views existed: `other_view`)."""
+        return self.record.get("observe_camera", "other_view")
+
+    @property
+    def watched(self) -> str:
+        """What the core watched, as every stage keys and labels it: the other arm's appearance and the view,
+        so runs on the same appearance seen from different cameras are never pooled."""
+        return f"{self.other_appearance}, {self.view}"
+
+    @property
     def train_episode_ids(self) -> list[int]:
         return [int(i) for i in self.record["train_episode_ids"]]
 

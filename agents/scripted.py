@@ -28,9 +28,11 @@ class ScriptedReacher:
         self.kp, self.kd, self.damping = float(kp), float(kd), float(damping)
         self.position_gain = float(position_gain)
 
-    def action(self) -> np.ndarray:
+    def action(self, goal: np.ndarray | None = None) -> np.ndarray:
+        """The next action toward the arm's target, or toward `goal` (a world position) when given: the
+        controller of an agent that has read a goal from elsewhere (imitation's "what, then how")."""
         physics = self.env.physics
-        error = physics.fingertip_to_target(self.arm)
+        error = physics.fingertip_to_target(self.arm) if goal is None else goal - physics.fingertip_pos(self.arm)
         jac = physics.fingertip_jacobian(self.arm)
         gram = jac @ jac.T + self.damping**2 * np.eye(3)
         dq = jac.T @ np.linalg.solve(gram, error)

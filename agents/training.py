@@ -100,6 +100,7 @@ def run_record(config: TrainConfig, dataset, data_path: Path) -> dict[str, Any]:
     record = provenance(config, seeds=[config.seed])
     record.update(data=data_signature(dataset.header), data_fingerprint=dataset.fingerprint,
                   data_path=str(Path(data_path).resolve()), other_appearance=dataset.header.other_appearance,
+                  observe_camera=dataset.header.observe_camera,
                   train_episode_ids=train_ids, test_episode_ids=test_ids)
     if config.inverse_babble:
         babble_ids = [r.episode_id for r in dataset.episodes("babble")]

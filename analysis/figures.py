@@ -188,11 +188,16 @@ def spillover_curves(curves: dict[tuple[str, str], list[tuple[list[float], list[
 
 
 def imitation_success(success: dict[str, dict[str, dict[str, Any]]]) -> bytes:
-    """Success by method (bars, mean over seeds with its 95% interval), one panel per appearance."""
+    """Success by method (bars, mean with its 95% interval), one panel per setting (view, training data,
+    watched appearance), three panels a row."""
     appearances = list(success)
-    fig, axes = plt.subplots(1, len(appearances), figsize=(max(5.0, 0.45 * max(len(m) for m in success.values()) + 2)
-                                                           * len(appearances), 4.2), squeeze=False)
-    for ax, appearance in zip(axes[0], appearances):
+    cols = min(3, len(appearances))
+    rows = -(-len(appearances) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.0, 0.45 * max(len(m) for m in success.values()) + 2) * cols,
+                                                  4.6 * rows), squeeze=False)
+    for ax in axes.flat[len(appearances):]:
+        ax.set_visible(False)
+    for ax, appearance in zip(axes.flat, appearances):
         methods = list(success[appearance])
         means = np.array([success[appearance][m]["mean"] for m in methods])
         lo = np.array([success[appearance][m]["ci95"][0] for m in methods])
@@ -204,7 +209,7 @@ def imitation_success(success: dict[str, dict[str, dict[str, Any]]]) -> bytes:
         ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success (mean over seeds, 95% CI)")
-        ax.set_title(f"other_appearance = {appearance}", fontsize=9)
+        ax.set_title(appearance, fontsize=9)
     fig.tight_layout()
     return png(fig)
 
@@ -229,5 +234,43 @@ def learning_curve(rows: list[dict[str, Any]]) -> bytes:
         ax.set_xlabel(name.replace("_", " "))
         ax.set_ylabel("held-out inverse R^2")
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    return png(fig)
+
+
+def lesion_effects(cells: list[dict[str, Any]], outcome_names: dict[str, str]) -> bytes:
+    """Lesion effect against k, one panel per (outcome, condition): the mirror set (mean, 95% CI over seeds)
+    beside its matched-random null (mean and 95th percentile), the read-out control and anti-mirror units."""
+    outcomes = list(dict.fromkeys(c["outcome"] for c in cells))
+    conditions = list(dict.fromkeys(c["condition"] for c in cells))
+    fig, axes = plt.subplots(len(outcomes), len(conditions), figsize=(3.6 * len(conditions), 2.9 * len(outcomes)),
+                             squeeze=False)
+    lines = [("mirror", "tab:blue", "o-", "mirror units"), ("null_mean", "0.4", "s--", "matched random (mean)"),
+             ("null_p95", "0.6", ":", "matched random (95th pct)"), ("readout_effect", "tab:green", "^-.",
+                                                                     "top read-out (control)"),
+             ("anti_mirror_effect", "tab:red", "v:", "anti-mirror")]
+    for i, outcome in enumerate(outcomes):
+        for j, condition in enumerate(conditions):
+            ax = axes[i, j]
+            sub = sorted((c for c in cells if c["outcome"] == outcome and c["condition"] == condition),
+                         key=lambda c: c["k"])
+            for key, color, style, label in lines:
+                pts = [(c["k"], c[key]) for c in sub if key in c and np.isfinite(c[key]["mean"])]
+                if not pts:
+                    continue
+                ks = np.array([k for k, _ in pts])
+                mean = np.array([s["mean"] for _, s in pts])
+                ax.plot(ks, mean, style, color=color, label=label, ms=4)
+                if key == "mirror":
+                    lo = np.array([s["ci95"][0] for _, s in pts])
+                    hi = np.array([s["ci95"][1] for _, s in pts])
+                    ax.fill_between(ks, np.where(np.isfinite(lo), lo, mean), np.where(np.isfinite(hi), hi, mean),
+                                    color=color, alpha=0.2)
+            ax.axhline(0, color="0.8", lw=0.8)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{condition}", fontsize=9)
+            ax.set_xlabel("k units silenced")
+            ax.set_ylabel(f"damage: {outcome_names.get(outcome, outcome)}", fontsize=8)
+    axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
     return png(fig)

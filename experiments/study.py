@@ -51,6 +51,10 @@ class StudyConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     conditions: tuple[str, ...] = tuple(CONDITIONS)
     appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
+    # Cameras the other arm is watched from. The first is the headline view: every appearance and condition.
+    # Each further view (the egocentric-equivalent `other_view`: the video is what the self arm would see of
+    # itself) runs the identical arm under `appearance_conditions`, as a contrast.
+    views: tuple[str, ...] = ("third_person", "other_view")
     appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
     inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
@@ -71,6 +75,8 @@ class StudyConfig:
         check_conditions(self.appearance_conditions, "config: appearance_conditions")
         if not self.appearances or any(a not in OTHER_APPEARANCES for a in self.appearances):
             raise UserError(f"config: appearances must name some of {', '.join(OTHER_APPEARANCES)}")
+        if not self.views or len(set(self.views)) != len(self.views) or any(v not in WATCH_CAMERAS for v in self.views):
+            raise UserError(f"config: views must name distinct cameras among {', '.join(WATCH_CAMERAS)}")
         for seed in self.seeds:
             check_seed(seed, "config: seeds")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -122,35 +128,51 @@ PRESETS = {
 }
 
 
+WATCH_CAMERAS = ("third_person", "other_view")  # the views the other arm can be watched from
+
+
+def scenarios(config: StudyConfig) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(view, appearance, conditions) of every dataset the study collects and trains on."""
+    out = [(config.views[0], a, config.conditions if a == "identical" else config.appearance_conditions)
+           for a in config.appearances]
+    return out + [(v, "identical", config.appearance_conditions) for v in config.views[1:]
+                  if "identical" in config.appearances]
+
+
 # Time budgets in minutes on 2 CPU cores, printed beside a run's wall time (small's includes setup, which
 # `make study` times).
 BUDGET_MIN = {"small": 15, "medium": 60}
 
 
-def run_plan(config: StudyConfig, out: Path) -> list[tuple[str, TrainConfig, Path]]:
-    """(appearance, train config, run folder) for every run of the study."""
+def scenario_dir(view: str, appearance: str) -> Path:
+    """A scenario's place under the study's data/ and runs/ folders."""
+    return Path(view) / appearance
+
+
+def run_plan(config: StudyConfig, out: Path) -> list[tuple[Path, TrainConfig, Path]]:
+    """(scenario folder, train config, run folder) for every run of the study."""
     plan = []
     several = len(config.inverse_weights) > 1
 
-    def add(appearance: str, condition: str, seed: int, weight: float, inverse_data: str = "other") -> None:
+    def add(where: Path, condition: str, seed: int, weight: float, inverse_data: str = "other") -> None:
         tc = dataclasses.replace(config.train, condition=condition, seed=seed, inverse_weight=weight,
                                  inverse_data=inverse_data,
                                  inverse_babble=config.train.inverse_babble and inverse_data == "other")
         name = f"{condition}{'_selfvideo' if inverse_data == 'self' else ''}__seed{seed}"
-        folder = out / "runs" / appearance / (f"w{weight:g}" if several else "") / name
-        plan.append((appearance, tc, folder))
+        folder = out / "runs" / where / (f"w{weight:g}" if several else "") / name
+        plan.append((where, tc, folder))
 
-    for appearance in config.appearances:
-        conditions = config.conditions if appearance == "identical" else config.appearance_conditions
+    for view, appearance, conditions in scenarios(config):
         for condition in conditions:
             # The untrained core never sees the loss, so one set serves every weight.
             for weight in (config.inverse_weights if condition != "untrained" else config.inverse_weights[:1]):
                 for seed in config.seeds:
-                    add(appearance, condition, seed, weight)
+                    add(scenario_dir(view, appearance), condition, seed, weight)
     if config.self_video_inverse and "identical" in config.appearances:
         # The transfer test: the inverse head learns from the self arm's own video only, then watches the other.
         for seed in config.seeds:
-            add("identical", "shared", seed, config.inverse_weights[0], inverse_data="self")
+            add(scenario_dir(config.views[0], "identical"), "shared", seed, config.inverse_weights[0],
+                inverse_data="self")
     return plan
 
 
@@ -249,13 +271,15 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
 
     workers = resolve_workers(config.workers)
     data_dirs = {}
-    for appearance in config.appearances:
+    for view, appearance, _ in scenarios(config):
         cc = dataclasses.replace(CollectConfig(), env_id=config.env_id, demonstrator=demonstrator,
                                  episodes=config.episodes, babble=config.babble, frame_size=config.frame_size,
                                  other_appearance=appearance, action_mode=config.action_mode,
-                                 render_supersample=config.render_supersample, workers=config.workers)
-        data_dirs[appearance] = out / "data" / appearance
-        collect(cc, data_dirs[appearance], show_progress=show_progress, ray_address=ray_address)
+                                 render_supersample=config.render_supersample, workers=config.workers,
+                                 observe_camera=view)
+        where = scenario_dir(view, appearance)
+        data_dirs[where] = out / "data" / where
+        collect(cc, data_dirs[where], show_progress=show_progress, ray_address=ray_address)
     lap("collect")
     plan = run_plan(config, out)
     jobs = [Job(str(run_dir), _train_job, (tc, str(data_dirs[a]), str(run_dir), config.device),
@@ -278,12 +302,12 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
         parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", SpilloverConfig(), force=True)["report"]
         lap("spillover")
     videos = []
-    for appearance in config.appearances:
-        shared = [r for a, tc, r in plan if a == appearance and tc.condition == "shared" and tc.inverse_data == "other"]
+    for where in data_dirs:
+        shared = [r for w, tc, r in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"]
         if shared:
             videos.append(write_episode_video(read_run(shared[0]), analysis_dir, 0,
-                                              out / "videos" / f"{appearance}.mp4", size=config.video_size,
-                                              force=True))
+                                              out / "videos" / f"{where.parent.name}_{where.name}.mp4",
+                                              size=config.video_size, force=True))
     atomic_write_json(out / "videos" / "index.json", videos)
     parts["videos"] = [Path(v["path"]) for v in videos]
     lap("videos")

@@ -7,12 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from mirrorlab.agents.imitation import CoreTracker, dagger, episode_windows, fit_frame_policy, plan_by_synthesis
+from mirrorlab.agents.imitation import (
+    CoreTracker,
+    dagger,
+    episode_windows,
+    fit_frame_policy,
+    match_frames,
+    match_states,
+    plan_through_core,
+)
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate, imitation_env
 
 TINY = ImitateConfig(episodes=3, policy_epochs=2, refit_epochs=1, dagger_iterations=1, dagger_episodes=1, bco_iterations=1,
-                     plan_iterations=5, replan_every=25, replan_iterations=2)
+                     plan_iterations=5, replan_every=25, replan_iterations=2, bootstrap=200)
 
 
 def test_the_imitating_arm_sees_no_target_while_the_video_shows_it(tiny_dataset):
@@ -77,24 +85,77 @@ def test_dagger_counts_queries_and_fixes_the_states_the_learner_visits():
     assert error(improved) < 0.5 * error(bc)
 
 
-def test_analysis_by_synthesis_finds_actions_whose_predicted_frames_match_a_video():
-    """The core's own forward predictions for known actions, as the 'video': planning reduces the pixel error
-    far below that of doing nothing and moves towards the true actions."""
+def _grounded_core_and_its_own_run(seed=0):
+    """A grounded core, a start frame and known actions, with the core's own perform run of them: the 'video'
+    and the states a planner must find its way back to."""
     from mirrorlab.agents.embodied import build_embodied_core
 
-    model = build_embodied_core(2, 16, 8, 12, 4, False, seed=0)
-    true = np.random.default_rng(0).uniform(-0.8, 0.8, (20, 2)).astype(np.float32)
+    model = build_embodied_core(2, 16, 8, 12, 4, False, seed=seed, grounding="start_frame").eval()
+    rng = np.random.default_rng(seed)
+    start = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    true = rng.uniform(-0.8, 0.8, (20, 2)).astype(np.float32)
     with torch.no_grad():
-        frames = model.perform(torch.from_numpy(true)[None]).prediction[0]
-    video = np.concatenate([np.zeros((1, 16, 16, 3), np.uint8),
-                            np.clip((frames.numpy().transpose(0, 2, 3, 1) + 0.5) * 255, 0, 255).round().astype(np.uint8)])
-    def loss(actions):
-        with torch.no_grad():
-            pred = model.perform(torch.from_numpy(actions)[None]).prediction[0]
-        return float(((pred - (torch.from_numpy(video[1:].transpose(0, 3, 1, 2)).float() / 255 - 0.5)) ** 2).mean())
-    planned = plan_by_synthesis(model, video, 2, iterations=200, lr=0.05)
-    assert loss(planned) < 0.2 * loss(np.zeros_like(true))
-    assert np.corrcoef(planned.ravel(), true.ravel())[0, 1] > 0.5
+        out = model.perform(torch.from_numpy(true)[None], torch.from_numpy(start.transpose(2, 0, 1))[None])
+    video = np.concatenate([start[None], np.clip((out.prediction[0].numpy().transpose(0, 2, 3, 1) + 0.5) * 255, 0,
+                                                 255).round().astype(np.uint8)])
+    return model, start, true, video, out.hidden[0]
+
+
+def _perform_loss(model, start, actions, match):
+    with torch.no_grad():
+        return float(match(model.perform(torch.from_numpy(actions)[None],
+                                         torch.from_numpy(start.transpose(2, 0, 1))[None]), 0))
+
+
+@pytest.mark.parametrize("kind", ["synthesis", "latent", "goal_inference"])
+def test_planning_through_the_core_recovers_what_the_core_itself_did(kind):
+    """Analysis by synthesis (pixels), latent matching (every state) and goal inference (the last state): on a
+    target the core itself produced from known actions, planning from zero actions cuts the mismatch far below
+    doing nothing; matching every step also recovers the actions themselves."""
+    model, start, true, video, hidden = _grounded_core_and_its_own_run()
+    match = match_frames(video, model) if kind == "synthesis" else match_states(hidden, kind == "goal_inference")
+    planned = plan_through_core(model, 20, 2, match, iterations=250, lr=0.05, start_frame=start)
+    assert _perform_loss(model, start, planned, match) < 0.2 * _perform_loss(model, start, np.zeros_like(true), match)
+    if kind != "goal_inference":
+        assert np.corrcoef(planned.ravel(), true.ravel())[0, 1] > 0.5
+
+
+def test_a_grounded_perform_path_depends_on_where_the_arm_starts():
+    """The own first frame sets the perform path's start state: the same actions from another start frame give
+    other states (an ungrounded core of the same seed cannot tell the two starts apart)."""
+    from mirrorlab.agents.embodied import build_embodied_core
+
+    actions = torch.zeros(1, 5, 2)
+    starts = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (2, 3, 16, 16), dtype=np.uint8))
+    grounded = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="start_frame").eval()
+    plain = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="none").eval()
+    with torch.no_grad():
+        a, b = (grounded.perform(actions, s[None]).hidden for s in starts)
+        assert (a - b).abs().max() > 1e-3
+        np.testing.assert_array_equal(plain.perform(actions).hidden.numpy(), plain.perform(actions).hidden.numpy())
+    with pytest.raises(ValueError, match="start"):
+        grounded.perform(actions)
+
+
+def test_a_lesion_acts_inside_the_recurrence():
+    """A silenced unit is zero at every step, and silencing it changes the other units' later states (it no
+    longer feeds the recurrence), in both modes."""
+    from mirrorlab.agents.embodied import build_embodied_core
+
+    model = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="none").eval()
+
+    def silence(h):
+        h = h.clone()
+        h[:, 3] = 0.0
+        return h
+
+    actions = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (1, 6, 2)).astype(np.float32))
+    with torch.no_grad():
+        intact, lesioned = model.perform(actions).hidden, model.perform(actions, lesion=silence).hidden
+    assert (lesioned[..., 3] == 0).all()
+    others = [u for u in range(12) if u != 3]
+    assert torch.allclose(intact[:, 0, others], lesioned[:, 0, others])  # the first step is not fed back yet
+    assert (intact[:, 1:, others] - lesioned[:, 1:, others]).abs().max() > 1e-4
 
 
 def test_the_closed_loop_core_matches_its_batch_observe_path_when_the_arm_follows_the_video():
@@ -114,23 +175,90 @@ def test_imitate_scores_every_method_with_the_task_only_in_the_video(analyzed_ru
     runs, analysis = analyzed_runs
     out = tmp_path / "imitation"
     result = imitate(runs, out, TINY, analysis, show_progress=False)
-    methods = {r["method"] for r in result["rows"]}
-    assert methods == {"oracle", "random", "goal_given", "inverse_shared", "inverse_separate", "closed_shared",
-                       "closed_separate", "mirror_shared", "mirror_separate", "bc", "dagger", "bco", "bco_alpha"}
-    oracle = [r for r in result["rows"] if r["method"] == "oracle"]
-    assert len(oracle) == 3 and all(r["trajectory_error"] == 0.0 for r in oracle)  # 3 test videos x the runs' 1 seed
-    assert all(r["trajectory_error"] > 0 for r in result["rows"] if r["method"] == "random")
-    assert all(r["expert_queries"] == 1 * 1 * 50 for r in result["rows"] if r["method"] == "dagger")
+    rows = result["rows"]
+    cores = {(r["method"], r.get("core")) for r in rows if r.get("core")}
+    assert cores == {("inverse", "shared"), ("inverse", "separate"), ("closed_loop", "shared"),
+                     ("closed_loop", "separate"), ("synthesis", "shared"), ("latent", "shared"),
+                     ("goal_inference", "shared")}  # the planners run on mirror_conditions only
+    assert {r["method"] for r in rows if not r.get("core")} == {"oracle", "random", "goal_given", "what_then_how",
+                                                                 "bc", "bco", "bco_alpha", "dagger"}
+    # The dataset's own appearance and one no core trained on, 3 test videos each, every method.
+    assert {r["appearance"] for r in rows} == {"identical", "held_out_color"}
+    oracle = [r for r in rows if r["method"] == "oracle"]
+    assert len(oracle) == 2 * 3 and all(r["trajectory_error"] == 0.0 for r in oracle)
+    assert all(r["success"] == r["success_specular"] for r in rows)  # no mirrored arm: the two goals coincide
+    assert all(r["trajectory_error"] > 0 for r in rows if r["method"] == "random")
+    assert all(r["expert_queries"] == 1 * 1 * 50 for r in rows if r["method"] == "dagger")
     metrics = json.loads((out / "metrics.json").read_text())
-    summary = metrics["summary"]["identical"]
-    assert summary["oracle"]["success"]["mean"] == 1.0 and summary["goal_given"]["success"]["mean"] == 1.0
-    assert summary["oracle"]["n_seeds"] == 1 and summary["inverse_shared"]["n_seeds"] == 1
-    assert "best_from_video" in metrics["targets"]["identical"]
-    assert len(list(csv.DictReader((out / "imitation.csv").open()))) == len(result["rows"])
-    assert "| dagger |" in (out / "report.md").read_text()
+    table = metrics["summary"]["other_view | trained on identical -> watching identical"]
+    assert table["oracle"]["success"]["mean"] == 1.0 and table["goal_given"]["success"]["mean"] == 1.0
+    assert table["oracle"]["success"]["n_seeds"] == 1 and table["inverse [shared]"]["success"]["n_videos"] == 3
+    assert all(0 <= e["success"]["low"] <= e["success"]["mean"] <= e["success"]["high"] <= 1 for e in table.values())
+    assert metrics["methods"]["dagger"]["expert"] is True and metrics["methods"]["latent"]["family"] == "mirror system"
+    assert "anatomical" in metrics["targets"]["other_view | trained on identical -> watching identical"]
+    assert len(list(csv.DictReader((out / "imitation.csv").open()))) == len(rows)
+    assert "| dagger | baseline |" in (out / "report.md").read_text()
     assert (out / "figures" / "success_by_method.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(UserError, match="already holds results"):
         imitate(runs, out, TINY, analysis, show_progress=False)
+
+
+def test_mirrored_demonstrations_are_scored_at_both_declared_goals():
+    """A fingertip at the specular goal (the target reflected x -> -x in the arm's base frame) succeeds there and
+    fails the anatomical goal, and the other way round; computed by hand."""
+    from types import SimpleNamespace
+
+    from mirrorlab.agents.imitation_task import ImitationTask, Video, specular
+
+    np.testing.assert_array_equal(specular(np.array([0.1, 0.2, 0.03])), [-0.1, 0.2, 0.03])
+    task = ImitationTask.__new__(ImitationTask)
+    task.success_radius = 0.02
+    task.physics = SimpleNamespace(to_base_frame=lambda _arm, p: np.asarray(p))  # base frame = world, for the test
+    target = np.array([0.1, 0.15, 0.02])
+    video = Video(0, 0, "mirrored", None, None, np.zeros((2, 3)), target)
+    at_specular = {"fingertip_pos": np.array([[0.0, 0.0, 0.02], [-0.1, 0.15, 0.02]])}
+    scores = task.score(video, at_specular, oracle_tips=at_specular["fingertip_pos"])
+    assert scores["success_specular"] == 1.0 and scores["success"] == 0.0
+    assert scores["final_distance"] == pytest.approx(0.2) and scores["final_distance_specular"] == 0.0
+    at_anatomical = {"fingertip_pos": np.array([[0.0, 0.0, 0.02], [0.105, 0.15, 0.02]])}
+    scores = task.score(video, at_anatomical, oracle_tips=at_anatomical["fingertip_pos"])
+    assert scores["success"] == 1.0 and scores["success_specular"] == 0.0
+
+
+def test_the_bootstrap_interval_resamples_seeds_and_videos_and_stays_in_the_unit_interval():
+    """One seed, two videos (0 and 1): resampled means are 0, 1/2 or 1 with chances 1/4, 1/2, 1/4, so the 95%
+    percentile interval is [0, 1]; a method that always succeeds has [1, 1]; seeds that disagree widen it."""
+    from mirrorlab.analysis.imitation import bootstrap_mean
+
+    b = bootstrap_mean(np.array([[0.0, 1.0]]), n=4000, seed=0)
+    assert b["mean"] == 0.5 and b["low"] == 0.0 and b["high"] == 1.0 and (b["n_seeds"], b["n_videos"]) == (1, 2)
+    assert bootstrap_mean(np.ones((5, 20)), n=500) == {"mean": 1.0, "low": 1.0, "high": 1.0, "n_seeds": 5,
+                                                        "n_videos": 20}
+    same = bootstrap_mean(np.tile([[1.0] * 10 + [0.0] * 10], (5, 1)), n=2000, seed=1)
+    split = bootstrap_mean(np.array([[1.0] * 20] * 3 + [[0.0] * 20] * 2), n=2000, seed=1)
+    assert same["mean"] == split["mean"] == 0.5 or same["mean"] == 0.5
+    assert split["high"] - split["low"] > same["high"] - same["low"]  # between-seed spread counts
+
+
+def test_what_then_how_reaches_a_goal_it_is_given():
+    """The self arm's own reaching controller, given a goal in its base frame, gets there: the 'how' of the
+    non-mirror baseline works, so that baseline fails only where reading the target fails."""
+    import gymnasium as gym
+
+    import mirrorlab.envs  # noqa: F401
+    from mirrorlab.agents.scripted import ScriptedReacher
+
+    env = gym.make("mirrorlab/PlanarReach-v0", actor="self", observe_target=False)
+    try:
+        env.reset(seed=3)
+        u = env.unwrapped
+        goal = u.physics.from_base_frame("self", np.array([-0.12, 0.1, u.physics.target_in_base_frame("self")[2]]))
+        controller = ScriptedReacher(env)
+        for _ in range(50):
+            env.step(controller.action(goal=goal))
+        assert np.linalg.norm(u.physics.fingertip_pos("self") - goal) < 0.02
+    finally:
+        env.close()
 
 
 def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalyzed_run(analyzed_runs, tmp_path):
@@ -147,9 +275,9 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
 
     from mirrorlab.experiments.stages.imitation import condition_label
 
-    def run(name, condition, weight, babble=False):
+    def run(name, condition, weight, babble=False, grounding="start_frame"):
         return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight,
-                                                                 inverse_babble=babble))
+                                                                 inverse_babble=babble, perform_grounding=grounding))
 
     assert condition_label(run("shared__seed0", "shared", 1.0)) == "shared"
     assert condition_label(run("shared__seed0", "shared", 0.25)) == "shared@w0.25"
@@ -158,3 +286,4 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
     assert condition_label(run("shared_selfvideo__seed1", "shared", 1.0)) == "shared_selfvideo"
     assert condition_label(run("shared__seed0", "shared", 0.25, babble=True)) == "shared+babble@w0.25"
     assert condition_label(run("untrained__seed0", "untrained", 1.0, babble=True)) == "untrained"
+    assert condition_label(run("shared__seed0", "shared", 1.0, grounding="none")) == "shared-ungrounded"

@@ -29,32 +29,39 @@ def tiny_study(tmp_path_factory):
 def test_plan_covers_conditions_appearances_weights_and_the_self_video_transfer_runs(tmp_path):
     plan = run_plan(TINY_STUDY, tmp_path)
     names = sorted(f"{a}/{run.name}" for a, _, run in plan)
-    assert names == ["identical/shared__seed0", "identical/shared_selfvideo__seed0", "identical/untrained__seed0",
-                     "mirrored/shared__seed0"]
+    # The headline view (third person) has every appearance; the egocentric-equivalent view the identical arm.
+    assert names == ["other_view/identical/shared__seed0", "third_person/identical/shared__seed0",
+                     "third_person/identical/shared_selfvideo__seed0", "third_person/identical/untrained__seed0",
+                     "third_person/mirrored/shared__seed0"]
     assert {tc.inverse_data for _, tc, r in plan if "selfvideo" in r.name} == {"self"}
     import dataclasses
 
     weights = run_plan(dataclasses.replace(TINY_STUDY, inverse_weights=(0.0, 4.0), self_video_inverse=False), tmp_path)
     names = sorted(str(r.relative_to(tmp_path / "runs")) for _, _, r in weights)
-    assert names == ["identical/w0/shared__seed0", "identical/w0/untrained__seed0", "identical/w4/shared__seed0",
-                     "mirrored/w0/shared__seed0", "mirrored/w4/shared__seed0"]  # one untrained core serves every weight
+    assert names == ["other_view/identical/w0/shared__seed0", "other_view/identical/w4/shared__seed0",
+                     "third_person/identical/w0/shared__seed0", "third_person/identical/w0/untrained__seed0",
+                     "third_person/identical/w4/shared__seed0", "third_person/mirrored/w0/shared__seed0",
+                     "third_person/mirrored/w4/shared__seed0"]  # one untrained core serves every weight
 
 
 def test_study_runs_every_stage_and_resumes(tiny_study):
     out, report = tiny_study
     text = report.read_text()
     assert "demonstrator: the scripted controller, not the SB3 policy" in text  # the small preset's fallback, said
-    for link in ("analysis/report.md", "imitation/report.md", "spillover/report.md", "videos/identical.mp4",
-                 "videos/mirrored.mp4"):
+    for link in ("analysis/report.md", "imitation/report.md", "spillover/report.md",
+                 "videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4",
+                 "videos/other_view_identical.mp4"):
         assert link in text and (out / link).is_file(), link
     groups = json.loads((out / "analysis" / "metrics.json").read_text())["groups"]
-    assert len(groups) == 3  # identical (other video), identical (self video), mirrored
+    assert len(groups) == 4  # third person: identical (other video, self video), mirrored; other_view identical
     imitation = json.loads((out / "imitation" / "metrics.json").read_text())["summary"]
-    assert set(imitation) == {"identical", "mirrored"}
-    assert "inverse_shared_selfvideo" in imitation["identical"]
+    assert set(imitation) == {f"{view} | trained on {a} -> watching {w}" for view, a in
+                              (("third_person", "identical"), ("third_person", "mirrored"), ("other_view", "identical"))
+                              for w in (a, "held_out_color")}
+    assert "inverse [shared_selfvideo]" in imitation["third_person | trained on identical -> watching identical"]
     timings = json.loads((out / "timings.json").read_text())
     assert {"collect", "train", "analyze", "imitate", "spillover", "videos"} <= set(timings["stages_s"])
-    model = out / "runs" / "identical" / "shared__seed0" / "model.pt"
+    model = out / "runs" / "third_person" / "identical" / "shared__seed0" / "model.pt"
     stamp = model.stat().st_mtime_ns
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
     assert model.stat().st_mtime_ns == stamp  # finished runs are not retrained
@@ -76,7 +83,7 @@ def test_the_page_links_only_files_that_exist_and_puts_the_verdicts_first(tiny_s
     out, _ = tiny_study
     page = (out / "index.html").read_text()
     links = linked_files(page)
-    assert {"videos/identical.mp4", "videos/mirrored.mp4"} <= set(links)
+    assert {"videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4"} <= set(links)
     assert any(link.endswith(".png") for link in links)
     assert all((out / link).is_file() for link in links), [link for link in links if not (out / link).is_file()]
     order = [page.index(marker) for marker in ('id="verdicts"', 'id="embodied"', 'id="imitation"', 'id="spillover"')]

@@ -30,9 +30,11 @@ AnalyzeConfig = MeasureSettings  # the analysis knobs of the embodied study are 
 
 
 def group_key(run: Run) -> str:
-    """Runs that differ only by condition and seed form one group: appearance, inverse data, loss weight."""
+    """Runs that differ only by condition and seed form one group: what they watched (appearance, view), inverse
+    data, loss weight, perform grounding."""
     c = run.config
-    return f"{run.other_appearance}, inverse_data={c.inverse_source}, inverse_weight={c.inverse_weight:g}"
+    return (f"{run.watched}, inverse_data={c.inverse_source}, inverse_weight={c.inverse_weight:g}, "
+            f"grounding={c.perform_grounding}")
 
 
 def slug(text: str) -> str:
@@ -87,7 +89,7 @@ def analyze_run(run_dir: str, data_path: str, settings: MeasureSettings, act_pat
                                              held["actions"], run.config.seed, settings)
     arrays.update(perform=held["perform"], observe=held["observe"], actions=held["actions"])
     row: dict[str, Any] = {"run": str(run.dir), "condition": run.config.condition, "seed": run.config.seed,
-                           "other_appearance": run.other_appearance, "inverse_data": run.config.inverse_source,
+                           "other_appearance": run.watched, "inverse_data": run.config.inverse_source,
                            "inverse_weight": run.config.inverse_weight, "inverse_r2": acts.meta["inverse_r2"],
                            "inverse_r2_babble": acts.meta.get("inverse_r2_babble", float("nan")),
                            "forward_mse": acts.meta["forward_mse"], "n_held_out": int(held["actions"].shape[0]),

@@ -88,9 +88,9 @@ def check_runs(runs: list[Path], analysis: Path) -> list[tuple[Any, Any]]:
             raise UserError(f"run {run.dir}: {held} held-out episodes, spillover needs at least {MIN_HELD_OUT}")
         if len(acts.episode_ids) - held < 2:
             raise UserError(f"run {run.dir}: fewer than 2 training episodes to fit a value head on")
-        first = datasets.setdefault(run.other_appearance, (run.data_fingerprint, run.dir))
+        first = datasets.setdefault(run.watched, (run.data_fingerprint, run.dir))
         if first[0] != run.data_fingerprint:
-            raise UserError(f"--runs: {run.dir} and {first[1]} show the {run.other_appearance} other arm but come "
+            raise UserError(f"--runs: {run.dir} and {first[1]} show the other arm as {run.watched} but come "
                             "from different datasets; give one dataset per appearance")
         loaded.append((run, acts))
     return loaded
@@ -109,7 +109,7 @@ def spillover(runs: list[Path], analysis: Path, out: Path, config: SpilloverConf
     for run, acts in loaded:
         result = spill_run(acts, run.config.seed, config)
         result["half_life"] = half_life(np.array(result["curve_updates"]), np.array(result["curve_relative"]))
-        rows.append({"run": str(run.dir), "appearance": run.other_appearance, "condition": run.name.split("__")[0],
+        rows.append({"run": str(run.dir), "appearance": run.watched, "condition": run.name.split("__")[0],
                      "seed": run.config.seed, **result, **mirror.get(str(run.dir), {})})
     metrics = provenance(config)
     metrics["spillover"] = metrics.pop("config")
