@@ -18,7 +18,7 @@ re-running the core. Format: one `.npz` (numpy's zip of `.npy` arrays; read with
 | `babble_ids`       | [M] int64           | babble episode ids (M may be 0)                                 |
 | `babble_perform`, `babble_self_observe` | [M, T, H] float32 | the same runs on the self arm's babbling |
 | `babble_distance`  | [M, T+1] float64    | the self arm's distance to its target while babbling            |
-| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2` and `forward_mse` on the held-out episodes, `inverse_r2_babble` (the inverse head on the self arm's own babbling video, on the babble episodes it never learnt from; NaN when there are none), `format_version` |
+| `meta`             | 0-d str (JSON)      | run folder and name, condition, seed, other_appearance, dataset fingerprint and path, `inverse_r2`, `forward_mse` and `forward_action_sensitivity` (forward error with another held-out episode's actions over the error with the true ones) on the held-out episodes, `inverse_r2_babble` (the inverse head on the self arm's own babbling video, on the babble episodes it never learnt from; NaN when there are none), `format_version` |
 
 Timestep t of every [.., T, ..] array is action t and the state it produced.
 """
@@ -123,7 +123,7 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
     demo_refs = dataset.episodes("demo")
     babble_refs = dataset.episodes("babble")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _ARRAYS}
-    mse_sum, mse_n = 0.0, 0
+    mse_sum, mse_n, shuffled_sum, shuffled_n = 0.0, 0, 0.0, 0
     babble_truth: list[np.ndarray] = []
     babble_inferred: list[np.ndarray] = []
     for kind, refs in (("demo", demo_refs), ("babble", babble_refs)):
@@ -159,6 +159,11 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
                 target = frames_as_targets(torch.from_numpy(own[mask][:, 1:])).numpy()
                 mse_sum += float(((watched.forward_prediction[mask] - target) ** 2).mean()) * int(mask.sum())
                 mse_n += int(mask.sum())
+            if mask.sum() >= 2:  # the same starts, each with another held-out episode's actions
+                other = record(model, np.roll(actions[mask], 1, axis=0), observed_input(own[mask], window),
+                               batch_size, None if start is None else start[mask])
+                shuffled_sum += float(((other.forward_prediction - target) ** 2).mean()) * int(mask.sum())
+                shuffled_n += int(mask.sum())
     T, H, A = dataset.header.max_steps, model.hidden_size, dataset.header.action_dim
     empty = {"babble_ids": np.zeros(0, np.int64), "babble_perform": np.zeros((0, T, H), np.float32),
              "babble_self_observe": np.zeros((0, T, H), np.float32), "babble_distance": np.zeros((0, T + 1))}
@@ -171,6 +176,10 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
             "other_appearance": run.other_appearance, "data_fingerprint": run.data_fingerprint,
             "data_path": str(dataset.path), "inverse_r2": inverse_r2,
             "forward_mse": mse_sum / mse_n if mse_n else float("nan"),
+            # Action sensitivity: the forward error with another episode's actions over the error with the true
+            # ones (1: the forward head ignores the actions).
+            "forward_action_sensitivity": (shuffled_sum / shuffled_n) / (mse_sum / mse_n) if shuffled_n and mse_sum
+            else float("nan"),
             # Random actions the inverse head never learnt from: no policy to recognise, so only reading the
             # movement scores here (NaN when no babbling episode was held out of the inverse head's data).
             "inverse_r2_babble": _pooled_r2(babble_truth, babble_inferred)}

@@ -59,6 +59,7 @@ class ImitateConfig:
     plan_iterations: int = 100     # the mirror-system planner: Adam steps of the first plan
     replan_every: int = 25         # ... and of each re-plan every this many steps (0: never)
     replan_iterations: int = 30
+    patching: bool = True          # activation patching on the mirror_conditions' cores (agents/patching.py)
     bootstrap: int = 2000          # resamples of (seeds, videos) for the intervals
     workers: int = 1               # (dataset, seed) jobs scored in parallel
     device: str = "cpu"            # where the cores and the frame policies run ("auto": a GPU if visible)

@@ -27,12 +27,13 @@ EMBODIED_COLUMNS = [("frac_r_gt_0.75", True), ("frac_abs_r_gt_0.6", True), ("max
                     ("n_mirror_fdr", False), ("n_mirror_bonferroni", False), ("n_anti_mirror_fdr", False),
                     ("inverse_r2", False), ("inverse_r2_ceiling", False), ("inverse_r2_of_ceiling", False),
                     ("inverse_r2_policy", False), ("inverse_r2_babble", False), ("forward_mse", False),
-                    ("decode_perform_to_observe", False),
+                    ("forward_action_sensitivity", False), ("decode_perform_to_observe", False),
                     ("decode_observe_to_perform", False), ("decode_chance", False)]
 
 ACROSS_GROUPS = [("n_mirror_fdr", False), ("frac_abs_r_gt_0.6", True), ("aligned_cka_debiased_excess", False),
                  ("decode_perform_to_observe_zscored", False), ("inverse_r2", False), ("inverse_r2_ceiling", False),
-                 ("inverse_r2_of_ceiling", False), ("inverse_r2_policy", False), ("inverse_r2_babble", False)]
+                 ("inverse_r2_of_ceiling", False), ("inverse_r2_policy", False), ("inverse_r2_babble", False),
+                 ("forward_action_sensitivity", False)]
 
 
 # Seed 000's tuning parameter: the measures drawn against the loss weight of the inverse objective.
@@ -128,6 +129,9 @@ def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], 
         "than reading the movement. `inverse_r2_babble`: the inverse head on the self arm's own motor babbling",
         "(random actions, never an input of the inverse head's training): no policy to recognise there, so",
         "this R^2 comes only from reading the movement (in another body's view than the one it learnt from).",
+        "`forward_action_sensitivity`: the forward head's pixel error when each held-out episode is performed",
+        "from its own start with another held-out episode's actions, over its error with the true actions (1:",
+        "the prediction ignores the actions; a forward model that knows where the arm starts should be well above).",
         f"Git commit {metrics.get('git_commit')}; analysis wall time {metrics['wall_time_s']:.0f} s.",
         "",
         "## Across groups (shared core)",

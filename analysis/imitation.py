@@ -112,8 +112,27 @@ def fmt_interval(stat: dict[str, float], percent: bool = True) -> str:
     return f"{stat['mean']:.3f} [{stat['low']:.3f}, {stat['high']:.3f}]"
 
 
+def patching_summary(rows: list[dict[str, Any]], n_boot: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Per (view, trained_on, core): the distance to the source video's target under the patch from it, under
+    the control patch from an unrelated video, and their paired difference (control minus patched: > 0 when
+    the watched state carries the source's goal), each with a crossed bootstrap over seeds and sources."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["view"], r["trained_on"], r["core"]), []).append(r)
+    out = []
+    for (view, trained_on, core), group in groups.items():
+        for r in group:
+            r["effect"] = r["control_to_source"] - r["to_source"]
+        matrix = lambda key: cell_matrix([{**r, "episode_id": r["source"]} for r in group], key)  # noqa: E731
+        out.append({"view": view, "trained_on": trained_on, "core": core,
+                    **{k: bootstrap_mean(matrix(k), n_boot, seed) for k in
+                       ("to_source", "control_to_source", "to_host", "effect", "success_at_source")}})
+    return out
+
+
 def report(summary: dict[str, dict[str, dict[str, Any]]], goals: dict[str, Any],
-           records: dict[str, dict[str, Any]], correlations: list[dict[str, Any]]) -> str:
+           records: dict[str, dict[str, Any]], correlations: list[dict[str, Any]],
+           patching: list[dict[str, Any]] = ()) -> str:
     lines = ["# Imitation from video: the task only in the video", "",
              "The self arm starts where the other did, but nothing it sees holds the target: no target in its",
              "state and none drawn in its camera, in training as at test. The target is only in the other arm's",
@@ -143,6 +162,20 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], goals: dict[str, Any],
             if t["best_mirror"]:
                 lines.append(f"Best mirror-system method `{t['best_mirror']}` {t['best_mirror_success']:.0%}: "
                              f"{t['mirror_gap_points']:.0f} points below the best.")
+        lines.append("")
+    if patching:
+        lines += ["## Activation patching: does the watched state carry the watched goal?", "",
+                  "The core's final observe-mode state while watching video A, patched in as the goal of the",
+                  "goal-inference planner from another demonstration's start (B); the control patches the state of",
+                  "an unrelated video C. Distances (m) from the final fingertip to A's target; the effect is the",
+                  "control's distance minus the patched one (> 0: the state steers toward A's goal).", "",
+                  "| view | trained on | core | to A (patched from A) | to A (patched from C) | effect | success at A "
+                  "| to B's own target | n |", "|---|---|---|---|---|---|---|---|---|"]
+        for p in patching:
+            lines.append(f"| {p['view']} | {p['trained_on']} | {p['core']} | {fmt_interval(p['to_source'], False)} | "
+                         f"{fmt_interval(p['control_to_source'], False)} | {fmt_interval(p['effect'], False)} | "
+                         f"{fmt_interval(p['success_at_source'])} | {fmt_interval(p['to_host'], False)} | "
+                         f"{p['effect']['n_seeds']} x {p['effect']['n_videos']} |")
         lines.append("")
     if correlations:
         lines += ["## Does imitation track the mirror measures? (across runs)", "",

@@ -119,6 +119,9 @@ def test_analyze_writes_the_replication_structure(dataset, tmp_path):
     assert acts.meta["inverse_r2"] == row["inverse_r2"] and acts.meta["condition"] == "shared"
     # The motion-only check: the inverse head on the self arm's babbling, scored for every "other" run.
     assert np.isfinite(row["inverse_r2_babble"]) and acts.meta["inverse_r2_babble"] == row["inverse_r2_babble"]
+    # The forward head performs every held-out start with another episode's actions too: a ratio of errors.
+    assert acts.meta["forward_action_sensitivity"] > 0 and row["forward_action_sensitivity"] == \
+        acts.meta["forward_action_sensitivity"]
     assert "Does the claim hold?" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="already holds results"):
         analyze(runs, out, TINY_ANALYSIS)

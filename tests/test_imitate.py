@@ -189,7 +189,14 @@ def test_imitate_scores_every_method_with_the_task_only_in_the_video(analyzed_ru
     assert all(r["success"] == r["success_specular"] for r in rows)  # no mirrored arm: the two goals coincide
     assert all(r["trajectory_error"] > 0 for r in rows if r["method"] == "random")
     assert all(r["expert_queries"] == 1 * 1 * 50 for r in rows if r["method"] == "dagger")
+    # Activation patching on the planning core: each test video patched into the next one's start, 3 triples.
+    sources = [r["episode_id"] for r in oracle if r["appearance"] == "identical"]
+    assert [(p["source"], p["host"], p["control"]) for p in result["patching"]] == \
+        [(sources[i], sources[(i + 1) % 3], sources[(i + 2) % 3]) for i in range(3)]
+    assert all(p["core"] == "shared" and p["to_source"] >= 0 for p in result["patching"])
     metrics = json.loads((out / "metrics.json").read_text())
+    (patch,) = metrics["patching"]
+    assert patch["effect"]["n_videos"] == 3 and "Activation patching" in (out / "report.md").read_text()
     table = metrics["summary"]["other_view | trained on identical -> watching identical"]
     assert table["oracle"]["success"]["mean"] == 1.0 and table["goal_given"]["success"]["mean"] == 1.0
     assert table["oracle"]["success"]["n_seeds"] == 1 and table["inverse [shared]"]["success"]["n_videos"] == 3

@@ -53,12 +53,14 @@ def _score(method: Method, ctx: Context, oracle_tips: dict, base: dict[str, Any]
     return rows
 
 
-def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed: int) -> list[dict[str, Any]]:
-    """Every method on the test videos of one dataset for one seed (a runner job): rows of scores."""
+def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed: int) -> dict[str, list]:
+    """Every method on the test videos of one dataset for one seed (a runner job): rows of scores, and the
+    activation-patching rows of the cores that plan."""
     import torch
     from threadpoolctl import threadpool_limits
 
     from mirrorlab.agents.imitation_task import ImitationTask
+    from mirrorlab.agents.patching import patch_rows
 
     # Small CNNs: extra threads only spin against each other (and against parallel jobs).
     torch.set_num_threads(1)
@@ -73,6 +75,7 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
         ctx = Context(task, config, seed, device, make_expert(task))
         base = {"view": task.header.observe_camera, "trained_on": task.appearance, "data": data_path}
         rows: list[dict[str, Any]] = []
+        patches: list[dict[str, Any]] = []
         for method in METHODS:
             if not method.per_run and not _skip(method, config, task):
                 rows += _score(method, ctx, oracle_tips, base)
@@ -82,7 +85,10 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
             for method in METHODS:
                 if method.per_run and not _skip(method, config, task, run):
                     rows += _score(method, ctx, oracle_tips, {**base, "core": ctx.core.label, "run": str(run.dir)})
-        return rows
+            if config.patching and run.config.condition in config.mirror_conditions:
+                patches += [{**base, "appearance": task.appearance, "core": ctx.core.label, "run": str(run.dir),
+                             "seed": seed, **p} for p in patch_rows(task, ctx.core, config, seed)]
+        return {"rows": rows, "patching": patches}
     finally:
         task.close()
 
@@ -152,7 +158,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     mirror = mirror_measures_by_run(analysis, MIRROR_MEASURES)
     claim_output_dir(out, "imitate", force=force)
     started = time.perf_counter()
-    results: dict[str, list[dict[str, Any]]] = {}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     jobs = [Job(f"{d}#seed{seed}", imitate_dataset,
                 (d, [str(r.dir) for r in group if r.config.seed == seed], config, seed),
                 cost=sum(r.config.seed == seed for r in group))
@@ -160,7 +166,9 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     with tqdm(total=len(jobs), desc="imitate", unit="job", disable=not show_progress) as bar:
         run_jobs(jobs, lambda job, rows: (results.__setitem__(job.key, rows), bar.update(1)),
                  workers=resolve_workers(config.workers), ray_address=ray_address)
-    rows = [row for job in jobs for row in results[job.key]]  # in submission order: rows do not depend on timing
+    # In submission order: rows do not depend on timing.
+    rows = [row for job in jobs for row in results[job.key]["rows"]]
+    patches = [row for job in jobs for row in results[job.key]["patching"]]
     metrics = provenance(config)
     metrics["imitation"] = metrics.pop("config")
     metrics["runs"] = [str(r) for r in runs]
@@ -168,15 +176,18 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     metrics["summary"] = stats.summarise(rows, config.bootstrap, config.seed)
     metrics["targets"] = stats.targets(metrics["summary"], METHOD_RECORDS)
     metrics["mirror_vs_imitation"] = correlate_with_mirroring(rows, mirror)
+    metrics["patching"] = stats.patching_summary(patches, config.bootstrap, config.seed)
     metrics["wall_time_s"] = time.perf_counter() - started
     atomic_write_text(out / "imitation.csv", csv_text(rows, ["view", "trained_on", "appearance", "method", "core",
                                                              "seed", "run", "episode_id", *stats.SCORES,
                                                              "expert_queries", "data"]))
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_bytes(out / "figures" / "success_by_method.png", _figure(metrics["summary"]))
+    if patches:
+        atomic_write_text(out / "patching.csv", csv_text(patches, list(patches[0])))
     atomic_write_text(out / "report.md", stats.report(metrics["summary"], metrics["targets"], METHOD_RECORDS,
-                                                      metrics["mirror_vs_imitation"]))
-    return {"metrics": metrics, "report": out / "report.md", "rows": rows}
+                                                      metrics["mirror_vs_imitation"], metrics["patching"]))
+    return {"metrics": metrics, "report": out / "report.md", "rows": rows, "patching": patches}
 
 
 def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]]) -> list[dict[str, Any]]:

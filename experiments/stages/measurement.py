@@ -92,7 +92,9 @@ def analyze_run(run_dir: str, data_path: str, settings: MeasureSettings, act_pat
                            "other_appearance": run.watched, "inverse_data": run.config.inverse_source,
                            "inverse_weight": run.config.inverse_weight, "inverse_r2": acts.meta["inverse_r2"],
                            "inverse_r2_babble": acts.meta.get("inverse_r2_babble", float("nan")),
-                           "forward_mse": acts.meta["forward_mse"], "n_held_out": int(held["actions"].shape[0]),
+                           "forward_mse": acts.meta["forward_mse"],
+                           "forward_action_sensitivity": acts.meta.get("forward_action_sensitivity", float("nan")),
+                           "n_held_out": int(held["actions"].shape[0]),
                            "activations": str(act_path), **measured}
     return {"row": row, "arrays": arrays}
 
