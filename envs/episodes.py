@@ -4,16 +4,60 @@ Collection (both sides of a paired episode), pairing verification, imitation, de
 evaluation, rendering and the perform-vs-observe videos all run episodes through `rollout`, so an
 episode means the same thing everywhere: `reset(seed)`, then `n_steps` actions from `act(obs, t)`,
 each clipped to the action space before it is executed *and* before it is recorded (what is stored
-is what the arm did).
+is what the arm did). Every env an episode runs in is made by `make_arm_env`, which takes env ids only
+from the registered `mirrorlab/...` ids: an id read from a file (`module:Env-v0`) would otherwise make
+gymnasium import that module before anything is checked.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
 
+from mirrorlab.errors import UserError
+
 Actor = Callable[[Any, int], np.ndarray]
+
+
+def check_env_id(env_id: Any, where: str) -> str:
+    """An env id that is one of the registered `mirrorlab/...` ids (never a `module:Env` path to import)."""
+    from mirrorlab import envs
+
+    if not isinstance(env_id, str) or env_id not in envs.ENV_IDS:
+        raise UserError(f"{where}: env id {str(env_id)[:80]!r} is not a mirrorlab env; expected one of "
+                        f"{', '.join(envs.ENV_IDS)}")
+    return env_id
+
+
+def check_env_kwargs(kwargs: Any, where: str) -> dict[str, Any]:
+    """Env kwargs read from a file: an object of plain values, numbers finite, frames for files only."""
+    if not isinstance(kwargs, dict):
+        raise UserError(f"{where}: env kwargs must be an object, got {type(kwargs).__name__}")
+    for key, value in kwargs.items():
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise UserError(f"{where}: env kwarg {key!r} must be a plain value, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{where}: env kwarg {key!r} must be a finite number, got {value}")
+    if kwargs.get("render_mode") not in (None, "rgb_array"):
+        raise UserError(f"{where}: env kwarg render_mode={kwargs['render_mode']!r}: mirrorlab envs render "
+                        "\"rgb_array\" only (frames for files, never a window)")
+    return kwargs
+
+
+def make_arm_env(env_id: Any, where: str, **kwargs: Any):
+    """`gymnasium.make` of a registered mirrorlab env; a bad id or kwarg is one line naming `where`."""
+    import gymnasium as gym
+
+    import mirrorlab.envs  # noqa: F401  (registers the ids)
+
+    check_env_id(env_id, where)
+    check_env_kwargs(kwargs, where)
+    try:
+        return gym.make(env_id, **kwargs)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise UserError(f"{where}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
 def rollout(env, seed: int, act: Actor, *, camera: str | None = None, frame_size: int | None = None,

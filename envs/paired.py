@@ -14,6 +14,14 @@ re-simulates stored episodes from their seeds and compares frames and propriocep
 | `manifest.json`     | format, version, header, collect config + provenance, completed shards (size and SHA-256 of each file), the dataset `fingerprint` |
 | `shard-NNNNN.h5`    | one chunk of episodes of one kind; written under a temp name, renamed when complete |
 
+The manifest is the only list of shards: each name must be a plain file name inside the folder (no
+path, no symbolic link), and every reader compares each shard's size and SHA-256 with the manifest's
+before reading it, so a shard swapped for another dataset's is refused. A manifest that says
+`complete: false` (collection killed or still running) is refused by every reader. Shards are opened
+so that nothing outside the file is read: a soft or external link, a dataset stored in an external
+file and a virtual dataset are all refused; the header's `env_id` must be a registered
+`mirrorlab/...` id before any env is made from it.
+
 The **fingerprint** is the SHA-256 of the header and of every episode's content hash: two datasets
 have the same fingerprint exactly when they hold the same episodes. Every trained run records the
 fingerprint of its dataset, and every command that pairs a run with data refuses a mismatch.
@@ -73,9 +81,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from mirrorlab.envs.episodes import replay
+from mirrorlab.envs.episodes import check_env_id, check_env_kwargs, make_arm_env, replay
 from mirrorlab.errors import UserError
-from mirrorlab.files import atomic_write_json, temp_path_for
+from mirrorlab.files import (
+    atomic_write_json,
+    check_value,
+    contained_path,
+    parse_json,
+    read_json,
+    refuse_symlinks,
+    temp_path_for,
+)
 
 FORMAT = "mirrorlab-paired"
 FORMAT_VERSION = 3
@@ -183,11 +199,17 @@ class Header:
 
     def make_env(self, actor: str, **overrides: Any):
         """An env of this dataset driving `actor` (state observations; frames come from render_camera)."""
-        import gymnasium as gym
+        return make_arm_env(self.env_id, f"dataset of {self.env_id!r}: env_kwargs",
+                            **{"actor": actor, "obs_mode": "state", **self.kwargs, **overrides})
 
-        import mirrorlab.envs  # noqa: F401  (registers the ids)
-
-        return gym.make(self.env_id, **{"actor": actor, "obs_mode": "state", **self.kwargs, **overrides})
+    def check(self, where: str) -> "Header":
+        """The header of a file from elsewhere: a registered env id, env kwargs an object of finite values."""
+        check_env_id(self.env_id, f"{where}: header env_id")
+        check_env_kwargs(parse_json(self.env_kwargs, f"{where}: header env_kwargs"), f"{where}: header env_kwargs")
+        for name in ("frame_size", "action_dim", "max_steps"):
+            if not 0 < getattr(self, name) <= 100_000:
+                raise PairedDataError(f"{where}: header {name} is {getattr(self, name)}, expected 1..100000")
+        return self
 
 
 def make_header(env_id: str, env_kwargs: dict[str, Any], demonstrator: str,
@@ -288,22 +310,59 @@ class ShardWriter:
 
 
 # --- the manifest -------------------------------------------------------------------------------------------
+_MANIFEST_SCHEMA = {"format": str, "format_version": int, "shards": dict, "complete": bool}
+_SHARD_SCHEMA = {"name": str, "size": int, "sha256": str}
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a dataset folder, checked for format and version."""
+    """The manifest of a dataset folder, checked for format, version and the type of each key."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise PairedDataError(f"{folder}: not a dataset folder: {path} is missing")
     try:
-        data = json.loads(path.read_text())
-        shards = data["shards"]
-        if data.get("format") != FORMAT or not isinstance(shards, dict):
-            raise KeyError("format")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise PairedDataError(f"{path}: not a mirrorlab dataset manifest ({type(err).__name__}: {err})") from None
-    if data.get("format_version") != FORMAT_VERSION:
+        refuse_symlinks([path], f"dataset {folder}")
+        data = read_json(path, schema=_MANIFEST_SCHEMA)
+    except PairedDataError:
+        raise
+    except UserError as err:
+        raise PairedDataError(f"{err} (not a mirrorlab dataset manifest)") from None
+    if data["format"] != FORMAT:
+        raise PairedDataError(f"{path}: format {data['format'][:60]!r}, expected {FORMAT!r}")
+    if data["format_version"] != FORMAT_VERSION:
         raise PairedDataError(f"{path}: dataset format version {data.get('format_version')}, this mirrorlab reads "
                               f"version {FORMAT_VERSION}; recollect it with `mirrorlab collect --force`")
     return data
+
+
+def manifest_shards(folder: Path, manifest: dict[str, Any], require_complete: bool = True) -> list[Path]:
+    """The shard files a manifest lists, each a plain name inside `folder`, byte for byte the file it
+    recorded (size and SHA-256); with `require_complete`, a collection that never finished is refused."""
+    path = folder / MANIFEST
+    if require_complete and manifest["complete"] is not True:
+        raise PairedDataError(f"{path}: the collection is not complete (complete: false; killed, or still "
+                              f"running); finish it by rerunning the `mirrorlab collect --out {folder}` command "
+                              "that made it, with the same settings")
+    shards = []
+    for key, entry in sorted(manifest["shards"].items()):
+        try:
+            check_value(entry, dict, f"{path}: key 'shards' entry {key[:40]!r}")
+            for name, types in _SHARD_SCHEMA.items():
+                check_value(entry.get(name), types, f"{path}: key 'shards' entry {key[:40]!r}: {name}")
+            shard = contained_path(folder, key, f"{path}: shard name")
+        except PairedDataError:
+            raise
+        except UserError as err:
+            raise PairedDataError(str(err)) from None
+        if entry["name"] != key:
+            raise PairedDataError(f"{path}: shard entry {key!r} names the file {entry['name'][:40]!r}")
+        if not shard.is_file():
+            raise PairedDataError(f"{shard}: listed in {path} but missing; rerun the `mirrorlab collect` command "
+                                  "that made the dataset to redo it")
+        if not shard_intact(shard, entry):
+            raise PairedDataError(f"{shard}: its size or SHA-256 differs from what {path} recorded (changed or "
+                                  "swapped after collection); rerun `mirrorlab collect` on the folder to redo it")
+        shards.append(shard)
+    return shards
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict[str, Any]) -> None:
@@ -320,7 +379,8 @@ def shard_entry(path: Path, kind: str, episode_ids: list[int], episode_digests: 
 def shard_intact(path: Path, entry: dict[str, Any]) -> bool:
     """True when the shard on disk is byte for byte the one the manifest recorded."""
     try:
-        return path.is_file() and path.stat().st_size == entry.get("size") and file_sha256(path) == entry.get("sha256")
+        return (path.is_file() and not path.is_symlink() and path.stat().st_size == entry.get("size")
+                and file_sha256(path) == entry.get("sha256"))
     except OSError:
         return False
 
@@ -345,11 +405,33 @@ class EpisodeRef:
         return f"{self.shard}: episode {self.key}"
 
 
+def _refuse_links(handle, path: Path) -> None:
+    """Refuse anything in a shard that reads outside the file: soft and external links, datasets whose bytes
+    live in external files, virtual datasets (HDF5 follows all of these silently)."""
+    import h5py
+
+    def visit(name: str, link) -> str | None:  # a value stops the walk (raising inside it upsets h5py)
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+            return (f"{name} is a {type(link).__name__} (to {getattr(link, 'filename', '')}{link.path}); mirrorlab "
+                    "datasets hold only their own data, refusing it")
+        obj = handle.get(name)
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            return f"dataset {name} stores its data outside the file (external or virtual); refusing it"
+        return None
+
+    found = handle.visititems_links(visit)
+    if found is not None:
+        raise PairedDataError(f"{path}: {found}")
+
+
 def open_shard(path: str | os.PathLike):
-    """Open a shard read-only, naming the file in any error (missing, truncated, not HDF5, not ours)."""
+    """Open a shard read-only, naming the file in any error (missing, truncated, not HDF5, not ours, or
+    reaching outside itself)."""
     import h5py
 
     path = Path(path)
+    if path.is_symlink():
+        raise PairedDataError(f"{path}: is a symbolic link; a dataset holds its own shard files")
     if not path.is_file():
         raise PairedDataError(f"{path}: no such dataset file")
     try:
@@ -357,9 +439,17 @@ def open_shard(path: str | os.PathLike):
     except _H5_ERRORS as err:
         raise PairedDataError(f"{path}: not a readable HDF5 file (truncated, or not a mirrorlab dataset): {err}; "
                               "restore it or recollect the dataset") from None
-    if handle.attrs.get("format") != FORMAT:
+    try:
+        if handle.attrs.get("format") != FORMAT:
+            raise PairedDataError(f"{path}: not a mirrorlab paired dataset (no format={FORMAT!r} attribute)")
+        _refuse_links(handle, path)
+    except PairedDataError:
         handle.close()
-        raise PairedDataError(f"{path}: not a mirrorlab paired dataset (no format={FORMAT!r} attribute)")
+        raise
+    except _H5_ERRORS as err:
+        handle.close()
+        raise PairedDataError(f"{path}: unreadable structure ({type(err).__name__}: {err}); the file is damaged"
+                              ) from None
     return handle
 
 
@@ -377,10 +467,18 @@ def read_header(handle, path: str | os.PathLike) -> Header:
                               "on the dataset folder to redo it")
     try:
         fields = {name: attrs[name] for name in Header.__dataclass_fields__}
+        header = Header(**{k: (int(v) if k in ("frame_size", "action_dim", "max_steps") else str(v))
+                           for k, v in fields.items()})
     except KeyError as err:
         raise PairedDataError(f"{path}: header attribute {err} is missing") from None
-    return Header(**{k: (int(v) if k in ("frame_size", "action_dim", "max_steps") else str(v))
-                     for k, v in fields.items()})
+    except (TypeError, ValueError, OverflowError) as err:
+        raise PairedDataError(f"{path}: a header attribute has the wrong type ({err})") from None
+    try:
+        return header.check(str(path))
+    except PairedDataError:
+        raise
+    except UserError as err:
+        raise PairedDataError(str(err)) from None
 
 
 def check_episode(group, header: Header, kind: str, where: str, content: bool = True) -> dict[str, Any] | None:
@@ -441,13 +539,15 @@ def check_episode(group, header: Header, kind: str, where: str, content: bool = 
 class PairedDataset:
     """Index and read a dataset folder (or one shard); reads are lazy, per episode, every read checked.
 
-    `expect_env_id`, if given, must match the dataset's env. File handles are opened on first use in
-    each process (safe with DataLoader workers) and closed by `close()`.
+    `expect_env_id`, if given, must match the dataset's env. A dataset whose manifest says it is not
+    complete is refused unless `require_complete` is False (only the collector, verifying its own
+    work before it marks it complete). File handles are opened on first use in each process (safe
+    with DataLoader workers) and closed by `close()`.
     """
 
-    def __init__(self, path: str | os.PathLike, expect_env_id: str | None = None):
+    def __init__(self, path: str | os.PathLike, expect_env_id: str | None = None, require_complete: bool = True):
         self.path = Path(path)
-        self.shards = self._shard_paths()
+        self.shards = self._shard_paths(require_complete)
         self.header: Header | None = None
         self.refs: list[EpisodeRef] = []
         for shard in self.shards:
@@ -475,12 +575,12 @@ class PairedDataset:
         self._handles: dict[str, Any] = {}
         self._pid = os.getpid()
 
-    def _shard_paths(self) -> list[Path]:
+    def _shard_paths(self, require_complete: bool) -> list[Path]:
         if self.path.is_file():
             return [self.path]
         if not self.path.is_dir():
             raise PairedDataError(f"{self.path}: no such dataset (a folder written by `mirrorlab collect`, or a shard)")
-        return [self.path / name for name in sorted(read_manifest(self.path)["shards"])]
+        return manifest_shards(self.path, read_manifest(self.path), require_complete)
 
     @staticmethod
     def _index(handle, shard: Path) -> Iterator[EpisodeRef]:
@@ -572,13 +672,13 @@ def check_fingerprint(expected: str, dataset: PairedDataset, who: str) -> None:
 
 
 def verify_pairing(path: str | os.PathLike, n_episodes: int | None = 4, seed: int = 0,
-                   kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
+                   kinds: tuple[str, ...] = KINDS, require_complete: bool = True) -> dict[str, Any]:
     """Re-simulate stored actions from stored seeds; every frame and joint state must match bit for bit.
 
     Checks `n_episodes` episodes drawn at random (with `seed`) from each kind, or all if None. Raises
     `PairingError` naming the file, episode, side, array and first differing step.
     """
-    dataset = PairedDataset(path)
+    dataset = PairedDataset(path, require_complete=require_complete)
     header = dataset.header
     rng = np.random.default_rng(seed)
     checked: list[str] = []

@@ -7,7 +7,6 @@ subset of its fields; `--set`-style overrides are validated the same way, before
 from __future__ import annotations
 
 import dataclasses
-import json
 import tomllib
 import types
 import typing
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mirrorlab.errors import UserError
+from mirrorlab.files import MAX_JSON_DEPTH, json_depth, parse_json, read_text
 
 C = TypeVar("C")
 
@@ -78,21 +78,25 @@ def replace_checked(config: C, updates: dict[str, Any], source: str) -> C:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A flat mapping from a .toml or .json file."""
+    """A flat mapping from a .toml or .json file (size and nesting limited as every JSON the tool reads)."""
     path = Path(path)
+    label = f"config file {path}"
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(path.read_text())
-        elif path.suffix == ".json":
-            data = json.loads(path.read_text())
-        else:
-            raise UserError(f"config file {path}: expected a .toml or .json file")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"config file {path}: not valid {path.suffix[1:].upper()}: {err}") from None
+    if path.suffix not in (".toml", ".json"):
+        raise UserError(f"config file {path}: expected a .toml or .json file")
+    text = read_text(path, label)
+    if path.suffix == ".json":
+        data = parse_json(text, label)
+    else:
+        if json_depth(text) > MAX_JSON_DEPTH:  # brackets nest the same way in TOML's arrays and inline tables
+            raise UserError(f"{label}: nested more than {MAX_JSON_DEPTH} levels deep; not a config")
+        try:
+            data = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, RecursionError) as err:
+            raise UserError(f"{label}: not valid TOML: {err}") from None
     if not isinstance(data, dict):
-        raise UserError(f"config file {path}: expected a mapping of config keys at the top level")
+        raise UserError(f"{label}: expected a mapping of config keys at the top level")
     return data
 
 

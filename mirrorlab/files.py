@@ -6,7 +6,15 @@ debris that the next run of the same command recognises and removes, and nothing
 
 Every output folder a command creates holds a marker file (`MARKER`) naming that command. A folder is
 resumed or replaced (`--force`, `--fresh`) only when its marker names the same command; a folder the
-tool did not make, or made for another command, is refused, never deleted or overwritten.
+tool did not make, or made for another command, is refused, never deleted or overwritten. A command
+that writes one folder for a long time (collect) holds its lock file (`LOCK`) meanwhile, so a second
+writer is refused with one line instead of racing the first.
+
+Every file the tool reads back is untrusted (folders are shared between colleagues): JSON is read
+with a size and a nesting limit and checked against the keys and types its reader expects
+(`check_record`); names a file gives are resolved and must stay inside their folder; symbolic links
+in run folders and datasets are refused; a `.npz` member whose header declares more data than the
+member holds is refused before anything is allocated.
 """
 
 from __future__ import annotations
@@ -16,17 +24,23 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from mirrorlab.errors import UserError
 
 MARKER = ".mirrorlab-output.json"
+LOCK = ".mirrorlab-lock"
 TEMP_SUFFIX = ".mirrorlab-tmp"
+# Limits of the JSON files the tool reads: its own are far smaller (a manifest of 10^5 episodes is ~10 MB).
+MAX_JSON_BYTES = 256 << 20
+MAX_JSON_DEPTH = 64
 
 
 # --- atomic writes ------------------------------------------------------------------------------------
@@ -121,30 +135,150 @@ def write_outputs(out: str | os.PathLike, outputs: dict[str, str | bytes]) -> No
 
 
 # --- safe reads: every failure is one line naming the file ----------------------------------------------
-def read_json(path: str | os.PathLike, what: str = "") -> Any:
-    path = Path(path)
-    label = f"{what} {path}".strip()
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deeply brackets nest in JSON text (strings skipped), counted without recursion, so a file of
+    200k nested brackets is measured, not followed into a RecursionError."""
+    skeleton = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), np.uint8)
+    steps = np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64) - np.isin(skeleton, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def parse_json(text: str, label: str) -> Any:
+    """JSON text (from a file, an HDF5 attribute, an .npz member) parsed within `MAX_JSON_DEPTH`."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise UserError(f"{label}: JSON nested more than {MAX_JSON_DEPTH} levels deep; not a file mirrorlab wrote")
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{label}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as err:
         raise UserError(f"{label}: not readable JSON ({type(err).__name__}: {err}); restore or regenerate it"
                         ) from None
 
 
+def read_text(path: str | os.PathLike, label: str, max_bytes: int | None = None) -> str:
+    """A UTF-8 text file of at most `max_bytes` (default `MAX_JSON_BYTES`), every failure one line naming it."""
+    path = Path(path)
+    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{label}: {size} bytes, more than the {max_bytes} this file may hold; not a file "
+                            "mirrorlab wrote")
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{label}: not found") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{label}: not UTF-8 text (byte {err.start}); restore or regenerate it") from None
+    except OSError as err:
+        raise UserError(f"{label}: not readable ({err.strerror or err})") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "", schema: Mapping[str, Any] | None = None) -> Any:
+    """A JSON file within the size and depth limits; with `schema`, an object checked by `check_record`."""
+    label = f"{what} {Path(path)}".strip()
+    data = parse_json(read_text(path, label), label)
+    return data if schema is None else check_record(data, schema, label)
+
+
+def _type_name(types: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return " or ".join(names.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
+
+
+def is_json_type(value: Any, types: Any) -> bool:
+    """isinstance for JSON values, where an integer is a number but true is neither."""
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool):
+        return bool in types
+    if float in types and isinstance(value, int):
+        return True
+    return isinstance(value, types)
+
+
+def check_value(value: Any, types: Any, label: str) -> Any:
+    if not is_json_type(value, types):
+        raise UserError(f"{label}: expected {_type_name(types)}, got {type(value).__name__} {str(value)[:60]!r}")
+    return value
+
+
+def check_record(data: Any, schema: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """`data` must be an object holding every key of `schema` with a value of its type(s): one line naming
+    the file and key otherwise. Keys beyond the schema are left to the reader."""
+    check_value(data, dict, label)
+    for key, types in schema.items():
+        if key not in data:
+            raise UserError(f"{label}: missing key {key!r}")
+        check_value(data[key], types, f"{label}: key {key!r}")
+    return data
+
+
+def contained_path(folder: str | os.PathLike, name: Any, label: str) -> Path:
+    """`folder / name` for a file name read from a file: a plain name that resolves inside `folder`, and not
+    a symbolic link, or one line naming `label`."""
+    folder = Path(folder)
+    check_value(name, str, label)
+    path = folder / name
+    if Path(name).name != name or name.startswith(".") or "\0" in name:
+        raise UserError(f"{label}: {name[:80]!r} is not a file name inside {folder}; refusing to read outside it")
+    refuse_symlinks([path], label)
+    if path.resolve().parent != folder.resolve():
+        raise UserError(f"{label}: {name[:80]!r} resolves outside {folder}; refusing to read outside it")
+    return path
+
+
+def refuse_symlinks(paths: Iterable[Path], label: str) -> None:
+    """A symbolic link in a run folder or a dataset could swap in another run's weights or data unseen."""
+    for path in paths:
+        if path.is_symlink():
+            raise UserError(f"{label}: {path} is a symbolic link; mirrorlab reads only files stored in the folder "
+                            "itself (copy the file there instead)")
+
+
+def refuse_symlinks_in(folder: str | os.PathLike, label: str) -> None:
+    """`refuse_symlinks` for everything under `folder`."""
+    refuse_symlinks(sorted(Path(folder).rglob("*")), label)
+
+
+def _check_npz_sizes(path: Path, label: str) -> None:
+    """Refuse a member whose .npy header declares more bytes than the member holds (a crafted header of
+    10^12 floats would otherwise be allocated before a byte is read)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise UserError(f"{label}: member {info.filename} is .npy version {version}, not one "
+                                    "mirrorlab writes; refusing it")
+                shape, _fortran, dtype = read_header(member)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > info.file_size:
+                    raise UserError(f"{label}: member {info.filename} declares shape {shape} ({declared} bytes) but "
+                                    f"holds {info.file_size} bytes; refusing it")
+
+
 def load_npz(path: str | os.PathLike, what: str = "") -> dict[str, np.ndarray]:
-    """Every array of an .npz file, with pickles refused; a damaged file is one clear error."""
+    """Every array of an .npz file, with pickles refused and declared sizes checked against the bytes
+    stored; a damaged file is one clear error."""
     import zipfile
 
     path = Path(path)
     label = f"{what} {path}".strip()
     try:
+        _check_npz_sizes(path, label)
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise UserError(f"{label}: not found") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, UserError):
+            raise
         raise UserError(f"{label}: not a readable .npz array file ({type(err).__name__}: {err}); it may be "
                         "truncated: regenerate it") from None
 
@@ -199,13 +333,42 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str) -> Path:
 def folder_owner(folder: Path) -> str | None:
     """The command whose marker `folder` holds, or None (no marker, or an unreadable one)."""
     try:
-        return json.loads((folder / MARKER).read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
+        command = read_json(folder / MARKER, schema={"command": str})["command"]
+    except UserError:
         return None
+    return None if (folder / MARKER).is_symlink() else command
 
 
 def _holds_files(folder: Path) -> bool:
-    return folder.is_dir() and any(not _is_temp(p) for p in folder.iterdir() if p.name != MARKER)
+    return folder.is_dir() and any(not _is_temp(p) for p in folder.iterdir() if p.name not in (MARKER, LOCK))
+
+
+def _empty_folder(folder: Path) -> None:
+    """Delete everything in `folder` but its lock file, which the caller may hold (`--force`)."""
+    for child in folder.iterdir():
+        if child.name == LOCK:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _claim_refusal(out: Path, command: str, resume: bool, force: bool, what: str) -> None:
+    """Raise the refusal `claim_output_dir` would give, without writing anything."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{what} {out}: is a file, expected a folder")
+    if not _holds_files(out):
+        return
+    owner = folder_owner(out)
+    if owner is None:
+        raise UserError(f"{what} {out}: holds files that mirrorlab did not write (no {MARKER}); choose a new folder")
+    if owner != command:
+        raise UserError(f"{what} {out}: holds the results of `mirrorlab {owner}`, not of `mirrorlab {command}`; "
+                        "choose a new folder")
+    if not (force or resume):
+        raise UserError(f"{what} {out}: already holds results of `mirrorlab {command}`; pass --force to replace "
+                        "them" + (" or --resume to continue" if command in RESUMABLE else ""))
 
 
 def claim_output_dir(out: str | os.PathLike, command: str, *, resume: bool = False, force: bool = False,
@@ -218,29 +381,48 @@ def claim_output_dir(out: str | os.PathLike, command: str, *, resume: bool = Fal
     - made by another command, or holding files the tool did not make: refused, even with `force`.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{what} {out}: is a file, expected a folder")
+    _claim_refusal(out, command, resume, force, what)
     if _holds_files(out):
-        owner = folder_owner(out)
-        if owner is None:
-            raise UserError(f"{what} {out}: holds files that mirrorlab did not write (no {MARKER}); "
-                            "choose a new folder")
-        if owner != command:
-            raise UserError(f"{what} {out}: holds the results of `mirrorlab {owner}`, not of "
-                            f"`mirrorlab {command}`; choose a new folder")
         if force:
-            shutil.rmtree(out)
-        elif resume:
+            _empty_folder(out)
+        else:
             clean_stale_temps(out)
             return ensure_writable_dir(out, what)
-        else:
-            raise UserError(f"{what} {out}: already holds results of `mirrorlab {command}`; pass --force to "
-                            "replace them" + (" or --resume to continue" if command in RESUMABLE else ""))
     ensure_writable_dir(out, what)
     clean_stale_temps(out)
     if folder_owner(out) != command:
         atomic_write_json(out / MARKER, {"command": command, "format": "mirrorlab output folder"})
     return out
+
+
+@contextmanager
+def locked_output_dir(out: str | os.PathLike, command: str, *, resume: bool = False, force: bool = False,
+                      what: str = "--out") -> Iterator[Path]:
+    """`claim_output_dir`, holding the folder's lock file until the block ends: a second writer to the
+    same folder (another process, or this one) is refused with one line instead of racing this one.
+
+    The lock is an advisory `flock` on `LOCK` inside the folder, released by the OS when the process dies,
+    so a killed writer never leaves a folder locked. Nothing is written before the folder is known to be
+    one this command may use.
+    """
+    import fcntl
+
+    out = Path(out)
+    _claim_refusal(out, command, resume, force, what)
+    ensure_writable_dir(out, what)
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+            raise UserError(f"{what} {out}: another `mirrorlab {command}` ({holder}) is writing to this folder; "
+                            "wait for it to finish or choose another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        yield claim_output_dir(out, command, resume=resume, force=force, what=what)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 # Commands whose folders continue a killed run when given --resume (the others resume by default or

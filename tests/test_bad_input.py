@@ -208,8 +208,11 @@ def _truncated_replicate(w) -> str:
 
 
 def _corrupt_shard(w) -> str:
+    from tests.test_paired import reseal
+
     shard = sorted(w["data"].glob("shard-*.h5"))[0]
     shard.write_bytes(shard.read_bytes()[:3000])
+    reseal(w["data"])  # the manifest agrees: the shard's own bytes must be what is refused
     return str(w["data"])
 
 
@@ -230,9 +233,12 @@ def _other_dataset(w) -> str:
     """The same dataset with one episode's content changed: a different fingerprint."""
     import h5py
 
+    from tests.test_paired import reseal
+
     shard = sorted(w["data"].glob("shard-*.h5"))[0]
     with h5py.File(shard, "r+") as f:
         f["demo/000000"].attrs["content_sha256"] = "0" * 64
+    reseal(w["data"])
     return str(w["data"])
 
 

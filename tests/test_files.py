@@ -8,6 +8,7 @@ import pytest
 
 from mirrorlab.errors import UserError
 from mirrorlab.files import (
+    LOCK,
     MARKER,
     TEMP_SUFFIX,
     atomic_save_npz,
@@ -15,9 +16,11 @@ from mirrorlab.files import (
     atomic_write_text,
     check_new_file,
     claim_output_dir,
+    contained_path,
     ensure_writable_dir,
     load_npz,
     load_torch,
+    locked_output_dir,
     read_json,
 )
 from mirrorlab.provenance import provenance
@@ -156,3 +159,102 @@ def test_single_output_files_are_not_overwritten_without_force(tmp_path):
     with pytest.raises(UserError, match="is a folder"):
         (tmp_path / "dir.mp4").mkdir()
         check_new_file(tmp_path / "dir.mp4", True, ".mp4")
+
+
+# --- files from elsewhere ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("content, expected", [
+    ("[" * 200_000 + "]" * 200_000, "nested more than 64 levels deep"),
+    (b'{"a": "\xff\xfe"}', "not UTF-8 text (byte 7)"),
+    ('[1, 2]', "expected an object, got list"),
+    ('{"command": 3}', "key 'command': expected a string, got int"),
+    ('{"commands": "train"}', "missing key 'command'"),
+    ('{"command": true}', "key 'command': expected a string, got bool"),
+])
+def test_hostile_json_is_one_line_naming_the_file_and_key(tmp_path, content, expected):
+    path = tmp_path / "record.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(UserError) as err:
+        read_json(path, "run record", schema={"command": str})
+    assert expected in str(err.value) and "record.json" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_strings_holding_brackets_do_not_count_as_nesting(tmp_path):
+    (tmp_path / "ok.json").write_text(json.dumps({"text": "[" * 1000, "n": [[1]]}))
+    assert read_json(tmp_path / "ok.json", schema={"n": list})["n"] == [[1]]
+    assert read_json(tmp_path / "ok.json", schema={"text": str, "n": (list, dict)})["text"] == "[" * 1000
+
+
+def test_an_oversized_json_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import mirrorlab.files as files
+
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 100)
+    (tmp_path / "big.json").write_text(json.dumps({"x": "y" * 200}))
+    with pytest.raises(UserError, match=r"big\.json: 2\d\d bytes, more than the 100"):
+        files.read_json(tmp_path / "big.json")
+
+
+def test_names_read_from_files_stay_inside_their_folder(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "shard.h5").write_text("x")
+    (tmp_path / "secret").write_text("y")
+    assert contained_path(folder, "shard.h5", "manifest") == folder / "shard.h5"
+    for name in ("../secret", "/etc/passwd", "sub/../../secret", ".hidden", 7):
+        with pytest.raises(UserError, match="manifest: .*(not a file name inside|expected a string)"):
+            contained_path(folder, name, "manifest")
+    (folder / "link.h5").symlink_to(tmp_path / "secret")
+    with pytest.raises(UserError, match=r"link\.h5 is a symbolic link"):
+        contained_path(folder, "link.h5", "manifest")
+
+
+def test_an_npz_member_declaring_more_data_than_it_holds_is_refused_before_allocating(tmp_path):
+    import io
+    import zipfile
+
+    npy = io.BytesIO()  # a header declaring 10^12 float32 (4 TB), then 16 bytes of data
+    np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
+    npy.write(bytes(16))
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
+        z.writestr("perform.npy", npy.getvalue())
+    with pytest.raises(UserError, match=r"huge\.npz: member perform\.npy declares shape \(1000000000000,\)"):
+        load_npz(tmp_path / "huge.npz")
+
+
+def test_a_second_writer_to_a_locked_folder_is_refused_and_the_first_keeps_its_files(tmp_path):
+    out = tmp_path / "data"
+    with locked_output_dir(out, "collect", resume=True):
+        atomic_write_text(out / "shard-00000.h5", "first")
+        with pytest.raises(UserError, match=r"--out .*data: another `mirrorlab collect` \(pid \d+\) is writing to "
+                                            "this folder; wait for it"):
+            with locked_output_dir(out, "collect", resume=True, force=True):
+                pass
+        assert (out / "shard-00000.h5").read_text() == "first"
+    with locked_output_dir(out, "collect", force=True):  # released: the next writer gets it, and --force
+        assert (out / LOCK).exists() and not (out / "shard-00000.h5").exists()  # keeps only the held lock
+    assert claim_output_dir(out, "collect", resume=True) == out  # the lock file is not a foreign file
+
+
+def test_the_lock_is_never_taken_in_a_folder_the_tool_may_not_use(tmp_path):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter.tex").write_text("mine")
+    with pytest.raises(UserError, match="did not write"):
+        with locked_output_dir(thesis, "collect", resume=True):
+            pass
+    assert [p.name for p in thesis.iterdir()] == ["chapter.tex"]
+
+
+def test_a_full_disk_leaves_the_old_file_and_no_temp_file(tmp_path):
+    import errno
+
+    atomic_write_text(tmp_path / "metrics.json", "old")
+
+    def fill_then_fail(tmp):
+        tmp.write_text("half of the new")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    from mirrorlab.files import atomic_write_via
+
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_via(tmp_path / "metrics.json", fill_then_fail)
+    assert (tmp_path / "metrics.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -20,6 +20,7 @@ from mirrorlab.envs.paired import (
     side_sha256,
     verify_pairing,
 )
+from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.collection import collect
 
 SMALL = dict(episodes=4, babble=2, frame_size=16, episodes_per_shard=2, workers=1, verify_episodes=0)
@@ -37,6 +38,17 @@ def copy(dataset, tmp_path):
     target = tmp_path / "data"
     shutil.copytree(dataset, target)
     return target
+
+
+def reseal(folder):
+    """Make the manifest agree with the shards on disk again (size and SHA-256), as a forger who edits a shard
+    would: the checks inside the shard are then what has to catch the edit."""
+    from mirrorlab.envs.paired import file_sha256
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name, entry in manifest["shards"].items():
+        entry.update(size=(folder / name).stat().st_size, sha256=file_sha256(folder / name))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 def first_demo(path):
@@ -102,7 +114,10 @@ def test_the_fingerprint_names_the_content_not_the_folder(dataset, copy):
         assert a.fingerprint == b.fingerprint == manifest["fingerprint"]
     with h5py.File(copy / "shard-00000.h5", "r+") as f:
         f["demo/000000"].attrs["content_sha256"] = "0" * 64
-    with PairedDataset(copy) as changed:
+    with pytest.raises(PairedDataError, match=r"shard-00000\.h5: its size or SHA-256 differs from what"):
+        PairedDataset(copy)  # the manifest's hash of the shard catches the edit first ...
+    reseal(copy)
+    with PairedDataset(copy) as changed:  # ... and the content hashes change the fingerprint
         assert changed.fingerprint != manifest["fingerprint"]
 
 
@@ -115,6 +130,7 @@ def _write_observe(path, ref, record, hashes: str):
             g[name][...] = record[name]
         if hashes == "side":
             g.attrs["content_sha256"] = side_sha256(record, g.attrs["actions_sha256"])
+    reseal(path)
 
 
 def test_observe_frames_swapped_between_episodes_are_caught_by_the_default_check(copy):
@@ -122,6 +138,7 @@ def test_observe_frames_swapped_between_episodes_are_caught_by_the_default_check
         a, b = f["demo/000000/observe/frames"], f["demo/000001/observe/frames"]
         fa, fb = a[()], b[()]
         a[...], b[...] = fb, fa
+    reseal(copy)
     with PairedDataset(copy) as ds:
         with pytest.raises(PairingError, match=r"shard-00000\.h5: episode demo/000000: the observe side's recorded "
                                                r"arrays \(frames included\) do not match"):
@@ -145,6 +162,7 @@ def test_a_side_rendered_from_other_actions_is_refused_on_read_and_by_replay(cop
         g = f[ref.key]
         digests = {s: g[s].attrs["content_sha256"] for s in ("observe", "perform")}
         g.attrs["content_sha256"] = episode_sha256(g["actions"][()], g["target"][()], digests)
+    reseal(copy)
     with pytest.raises(PairingError, match=r"shard-00000\.h5: episode demo/000000: the observe side's frames"):
         verify_pairing(copy, n_episodes=None, kinds=("demo",))
 
@@ -168,6 +186,7 @@ def test_mismatched_lengths_name_file_and_episode(copy):
         frames = g["frames"][:-1]
         del g["frames"]
         g.create_dataset("frames", data=frames)
+    reseal(copy)
     with PairedDataset(copy) as ds, pytest.raises(PairedDataError, match=r"shard-00001\.h5: episode demo/000003: "
                                                                           r"perform/frames has shape"):
         ds.check()
@@ -177,6 +196,7 @@ def test_truncated_corrupted_and_foreign_files_give_clear_errors(copy, tmp_path)
     shard = copy / "shard-00002.h5"
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])
+    reseal(copy)
     with pytest.raises(PairedDataError, match=r"shard-00002\.h5: not a readable HDF5 file"):
         PairedDataset(copy)
     # Bytes overwritten inside a compressed frame chunk: h5py raises deep inside; we name the file.
@@ -208,14 +228,106 @@ def test_other_env_version_or_incomplete_shards_are_rejected(copy):
         PairedDataset(copy, expect_env_id="mirrorlab/Arm3DReach-v0")
     with h5py.File(copy / "shard-00001.h5", "r+") as f:
         f.attrs["env_id"] = "mirrorlab/Arm3DReach-v0"
+    reseal(copy)
     with pytest.raises(PairedDataError, match=r"shard-00001\.h5: its header differs .* in env_id"):
         PairedDataset(copy)
     with h5py.File(copy / "shard-00001.h5", "r+") as f:
         f.attrs["format_version"] = 99
+    reseal(copy)
     with pytest.raises(PairedDataError, match=r"shard-00001\.h5: dataset format version 99"):
         PairedDataset(copy)
     with h5py.File(copy / "shard-00001.h5", "r+") as f:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["complete"] = False
+    reseal(copy)
     with pytest.raises(PairedDataError, match=r"shard-00001\.h5: shard is incomplete"):
         PairedDataset(copy)
+
+
+# --- files from elsewhere: nothing outside the folder is read, nothing is imported --------------------------
+def test_a_shard_swapped_for_another_datasets_is_refused(dataset, copy, tmp_path):
+    other = tmp_path / "other"
+    collect(replace_checked(CollectConfig(), {**SMALL, "seed": 1}, "test"), other, show_progress=False)
+    shutil.copy(other / "shard-00000.h5", copy / "shard-00000.h5")
+    with pytest.raises(PairedDataError, match=r"shard-00000\.h5: its size or SHA-256 differs from what .*manifest"):
+        PairedDataset(copy)
+
+
+def test_manifest_shard_names_and_symlinks_stay_inside_the_folder(copy, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(copy / "shard-00000.h5", outside / "shard-00000.h5")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["shards"]["../outside/shard-00000.h5"] = manifest["shards"].pop("shard-00000.h5")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PairedDataError, match=r"manifest\.json: shard name: '\.\./outside/shard-00000\.h5' is not a "
+                                              r"file name inside"):
+        PairedDataset(copy)
+    manifest["shards"]["shard-00000.h5"] = manifest["shards"].pop("../outside/shard-00000.h5")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "shard-00000.h5").unlink()
+    (copy / "shard-00000.h5").symlink_to(outside / "shard-00000.h5")  # same bytes, but from elsewhere
+    with pytest.raises(PairedDataError, match=r"shard-00000\.h5 is a symbolic link"):
+        PairedDataset(copy)
+
+
+@pytest.mark.parametrize("link", ["external", "soft", "external_storage"])
+def test_links_out_of_a_shard_are_refused(copy, tmp_path, link):
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["data"] = np.arange(4)
+    (tmp_path / "raw.bin").write_bytes(bytes(32))
+    with h5py.File(copy / "shard-00000.h5", "r+") as f:
+        if link == "external":
+            f["demo/000000/extra"] = h5py.ExternalLink(str(secret), "/data")
+        elif link == "soft":
+            f["demo/000000/extra"] = h5py.SoftLink("/demo/000001/actions")
+        else:
+            f["demo/000000"].create_dataset("extra", shape=(4,), dtype="<i8",
+                                            external=[(str(tmp_path / "raw.bin"), 0, 32)])
+    reseal(copy)
+    with pytest.raises(PairedDataError, match=r"shard-00000\.h5: .*(ExternalLink|SoftLink|outside the file)"):
+        PairedDataset(copy)
+
+
+def test_an_incomplete_collection_is_refused_with_the_command_that_finishes_it(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["complete"] = False
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PairedDataError, match=r"not complete .*rerunning the `mirrorlab collect --out .*data` command"):
+        PairedDataset(copy)
+    with PairedDataset(copy, require_complete=False) as ds:  # the collector verifying its own work
+        assert len(ds) == 6
+
+
+def test_an_env_id_that_names_a_module_is_refused_before_anything_is_imported(copy, tmp_path, monkeypatch):
+    import sys
+
+    flag = tmp_path / "imported"
+    (tmp_path / "evil_envs.py").write_text(f"open({str(flag)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for shard in sorted(copy.glob("shard-*.h5")):
+        with h5py.File(shard, "r+") as f:
+            f.attrs["env_id"] = "evil_envs:Reach-v0"
+    reseal(copy)
+    with pytest.raises(PairedDataError, match=r"header env_id: env id 'evil_envs:Reach-v0' is not a mirrorlab env"):
+        PairedDataset(copy)
+    assert not flag.exists() and "evil_envs" not in sys.modules
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"success_radius": -1}, "success_radius"),
+    ({"reward_dist_weight": float("nan")}, "env kwarg 'reward_dist_weight' must be a finite number"),
+    ({"init_noise": float("inf")}, "env kwarg 'init_noise' must be a finite number"),
+    ({"render_mode": "human"}, "rgb_array\" only"),
+    ({"not_a_kwarg": 1}, "not_a_kwarg"),
+])
+def test_bad_env_kwargs_in_a_header_are_one_line(copy, kwargs, expected):
+    for shard in sorted(copy.glob("shard-*.h5")):
+        with h5py.File(shard, "r+") as f:
+            f.attrs["env_kwargs"] = json.dumps({**json.loads(f.attrs["env_kwargs"]), **kwargs})
+    reseal(copy)
+    with pytest.raises(UserError) as err:
+        with PairedDataset(copy) as ds:
+            ds.header.make_env("self").close()
+    assert expected in str(err.value) and "\n" not in str(err.value)

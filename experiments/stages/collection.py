@@ -4,6 +4,8 @@ Shards of `episodes_per_shard` episodes run as runner jobs; each is written to a
 when complete, then listed in `manifest.json` with its size and SHA-256. Rerunning the same command
 continues a killed collection: listed shards whose bytes are unchanged are kept, the rest (temp
 files, truncated, edited or missing shards) are redone. The same config and seed give the same data.
+The folder's lock is held throughout, so a second `collect` on the same `--out` is refused at once
+(it would otherwise redo the first one's shards and delete its temp files under it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from mirrorlab.envs.paired import (
 )
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
-from mirrorlab.files import claim_output_dir
+from mirrorlab.files import locked_output_dir
 from mirrorlab.provenance import provenance
 
 # Settings that change how a collection runs, not what it holds: a resumed run may change them.
@@ -44,6 +46,8 @@ def _continued_manifest(config: CollectConfig, out: Path, header_fields: dict[st
     try:
         manifest = read_manifest(out)
         earlier = manifest["provenance"]["config"]
+        if not isinstance(earlier, dict):
+            raise TypeError("provenance.config is not an object")
     except (PairedDataError, KeyError, TypeError) as err:
         raise UserError(f"{out}: unreadable manifest ({err}); pass --force to start over") from None
     now = json.loads(json.dumps(dataclasses.asdict(config)))
@@ -51,19 +55,17 @@ def _continued_manifest(config: CollectConfig, out: Path, header_fields: dict[st
     if changed:
         raise UserError(f"{out} holds a collection with a different config ({', '.join(changed)}); rerun with the "
                         "same settings to continue it, or pass --force to replace it")
+    planned = {shard_name(index) for index, _kind, _ids in shard_plan(config)}  # never a path the file names
     manifest["shards"] = {name: entry for name, entry in manifest["shards"].items()
-                          if shard_intact(out / name, entry)}
+                          if name in planned and isinstance(entry, dict) and shard_intact(out / name, entry)}
     manifest["complete"] = False
     return manifest
 
 
 def collect(config: CollectConfig, out: Path, force: bool = False, show_progress: bool = True,
             ray_address: str | None = None) -> dict[str, Any]:
-    """Collect every shard not yet on disk (in parallel); returns the final manifest."""
-    from tqdm import tqdm
-
+    """Collect every shard not yet on disk (in parallel), holding the folder's lock; returns the final manifest."""
     from mirrorlab.agents.demonstrator import SCRIPTED, load_demonstrator
-    from mirrorlab.envs.paired import Header
 
     config.validate()
     header = make_header(**header_kwargs(config))
@@ -73,8 +75,16 @@ def collect(config: CollectConfig, out: Path, force: bool = False, show_progress
             load_demonstrator(config.demonstrator, probe)  # a bad checkpoint fails here, before any work
         finally:
             probe.close()
-    claim_output_dir(out, "collect", resume=True, force=force)
-    header_fields = dataclasses.asdict(header)
+    with locked_output_dir(out, "collect", resume=True, force=force):
+        return _collect_shards(config, out, dataclasses.asdict(header), show_progress, ray_address)
+
+
+def _collect_shards(config: CollectConfig, out: Path, header_fields: dict[str, Any], show_progress: bool,
+                    ray_address: str | None) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from mirrorlab.envs.paired import Header
+
     manifest = _continued_manifest(config, out, header_fields)
     plan = shard_plan(config)
     total = config.episodes + config.babble
@@ -93,15 +103,15 @@ def collect(config: CollectConfig, out: Path, force: bool = False, show_progress
                        on_skip=lambda job: bar.update(len(job.args[4])))
     wall = time.perf_counter() - started
     collected = sum(len(job.args[4]) for job in ran)
-    manifest["complete"] = len(manifest["shards"]) == len(plan)
     digests = {key: h for entry in manifest["shards"].values() for key, h in entry["episodes"].items()}
     manifest["fingerprint"] = dataset_fingerprint(Header(**header_fields), digests)
     manifest["last_run"] = {"episodes_collected": collected, "wall_time_s": wall,
                             "episodes_per_s": collected / wall if wall > 0 else None,
                             "workers": resolve_workers(config.workers)}
-    if config.verify_episodes:
+    if config.verify_episodes:  # before the manifest says complete: a dataset that fails this is never marked so
         kinds = tuple(k for k, n in (("demo", config.episodes), ("babble", config.babble)) if n)
-        manifest["verified"] = verify_pairing(out, n_episodes=config.verify_episodes, seed=config.seed,
-                                              kinds=kinds)["episodes_checked"]
+        manifest["verified"] = verify_pairing(out, n_episodes=config.verify_episodes, seed=config.seed, kinds=kinds,
+                                              require_complete=False)["episodes_checked"]
+    manifest["complete"] = len(manifest["shards"]) == len(plan)
     write_manifest(out, manifest)
     return manifest
