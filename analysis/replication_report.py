@@ -70,7 +70,8 @@ def paper_claims_table(conds: dict[str, Any], first_seed: int) -> list[str]:
         seed_row = next((r for r in conds[cond]["per_seed"] if r["seed"] == first_seed), None)
         seed_val = "n/a" if seed_row is None else fmt_stat({"mean": seed_row[metric], "ci95": [np.nan, np.nan]}, pct)
         base = fmt_stat(conds["untrained"]["summary"][metric], pct) if "untrained" in conds else "not run"
-        lines.append(f"| {label} | {paper} | {cond} | {fmt_stat(stat, pct)} | {seed_val} | {base} | "
+        cell = label.replace("|", "\\|")  # a bare | in a cell splits the Markdown table row
+        lines.append(f"| {cell} | {paper} | {cond} | {fmt_stat(stat, pct)} | {seed_val} | {base} | "
                      f"{_verdict(stat, lo, hi)} |")
     return lines
 

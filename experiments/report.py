@@ -1,8 +1,11 @@
 """`mirrorlab report`: (re)write the browsable page of a study folder, index.html.
 
-The page holds the claim verdicts first, then the toy replication, the embodied study with its
-perform-vs-observe videos, imitation and spillover, rendered from the same numbers and Markdown as
-the reports beside it; open it from disk, offline. `mirrorlab study` writes it at the end of every run.
+The page opens with a plain-language answer per question and the headline figures and videos, then the
+claim verdicts (readable measure names, field names in a glossary), the toy replication, the embodied
+study with its perform-vs-observe videos, imitation and spillover, rendered from the same numbers and
+Markdown as the reports beside it; open it from disk, offline. It runs nothing a study folder holds:
+Markdown is rendered with raw HTML shown as text, and every figure, link and video must lie inside the
+folder. `mirrorlab study` writes it at the end of every run.
 """
 
 from __future__ import annotations
