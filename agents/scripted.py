@@ -12,6 +12,13 @@ import gymnasium as gym
 import numpy as np
 
 
+# How far the controller commands each step, per arm model, as a multiple of the IK step `dq`. The
+# published ViperX's servos are heavily damped (shoulder: 20 N m s/rad against kp 265 N m/rad), so one
+# env step closes only a fraction of a commanded offset; commanding the whole step keeps it on time.
+POSITION_GAIN = {"vx300s": 1.0}
+DEFAULT_POSITION_GAIN = 0.3
+
+
 class ScriptedReacher:
     """`ScriptedReacher(env).predict(obs) -> (action, None)` drives `arm` to its target.
 
@@ -22,10 +29,12 @@ class ScriptedReacher:
     """
 
     def __init__(self, env: gym.Env, arm: str | None = None, kp: float = 20.0, kd: float = 1.0,
-                 damping: float = 0.02, position_gain: float = 0.3):
+                 damping: float = 0.02, position_gain: float | None = None):
         self.env = env.unwrapped
         self.arm = self.env.actor if arm is None else arm
         self.kp, self.kd, self.damping = float(kp), float(kd), float(damping)
+        if position_gain is None:  # the arm's own (POSITION_GAIN), else 0.3
+            position_gain = POSITION_GAIN.get(self.env.arm_spec.name, DEFAULT_POSITION_GAIN)
         self.position_gain = float(position_gain)
 
     def action(self, goal: np.ndarray | None = None) -> np.ndarray:

@@ -7,10 +7,12 @@ backend is probed and no context is created until an env module is imported by `
 
 import gymnasium
 
-ENV_IDS = ("mirrorlab/PlanarReach-v0", "mirrorlab/Arm3DReach-v0")
-MAX_EPISODE_STEPS = {"mirrorlab/PlanarReach-v0": 50, "mirrorlab/Arm3DReach-v0": 100}
+ENV_IDS = ("mirrorlab/PlanarReach-v0", "mirrorlab/Arm3DReach-v0", "mirrorlab/ViperXReach-v0")
+MAX_EPISODE_STEPS = {"mirrorlab/PlanarReach-v0": 50, "mirrorlab/Arm3DReach-v0": 100,
+                     "mirrorlab/ViperXReach-v0": 100}
 _ENTRY_POINTS = {"mirrorlab/PlanarReach-v0": "mirrorlab.envs.reach:PlanarReachEnv",
-                 "mirrorlab/Arm3DReach-v0": "mirrorlab.envs.reach:Arm3DReachEnv"}
+                 "mirrorlab/Arm3DReach-v0": "mirrorlab.envs.reach:Arm3DReachEnv",
+                 "mirrorlab/ViperXReach-v0": "mirrorlab.envs.reach:ViperXReachEnv"}
 
 for _env_id in ENV_IDS:
     if _env_id not in gymnasium.registry:

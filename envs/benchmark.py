@@ -20,7 +20,7 @@ import numpy as np
 
 import mirrorlab.envs  # noqa: F401  (registers the ids)
 from mirrorlab.envs._headless import import_mujoco
-from mirrorlab.envs.scene import scene_xml
+from mirrorlab.envs.scene import build_scene
 
 mujoco = import_mujoco()
 
@@ -49,8 +49,7 @@ def _floor_loop(env_id: str, frame_size: int):
     probe_env = gym.make(env_id)
     probe_env.reset(seed=0)
     probe = probe_env.unwrapped
-    model = mujoco.MjModel.from_xml_string(scene_xml(probe.arm_spec, "identical",
-                                                     offscreen_size=max(512, frame_size)))
+    model = build_scene(probe.arm_spec, "identical", offscreen_size=max(512, frame_size)).compile()
     data = mujoco.MjData(model)
     data.qpos[:], data.qvel[:], data.mocap_pos[:] = probe.data.qpos, probe.data.qvel, probe.data.mocap_pos
     initial = (data.qpos.copy(), data.qvel.copy())

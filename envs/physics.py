@@ -34,22 +34,24 @@ def check_arm(arm: str) -> str:
 class TwoArmPhysics:
     """Accessors for the self and other arm of one scene (`model`, `data`)."""
 
-    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, n_joints: int,
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, joints: tuple[str, ...],
                  mirrored: dict[str, bool], planar: bool):
+        """`joints`: the driven hinges' names in the arm's model file (the scene prefixes them per arm)."""
         self.model, self.data = model, data
-        self.n_joints = n_joints
+        self.n_joints = len(joints)
         self.planar = planar
         self.mirrored = dict(mirrored)
         name2id = mujoco.mj_name2id
         obj = mujoco.mjtObj
         self._qpos, self._dof, self._act, self._site, self._mocap = {}, {}, {}, {}, {}
-        self._rot, self._base = {}, {}
+        self._rot, self._base, self._range = {}, {}, {}
         for arm in ARMS:
-            joints = [name2id(model, obj.mjOBJ_JOINT, f"{arm}_joint{i}") for i in range(n_joints)]
-            self._qpos[arm] = _as_slice([model.jnt_qposadr[j] for j in joints])
-            self._dof[arm] = _as_slice([model.jnt_dofadr[j] for j in joints])
+            ids = [name2id(model, obj.mjOBJ_JOINT, f"{arm}_{name}") for name in joints]
+            self._qpos[arm] = _as_slice([model.jnt_qposadr[j] for j in ids])
+            self._dof[arm] = _as_slice([model.jnt_dofadr[j] for j in ids])
+            self._range[arm] = model.jnt_range[ids].copy()
             self._act[arm] = _as_slice([name2id(model, obj.mjOBJ_ACTUATOR, f"{arm}_motor{i}")
-                                        for i in range(n_joints)])
+                                        for i in range(self.n_joints)])
             self._site[arm] = name2id(model, obj.mjOBJ_SITE, f"{arm}_fingertip")
             self._mocap[arm] = model.body_mocapid[name2id(model, obj.mjOBJ_BODY, f"{arm}_target")]
             # Base frame -> world: yaw rotation, then (for a mirrored arm) the reflection x -> -x.
@@ -66,6 +68,10 @@ class TwoArmPhysics:
 
     def joint_velocities(self, arm: str) -> np.ndarray:
         return self.data.qvel[self._dof[check_arm(arm)]].copy()
+
+    def joint_ranges(self, arm: str) -> np.ndarray:
+        """(n_joints, 2) lower and upper joint limits (rad), as the arm's model file declares them."""
+        return self._range[check_arm(arm)].copy()
 
     def set_joint_state(self, arm: str, angles, velocities) -> None:
         self.data.qpos[self._qpos[check_arm(arm)]] = angles

@@ -1,11 +1,13 @@
 r"""Reach a target with the *self* or the *other* arm at a shared table (MuJoCo, headless).
 
-Two registered environments share this one implementation and differ only in the arm:
+Three registered environments share this one implementation and differ only in the arm model file
+(envs/scene.py attaches it twice, self and other, through MuJoCo's MjSpec):
 
 | id                        | arm                                   | joints | steps | dt (s) |
 |---------------------------|---------------------------------------|--------|-------|--------|
-| `mirrorlab/PlanarReach-v0`| planar, 2 hinges about the vertical   | 2      | 50    | 0.02   |
-| `mirrorlab/Arm3DReach-v0` | 3-D: base yaw + shoulder, elbow, wrist pitch | 4 | 100 | 0.02   |
+| `mirrorlab/PlanarReach-v0`| planar, 2 hinges about the vertical (envs/assets/planar.xml) | 2 | 50 | 0.02 |
+| `mirrorlab/Arm3DReach-v0` | 3-D: base yaw + shoulder, elbow, wrist pitch (envs/assets/arm3d.xml) | 4 | 100 | 0.02 |
+| `mirrorlab/ViperXReach-v0`| Trossen ViperX 300s (ALOHA), from `robosuite_models`: waist, shoulder, elbow, forearm roll, wrist angle (wrist rotation welded; no gripper; the fingertip is the flange) | 5 | 100 | 0.02 |
 
 The scene holds both arms facing each other across the table, one target per arm, and four
 named cameras: `self_view` and `other_view` (each fixed to its arm's base, framing that arm and
@@ -17,9 +19,12 @@ and never touch anything: the scene has no contacts).
 ## Action space
 `Box(-1, 1, (n_joints,), float32)`, one number per hinge of the acting arm, read by `action_mode`:
 - `"position"` (default): a joint-angle target offset, `position_scale` (0.1 rad) x action from
-  where the joint is, held by position servos (kp 30, kv 0.6) for the step. The arm moves where the
+  where the joint is, held by position servos for the step: the arm's own gains (planar and 3-D: kp 30,
+  kv 0.6; ViperX: the model file's kp per joint, 43 to 265 N m/rad, and its joint damping), or
+  `position_kp`/`position_kv` for every joint. The arm moves where the
   action says, so the action is readable from a few frames of video (`mirrorlab curve` measures it).
-- `"torque"`: the torque on each hinge, scaled by the motor gear (planar 0.05 N m, 3-D 0.1 N m);
+- `"torque"`: the torque on each hinge, scaled by the motor gear (planar 0.05 N m, 3-D 0.1 N m, ViperX the
+  file's motor limits: 5, 50, 50, 5, 1 N m);
   the arm's inertia smooths it, so video shows it far less (see the README's learning curve).
 The same action dimension for both arms, so one action sequence can be executed by the other arm
 (observe) and replayed on the self arm (perform). An action of the wrong shape, or with a NaN or
@@ -36,12 +41,12 @@ is mirrored too), so the same episode reads identically whichever arm performs i
 | `"pixels"` | `Box(0, 255, (frame_size, frame_size, 3), uint8)` from `camera`         |
 | `"both"`   | `Dict(state=..., pixels=...)`                                           |
 
-| part                 | size | unit  | planar (n=2, d=2) | 3-D (n=4, d=3) |
-|----------------------|------|-------|-------------------|----------------|
-| joint angles         | n    | rad   | 0:2               | 0:4            |
-| joint velocities     | n    | rad/s | 2:4               | 4:8            |
-| target position      | d    | m     | 4:6 (x, y)        | 8:11 (x, y, z) |
-| fingertip -> target  | d    | m     | 6:8               | 11:14          |
+| part                 | size | unit  | planar (n=2, d=2) | 3-D (n=4, d=3) | ViperX (n=5, d=3) |
+|----------------------|------|-------|-------------------|----------------|-------------------|
+| joint angles         | n    | rad   | 0:2               | 0:4            | 0:5               |
+| joint velocities     | n    | rad/s | 2:4               | 4:8            | 5:10              |
+| target position      | d    | m     | 4:6 (x, y)        | 8:11 (x, y, z) | 10:13             |
+| fingertip -> target  | d    | m     | 6:8               | 11:14          | 13:16             |
 
 With `observe_target=False` the state is joint angles and velocities only (2n): the task is then in
 no part of the acting arm's observation (imitation gives the self arm its task only through the other
@@ -68,11 +73,12 @@ rest), then one target in base-frame coordinates that is given to *both* arms (m
 mirrored arm). So `actor="other"` with seed s and actions A repeats `actor="self"` with s and A
 on the other body. Targets: planar, radius U(0.07, 0.20) m from the base, azimuth
 U(-pi/2, pi/2) from forward; 3-D, radius U(0.12, 0.26) m from the shoulder, azimuth
-U(-pi/2, pi/2), elevation U(-0.2, 0.6) rad. `reset(options={"target": xyz_or_xy})` sets the
+U(-pi/2, pi/2), elevation U(-0.2, 0.6) rad; ViperX, radius U(0.25, 0.50) m from the shoulder,
+azimuth U(-pi/2, pi/2), elevation U(-0.15, 0.6) rad (each arm's `Workspace` in envs/scene.py). `reset(options={"target": xyz_or_xy})` sets the
 target (base frame, both arms); `options={"qpos": angles}` sets the acting arm's joint angles.
 
 ## Episode end
-Never terminates; truncated by the `TimeLimit` at 50 (planar) or 100 (3-D) steps.
+Never terminates; truncated by the `TimeLimit` at 50 (planar) or 100 (3-D, ViperX) steps.
 
 ## Arguments (`gymnasium.make(id, **kwargs)`)
 | kwarg                   | values                                              | default                 |
@@ -98,7 +104,8 @@ The same seed and actions give bit-identical states and frames (rendering is sof
 shadows, reflections and multisampling off).
 
 ## Version history
-* v0: first release.
+* v0: first release; scenes built from model files (MjSpec) with identical physics and pixels; the ViperX
+  added.
 """
 
 from __future__ import annotations
@@ -114,7 +121,8 @@ from gymnasium import spaces
 
 from mirrorlab.envs import _headless
 from mirrorlab.envs.physics import TwoArmPhysics
-from mirrorlab.envs.scene import ACTION_MODES, ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR, ArmSpec, scene_xml
+from mirrorlab.envs.scene import (ACTION_MODES, ARM3D, ARMS, CAMERAS, OTHER_APPEARANCES, PLANAR, VX300S, ArmModel,
+                                  build_scene)
 
 mujoco = _headless.import_mujoco()
 
@@ -159,7 +167,7 @@ def check_frame_size(frame_size: Any) -> int:
 class MirrorReachEnv(gym.Env):
     """Two arms at a table; `actor` reaches for its target. See the module docstring."""
 
-    arm_spec: ArmSpec
+    arm_spec: ArmModel
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(self, actor: str = "self", other_appearance: str = "identical",
@@ -168,7 +176,7 @@ class MirrorReachEnv(gym.Env):
                  reward_dist_weight: float = 1.0, reward_control_weight: float = 0.01,
                  success_radius: float = 0.02, init_noise: float = 0.1, observe_target: bool = True,
                  visible_targets: str = "both", action_mode: str = "position", position_scale: float = 0.1,
-                 position_kp: float = 30.0, position_kv: float = 0.6, render_supersample: int = 1):
+                 position_kp: float | None = None, position_kv: float | None = None, render_supersample: int = 1):
         _check_choice("actor", actor, ARMS)
         _check_choice("other_appearance", other_appearance, OTHER_APPEARANCES)
         _check_choice("obs_mode", obs_mode, OBS_MODES)
@@ -182,8 +190,14 @@ class MirrorReachEnv(gym.Env):
             raise ValueError(f"render_supersample must be an int in 1..8; got {render_supersample!r}")
         for name, value in (("position_scale", position_scale), ("position_kp", position_kp),
                             ("position_kv", position_kv)):
-            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number; got {value!r}")
+        for name, value, low in (("reward_dist_weight", reward_dist_weight, 0.0),
+                                 ("reward_control_weight", reward_control_weight, 0.0),
+                                 ("init_noise", init_noise, 0.0), ("success_radius", success_radius, None)):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and (value > 0 if low is None else value >= low)):
+                raise ValueError(f"{name} must be a finite number {'> 0' if low is None else '>= 0'}; got {value!r}")
         if not isinstance(observe_target, bool):
             raise ValueError(f"observe_target must be True or False; got {observe_target!r}")
         frame_size = check_frame_size(frame_size)
@@ -202,23 +216,22 @@ class MirrorReachEnv(gym.Env):
         self.render_supersample = int(render_supersample)
 
         spec = self.arm_spec
-        self.model = mujoco.MjModel.from_xml_string(
-            scene_xml(spec, other_appearance, offscreen_size=max(512, frame_size * self.render_supersample),
-                      action_mode=action_mode, position_kp=position_kp, position_kv=position_kv))
+        self.model = build_scene(spec, other_appearance, offscreen_size=max(512, frame_size * self.render_supersample),
+                                 action_mode=action_mode, position_kp=position_kp, position_kv=position_kv).compile()
         self.data = mujoco.MjData(self.model)
         for arm in ARMS:  # a hidden target is still there (success is measured against it), just not drawn
             if visible_targets not in ("both", arm):
                 self.model.geom_rgba[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"{arm}_target_geom"), 3] = 0
         self.n_joints = spec.n_joints
-        self.planar = spec is PLANAR
+        self.planar = spec.planar
         self.target_dim = 2 if self.planar else 3
-        self.physics = TwoArmPhysics(self.model, self.data, spec.n_joints,
+        self.physics = TwoArmPhysics(self.model, self.data, spec.joints,
                                      mirrored={"other": other_appearance == "mirrored"},
                                      planar=self.planar)
         self.dt = self.model.opt.timestep * self.frame_skip
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
         self._init_qpos = np.array(spec.init_qpos, dtype=np.float64)
-        self._ranges = np.array(spec.ranges, dtype=np.float64)
+        self._ranges = self.physics.joint_ranges("self")
         self._renderers: dict[tuple[str, int], mujoco.Renderer] = {}
         self._frame_cache: tuple[tuple[str, int], np.ndarray] | None = None
         self._idle_pose = self._init_qpos.copy()
@@ -236,16 +249,8 @@ class MirrorReachEnv(gym.Env):
 
     # --- episode --------------------------------------------------------------------------
     def sample_target(self, rng: np.random.Generator) -> np.ndarray:
-        """A reachable target in base-frame coordinates (x, y, z)."""
-        if self.planar:
-            radius, azimuth = rng.uniform(0.07, 0.20), rng.uniform(-np.pi / 2, np.pi / 2)
-            height = self.arm_spec.offsets[0][2]
-            return np.array([radius * np.sin(azimuth), radius * np.cos(azimuth), height])
-        radius, azimuth = rng.uniform(0.12, 0.26), rng.uniform(-np.pi / 2, np.pi / 2)
-        elevation = rng.uniform(-0.2, 0.6)
-        shoulder = np.add(self.arm_spec.offsets[0], self.arm_spec.offsets[1])
-        return shoulder + radius * np.array([np.cos(elevation) * np.sin(azimuth),
-                                             np.cos(elevation) * np.cos(azimuth), np.sin(elevation)])
+        """A reachable target in base-frame coordinates (x, y, z): a draw from the arm's workspace."""
+        return self.arm_spec.workspace.sample(rng)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -400,3 +405,9 @@ class Arm3DReachEnv(MirrorReachEnv):
     """3-D 4-joint arms: base yaw, shoulder, elbow, wrist pitch (`mirrorlab/Arm3DReach-v0`)."""
 
     arm_spec = ARM3D
+
+
+class ViperXReachEnv(MirrorReachEnv):
+    """Trossen Robotics' ViperX 300s, the ALOHA arm, from `robosuite_models` (`mirrorlab/ViperXReach-v0`)."""
+
+    arm_spec = VX300S

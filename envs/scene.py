@@ -1,114 +1,254 @@
-"""Build the two-arm table scene as MJCF: one arm description, instantiated for self and other.
+"""Build the two-arm table scene from model files: one arm's MJCF, attached twice (self and other).
 
-The appearance of the other arm is a parameter of the generator, never a second copy of the XML:
-`recolored` changes its colours, `mirrored` reflects its kinematic tree across its own sagittal
-plane (local x -> -x; hinge axes transform as pseudovectors), `morphology` scales its links.
+MuJoCo's model-editing API (`mujoco.MjSpec`) loads the table (envs/assets/table.xml) and an arm's
+model file, edits a copy of the arm for the other's appearance, and attaches it under the prefixes
+`self_` and `other_`, so every name in the scene comes from the model file. A published arm joins the
+same way as the home-made ones: `VX300S` is Trossen Robotics' ViperX 300s (the ALOHA arm) as shipped
+in the `robosuite_models` package. The appearance of the other arm is an edit of its copy, never a
+second model file: `recolored` changes the colour of its moving links, `mirrored` reflects its
+kinematic tree across its own sagittal plane (positions reflect; hinge axes and orientations
+transform as pseudovectors), `morphology` scales its links.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
+
+from mirrorlab.envs._headless import import_mujoco
+
+mujoco = import_mujoco()
 
 ARMS = ("self", "other")
 OTHER_APPEARANCES = ("identical", "recolored", "mirrored", "morphology", "held_out_color")
 # `held_out_color`: a colour the study never trains a core on, so imitation tests transfer, not memorisation.
 CAMERAS = ("self_view", "other_view", "third_person", "scene")
+ACTION_MODES = ("torque", "position")
 THIRD_PERSON_FOVY = 30.0  # narrower than the arm cameras: the other's workspace fills the frame from across the table
 
-SELF_RGBA = "0.20 0.45 0.85 1"
-RECOLORED_RGBA = "0.90 0.50 0.10 1"
-HELD_OUT_RGBA = "0.70 0.20 0.65 1"
-TARGET_RGBA = "0.15 0.75 0.25 1"
-TIP_RGBA = "0.95 0.95 0.95 1"
-
-
-@dataclasses.dataclass(frozen=True)
-class ArmSpec:
-    """A serial arm of hinge joints, described in its base frame (forward = +y, up = +z).
-
-    `joints[i]` is the axis of hinge i; `offsets[i]` the position of body i in its parent;
-    the link of body i runs from its origin to `offsets[i + 1]` (the last link to `tip`).
-    """
-
-    name: str
-    axes: tuple[tuple[float, float, float], ...]
-    offsets: tuple[tuple[float, float, float], ...]
-    tip: tuple[float, float, float]
-    ranges: tuple[tuple[float, float], ...]
-    init_qpos: tuple[float, ...]
-    link_radius: float
-    gear: float
-    damping: float
-    armature: float
-    morphology_scale: tuple[float, ...]  # multiplies each link's length for `morphology`
-    camera_pos: tuple[float, float, float]  # arm camera, base frame
-    camera_lookat: tuple[float, float, float]
-
-    @property
-    def n_joints(self) -> int:
-        return len(self.axes)
-
-    def scaled(self, scale: tuple[float, ...]) -> "ArmSpec":
-        """Same arm with link k (origin of body k -> origin of body k+1, or the tip) scaled."""
-        points = [np.array(p, float) for p in self.offsets[1:]] + [np.array(self.tip, float)]
-        points = [tuple(float(v) for v in p * s) for p, s in zip(points, scale)]
-        return dataclasses.replace(self, offsets=(self.offsets[0], *points[:-1]), tip=points[-1])
-
-
-PLANAR = ArmSpec(
-    name="planar",
-    axes=((0, 0, 1), (0, 0, 1)),
-    offsets=((0, 0, 0.02), (0, 0.12, 0)),
-    tip=(0, 0.12, 0),
-    ranges=((-math.pi, math.pi), (-2.6, 2.6)),
-    init_qpos=(-0.6, 1.2),
-    link_radius=0.012,
-    gear=0.05,
-    damping=0.01,
-    armature=0.002,
-    morphology_scale=(1.2, 0.65),
-    camera_pos=(0, 0.07, 0.6),
-    camera_lookat=(0, 0.07, 0),
-)
-
-ARM3D = ArmSpec(
-    name="arm3d",
-    axes=((0, 0, 1), (1, 0, 0), (1, 0, 0), (1, 0, 0)),
-    offsets=((0, 0, 0), (0, 0, 0.08), (0, 0.14, 0), (0, 0.12, 0)),
-    tip=(0, 0.06, 0),
-    ranges=((-2.5, 2.5), (-1.2, 1.8), (-2.6, 2.6), (-2.0, 2.0)),
-    init_qpos=(0.0, 0.5, -1.0, -0.3),
-    link_radius=0.014,
-    gear=0.1,
-    damping=0.02,
-    armature=0.004,
-    morphology_scale=(1.0, 1.25, 0.75, 1.0),
-    camera_pos=(0, -0.12, 0.55),
-    camera_lookat=(0, 0.13, 0.04),
-)
+RECOLORED_RGBA = (0.90, 0.50, 0.10, 1.0)
+HELD_OUT_RGBA = (0.70, 0.20, 0.65, 1.0)
+TARGET_RGBA = (0.15, 0.75, 0.25, 1.0)
+TIP_RGBA = (0.95, 0.95, 0.95, 1.0)
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 # Where each arm's base sits on the table (world frame) and which way it faces (yaw, rad).
 BASE_POS = {"self": (0.0, -0.45, 0.0), "other": (0.0, 0.45, 0.0)}
 BASE_YAW = {"self": 0.0, "other": math.pi}
+SCENE_CAMERA = ((0.75, 0.0, 1.0), (0.0, 0.0, 0.0))  # position, look-at (world frame)
 
 
-def _fmt(values) -> str:
-    return " ".join(f"{float(v):.6g}" for v in values)
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """Where targets are drawn, in the arm's base frame: `center` + radius along (azimuth, elevation).
+    Azimuth 0 is forward (+y); `elevation=None` keeps targets in the horizontal plane of `center`."""
+
+    center: tuple[float, float, float]
+    radius: tuple[float, float]
+    azimuth: tuple[float, float]
+    elevation: tuple[float, float] | None
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """A target (x, y, z) in the base frame; the draw order (radius, azimuth, elevation) is fixed."""
+        radius, azimuth = rng.uniform(*self.radius), rng.uniform(*self.azimuth)
+        elevation = 0.0 if self.elevation is None else rng.uniform(*self.elevation)
+        return np.add(self.center, radius * np.array([np.cos(elevation) * np.sin(azimuth),
+                                                      np.cos(elevation) * np.cos(azimuth), np.sin(elevation)]))
 
 
-def _mirror_point(p, sign: float):
-    return (sign * p[0], p[1], p[2])
+@dataclasses.dataclass(frozen=True)
+class ArmModel:
+    """An arm's model file and what the scene and the task need to know about it.
+
+    `joints` are the driven hinges (names in the file, base to tip); any other joint of the file is
+    removed (its body welded to its parent). The scene's base frame has forward = +y and up = +z:
+    `mount_yaw` turns the file's frame onto it and `sagittal_axis` is the axis of the file's frame that
+    the mirrored appearance reflects. `tip_body`/`tip_pos` add the fingertip site where the file has none.
+    """
+
+    name: str
+    file: Path
+    root_body: str
+    joints: tuple[str, ...]
+    init_qpos: tuple[float, ...]
+    gear: tuple[float, ...]  # torque actions: N m per unit of action, per joint
+    servo_kp: tuple[float, ...]  # position actions: the servos' stiffness per joint (N m / rad)
+    servo_kv: float
+    morphology_scale: tuple[float, ...]  # multiplies each driven link's size for `morphology`
+    camera_pos: tuple[float, float, float]  # the arm camera, base frame
+    camera_lookat: tuple[float, float, float]
+    workspace: Workspace
+    planar: bool = False
+    mount_yaw: float = 0.0
+    sagittal_axis: int = 0
+    tip_body: str | None = None
+    tip_pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    drop_bodies: tuple[str, ...] = ()
+    licence: str = "MIT (this project)"
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joints)
 
 
-def _mirror_axis(a, sign: float):
-    # An axis is a pseudovector: under the reflection x -> -x it maps to (ax, -ay, -az).
-    return tuple(a) if sign > 0 else (a[0], -a[1], -a[2])
+
+def _robosuite_models_file(relative: str) -> Path:
+    """A file shipped inside the `robosuite_models` wheel, found without importing the package (its
+    __init__ imports robosuite, which this project does not install)."""
+    found = importlib.util.find_spec("robosuite_models")
+    if found is None or not found.submodule_search_locations:
+        raise ImportError("the published arm models need the package robosuite_models "
+                          "(pip install robosuite_models==1.0.0; scripts/setup.sh installs it)")
+    return Path(list(found.submodule_search_locations)[0]) / "assets" / relative
 
 
-def _look_at_xyaxes(pos, lookat, up=(0.0, 0.0, 1.0)) -> str:
+PLANAR = ArmModel(
+    name="planar", file=ASSETS / "planar.xml", root_body="base", joints=("joint0", "joint1"),
+    init_qpos=(-0.6, 1.2), gear=(0.05, 0.05), servo_kp=(30.0, 30.0), servo_kv=0.6,
+    morphology_scale=(1.2, 0.65), camera_pos=(0, 0.07, 0.6), camera_lookat=(0, 0.07, 0),
+    workspace=Workspace(center=(0.0, 0.0, 0.02), radius=(0.07, 0.20), azimuth=(-math.pi / 2, math.pi / 2),
+                        elevation=None),
+    planar=True)
+
+ARM3D = ArmModel(
+    name="arm3d", file=ASSETS / "arm3d.xml", root_body="base", joints=("joint0", "joint1", "joint2", "joint3"),
+    init_qpos=(0.0, 0.5, -1.0, -0.3), gear=(0.1,) * 4, servo_kp=(30.0,) * 4, servo_kv=0.6,
+    morphology_scale=(1.0, 1.25, 0.75, 1.0), camera_pos=(0, -0.12, 0.55), camera_lookat=(0, 0.13, 0.04),
+    workspace=Workspace(center=(0.0, 0.0, 0.08), radius=(0.12, 0.26), azimuth=(-math.pi / 2, math.pi / 2),
+                        elevation=(-0.2, 0.6)))
+
+
+def arm_file_vx300s() -> Path:
+    return _robosuite_models_file("robots/vx300s/robot.xml")
+
+
+# Trossen Robotics' ViperX 300s (6 hinges; the ALOHA arm). Its wrist rotation is welded: with no gripper
+# attached (the ALOHA gripper's meshes would cost ~150k triangles a frame), it moves nothing in view; the
+# gripper's frame (`right_hand`: its inertia and wrist camera) goes with it. The fingertip is the flange.
+# Gains and torque limits are the file's own (its `position` defaults and motor ctrlranges).
+VX300S = ArmModel(
+    name="vx300s", file=Path("robosuite_models:robots/vx300s/robot.xml"), root_body="base",
+    joints=("right/waist", "right/shoulder", "right/elbow", "right/forearm_roll", "right/wrist_angle"),
+    init_qpos=(0.0, -0.6, 0.6, 0.0, 0.5), gear=(5.0, 50.0, 50.0, 5.0, 1.0),
+    servo_kp=(43.0, 265.0, 227.0, 78.0, 37.0), servo_kv=0.0,
+    morphology_scale=(1.0, 0.8, 0.8, 1.0, 1.0), camera_pos=(0.0, -0.15, 0.95), camera_lookat=(0.0, 0.3, 0.12),
+    workspace=Workspace(center=(0.0, 0.0, 0.127), radius=(0.25, 0.50), azimuth=(-math.pi / 2, math.pi / 2),
+                        elevation=(-0.15, 0.6)),
+    mount_yaw=math.pi / 2, sagittal_axis=1, tip_body="right/gripper_link", drop_bodies=("right_hand",),
+    licence="BSD-3-Clause (Trossen Robotics), shipped in robosuite_models 1.0.0 (MIT)")
+
+ARM_MODELS = {arm.name: arm for arm in (PLANAR, ARM3D, VX300S)}
+
+
+def model_path(arm: ArmModel) -> Path:
+    if str(arm.file).startswith("robosuite_models:"):
+        return _robosuite_models_file(str(arm.file).split(":", 1)[1])
+    return arm.file
+
+
+def load_arm_spec(arm: ArmModel) -> "mujoco.MjSpec":
+    """The arm's model file as an MjSpec, reduced to what this scene simulates: the driven hinges (other
+    joints removed, their bodies welded), no collision geometry or contacts (the scene has none), no
+    actuators (the scene adds its own kind), and every moving body gravity-compensated."""
+    spec = mujoco.MjSpec.from_file(str(model_path(arm)))
+    # Contact options mean nothing without contacts; the table's defaults stand (no attach conflict).
+    spec.option.cone, spec.option.impratio = mujoco.mjtCone.mjCONE_PYRAMIDAL, 1.0
+    for joint in [j for j in spec.joints if j.name not in arm.joints]:
+        spec.delete(joint)
+    for body in [b for b in spec.bodies if b.name in arm.drop_bodies]:
+        spec.delete(body)
+    for geom in [g for g in spec.geoms if g.contype or g.conaffinity]:
+        spec.delete(geom)
+    for element in [*spec.actuators, *spec.excludes]:
+        spec.delete(element)
+    root = spec.body(arm.root_body)
+    for body in _subtree(root)[1:]:
+        body.gravcomp = 1.0
+    return spec
+
+
+def _subtree(body) -> list:
+    """`body` and every body below it, parents before children."""
+    return [body, *(b for child in body.bodies for b in _subtree(child))]
+
+
+# --- the other arm's appearance: edits of its copy of the arm --------------------------------------
+def _links(spec, arm: ArmModel) -> list:
+    """The body each driven hinge moves, base to tip."""
+    return [spec.joint(name).parent for name in arm.joints]
+
+
+def recolor(spec, arm: ArmModel, rgba) -> None:
+    """Paint every geom of the moving links (the base keeps its colour, as a pedestal would)."""
+    for link in _links(spec, arm):
+        for body in _subtree(link):
+            for geom in body.geoms:
+                geom.material, geom.rgba = "", rgba
+
+
+def _reflect_quat(quat, axis: int) -> np.ndarray:
+    # S R S for the reflection S of `axis` is the rotation about -S u by the same angle:
+    # the quaternion's vector part transforms as a pseudovector.
+    q = np.array(quat, dtype=np.float64)
+    q[1:] *= -1.0
+    q[1 + axis] *= -1.0
+    return q
+
+
+def mirror(spec, arm: ArmModel) -> None:
+    """Reflect the arm across its sagittal plane (the file frame's `sagittal_axis` -> minus itself).
+
+    Positions reflect; hinge axes and orientations are pseudovectors (a -> -S a). Geoms keep their own
+    shape: exact for capsules and for meshes symmetric about the arm's sagittal plane."""
+    axis, sign = arm.sagittal_axis, np.ones(3)
+    sign[axis] = -1.0
+    for body in _subtree(spec.body(arm.root_body)):
+        body.pos, body.quat = body.pos * sign, _reflect_quat(body.quat, axis)
+        if body.explicitinertial:
+            body.ipos, body.iquat = body.ipos * sign, _reflect_quat(body.iquat, axis)
+        for joint in body.joints:
+            joint.axis = -joint.axis * sign
+        for element in [*body.geoms, *body.sites]:
+            element.pos, element.quat = element.pos * sign, _reflect_quat(element.quat, axis)
+        for geom in body.geoms:
+            if not np.isnan(geom.fromto[0]):
+                geom.fromto = geom.fromto * np.tile(sign, 2)
+
+
+def scale_links(spec, arm: ArmModel, scale: tuple[float, ...]) -> None:
+    """Scale driven link k (what its body holds and where its child bodies sit) by `scale[k]`: capsules
+    lengthen (their radius stays), meshes scale as a whole."""
+    for link, factor in zip(_links(spec, arm), scale):
+        for child in link.bodies:
+            child.pos = child.pos * factor
+        for site in link.sites:
+            site.pos = site.pos * factor
+        if link.explicitinertial:
+            link.ipos = link.ipos * factor
+        for geom in link.geoms:
+            geom.pos = geom.pos * factor
+            if not np.isnan(geom.fromto[0]):
+                geom.fromto = geom.fromto * factor
+            if geom.meshname:
+                mesh = spec.mesh(geom.meshname)
+                mesh.scale = mesh.scale * factor
+
+
+# --- the scene ----------------------------------------------------------------------------------
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+
+
+def _yaw_matrix(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _look_at_xyaxes(pos, lookat, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     forward = np.subtract(lookat, pos).astype(float)
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
@@ -116,106 +256,102 @@ def _look_at_xyaxes(pos, lookat, up=(0.0, 0.0, 1.0)) -> str:
         right = np.cross(forward, (0.0, 1.0, 0.0))
     right /= np.linalg.norm(right)
     image_up = np.cross(right, forward)
-    return _fmt([*right, *image_up])
+    return np.concatenate([right, image_up])
 
 
-def third_person_lookat(spec: ArmSpec) -> tuple[float, float, float]:
+def third_person_lookat(arm: ArmModel) -> tuple[float, float, float]:
     """Where the `third_person` camera looks, in the self arm's base frame: the point the other arm's own
     camera looks at (its workspace), seen from across the table."""
     other_in_self = np.subtract(BASE_POS["other"], BASE_POS["self"])
     turn = BASE_YAW["other"] - BASE_YAW["self"]
-    x, y, z = spec.camera_lookat
+    x, y, z = arm.camera_lookat
     return (float(other_in_self[0] + math.cos(turn) * x - math.sin(turn) * y),
             float(other_in_self[1] + math.sin(turn) * x + math.cos(turn) * y), float(z))
 
 
-def _arm_xml(spec: ArmSpec, arm: str, rgba: str, mirror: float) -> str:
-    yaw = BASE_YAW[arm]
-    quat = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
-    camera = (f'<camera name="{arm}_view" pos="{_fmt(spec.camera_pos)}" fovy="45" '
-              f'xyaxes="{_look_at_xyaxes(spec.camera_pos, spec.camera_lookat)}"/>')
-    if arm == "self":  # the third-person view: the other arm watched from the self arm's own camera position
-        lookat = third_person_lookat(spec)
-        camera += (f'\n<camera name="third_person" pos="{_fmt(spec.camera_pos)}" fovy="{THIRD_PERSON_FOVY:g}" '
-                   f'xyaxes="{_look_at_xyaxes(spec.camera_pos, lookat)}"/>')
-    lines = [f'<body name="{arm}_base" pos="{_fmt(BASE_POS[arm])}" quat="{_fmt(quat)}">',
-             camera,
-             f'<geom name="{arm}_pedestal" type="cylinder" size="0.03 0.01" pos="0 0 0.01" '
-             f'rgba="0.25 0.25 0.25 1"/>']
-    n = spec.n_joints
-    for i in range(n):
-        end = spec.offsets[i + 1] if i + 1 < n else spec.tip
-        lines.append(f'<body name="{arm}_link{i}" pos="{_fmt(_mirror_point(spec.offsets[i], mirror))}" '
-                     f'gravcomp="1">')
-        lo, hi = spec.ranges[i]
-        lines.append(f'<joint name="{arm}_joint{i}" axis="{_fmt(_mirror_axis(spec.axes[i], mirror))}" '
-                     f'range="{lo:.6g} {hi:.6g}"/>')
-        lines.append(f'<geom name="{arm}_link{i}_geom" type="capsule" size="{spec.link_radius:.6g}" '
-                     f'fromto="0 0 0 {_fmt(_mirror_point(end, mirror))}" rgba="{rgba}"/>')
-    tip = _fmt(_mirror_point(spec.tip, mirror))
-    lines.append(f'<site name="{arm}_fingertip" pos="{tip}" size="0.012" rgba="{TIP_RGBA}" type="sphere"/>')
-    lines.extend(["</body>"] * (n + 1))
-    return "\n".join(lines)
+def _six_digits(values) -> np.ndarray:
+    return np.array([float(f"{float(v):.6g}") for v in values])
 
 
-ACTION_MODES = ("torque", "position")
+def _add_camera(body, name: str, pos, lookat, fovy: float, mount_yaw: float) -> None:
+    """A fixed camera given in the scene's base frame, placed in a root body turned by `mount_yaw`.
+
+    Its axes are kept to 6 significant digits, the precision the scenes were first written in as MJCF
+    text, so the planar and 3-D arms' frames stay bit-identical to those scenes (tests/test_scene.py)."""
+    to_root = _yaw_matrix(-mount_yaw)
+    xyaxes = _six_digits(_look_at_xyaxes(pos, lookat))
+    camera = body.add_camera(name=name, pos=to_root @ np.asarray(pos, float), fovy=fovy)
+    camera.alt.type = mujoco.mjtOrientation.mjORIENTATION_XYAXES
+    camera.alt.xyaxes = np.concatenate([to_root @ xyaxes[:3], to_root @ xyaxes[3:]])
 
 
-def scene_xml(spec: ArmSpec, other_appearance: str = "identical", offscreen_size: int = 512,
-              timestep: float = 0.005, action_mode: str = "position", position_kp: float = 30.0,
-              position_kv: float = 0.6) -> str:
-    """MJCF text of the table, both arms, one target per arm, and the three named cameras.
+def arm_copy(arm: ArmModel, role: str, other_appearance: str = "identical") -> "mujoco.MjSpec":
+    """The arm's spec as `role` ("self" or "other") appears in the scene (the other's appearance applied)."""
+    spec = load_arm_spec(arm)
+    if arm.tip_body is not None:
+        spec.body(arm.tip_body).add_site(name="fingertip", pos=arm.tip_pos, size=[0.012, 0, 0], rgba=TIP_RGBA,
+                                         type=mujoco.mjtGeom.mjGEOM_SPHERE)
+    if role == "other":
+        if other_appearance in ("recolored", "held_out_color"):
+            recolor(spec, arm, RECOLORED_RGBA if other_appearance == "recolored" else HELD_OUT_RGBA)
+        elif other_appearance == "mirrored":
+            mirror(spec, arm)
+        elif other_appearance == "morphology":
+            scale_links(spec, arm, arm.morphology_scale)
+    return spec
 
-    `action_mode="torque"`: motors, ctrl in [-1, 1] x gear N m. `"position"`: position servos, ctrl the
-    joint-angle target (rad, within the joint's range), force kp (target - q) - kv qdot. The actuators
-    are named `{arm}_motor{i}` either way, so the physics accessors find them."""
+
+def _add_arm_cameras(base, arm: ArmModel, role: str) -> None:
+    """The arm camera `{role}_view` in the arm's base; the self base also carries `third_person`: the other
+    arm watched from the self arm's own camera position."""
+    _add_camera(base, f"{role}_view", arm.camera_pos, arm.camera_lookat, 45.0, arm.mount_yaw)
+    if role == "self":
+        _add_camera(base, "third_person", arm.camera_pos, third_person_lookat(arm), THIRD_PERSON_FOVY, arm.mount_yaw)
+
+
+def _add_actuators(spec, arm: ArmModel, action_mode: str, kp: tuple[float, ...], kv: float) -> None:
+    """`{role}_motor{i}` on each driven hinge: a motor (ctrl in [-1, 1] x gear) or a position servo (ctrl
+    the joint-angle target within the joint's range)."""
+    for role in ARMS:
+        for i, name in enumerate(arm.joints):
+            joint = f"{role}_{name}"
+            actuator = spec.add_actuator(name=f"{role}_motor{i}", target=joint,
+                                         trntype=mujoco.mjtTrn.mjTRN_JOINT, ctrllimited=True)
+            if action_mode == "torque":
+                actuator.gear[0], actuator.ctrlrange = arm.gear[i], [-1.0, 1.0]
+            else:
+                actuator.set_to_position(kp=kp[i], kv=kv)
+                actuator.ctrlrange = spec.joint(joint).range
+
+
+def build_scene(arm: ArmModel, other_appearance: str = "identical", offscreen_size: int = 512,
+                timestep: float = 0.005, action_mode: str = "position", position_kp: float | None = None,
+                position_kv: float | None = None) -> "mujoco.MjSpec":
+    """The table, both arms (the other's appearance applied), one mocap target per arm and the cameras.
+
+    `action_mode="torque"`: motors, ctrl in [-1, 1] x the arm's gear. `"position"`: position servos, ctrl
+    the joint-angle target (rad, within the joint's range), force kp (target - q) - kv qdot; kp and kv
+    are the arm's own unless `position_kp`/`position_kv` set one value for every joint. Compile the
+    returned spec (`.compile()`) for an `MjModel`."""
     if action_mode not in ACTION_MODES:
         raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
     if other_appearance not in OTHER_APPEARANCES:
         raise ValueError(f"other_appearance must be one of {OTHER_APPEARANCES}, got {other_appearance!r}")
-    other_spec = spec.scaled(spec.morphology_scale) if other_appearance == "morphology" else spec
-    other_rgba = {"recolored": RECOLORED_RGBA, "held_out_color": HELD_OUT_RGBA}.get(other_appearance, SELF_RGBA)
-    other_mirror = -1.0 if other_appearance == "mirrored" else 1.0
-    if action_mode == "torque":
-        actuators = "\n".join(
-            f'<motor name="{arm}_motor{i}" joint="{arm}_joint{i}" gear="{spec.gear:.6g}" '
-            f'ctrlrange="-1 1" ctrllimited="true"/>'
-            for arm in ARMS for i in range(spec.n_joints))
-    else:
-        actuators = "\n".join(
-            f'<position name="{arm}_motor{i}" joint="{arm}_joint{i}" kp="{position_kp:.6g}" kv="{position_kv:.6g}" '
-            f'ctrlrange="{spec.ranges[i][0]:.6g} {spec.ranges[i][1]:.6g}" ctrllimited="true"/>'
-            for arm in ARMS for i in range(spec.n_joints))
-    targets = "\n".join(
-        f'<body name="{arm}_target" mocap="true" pos="{_fmt(BASE_POS[arm])}">'
-        f'<geom name="{arm}_target_geom" type="sphere" size="0.015" rgba="{TARGET_RGBA}"/></body>'
-        for arm in ARMS)
-    scene_cam_pos, scene_lookat = (0.75, 0.0, 1.0), (0.0, 0.0, 0.0)
-    size = int(offscreen_size)
-    return f"""<mujoco model="mirrorlab_{spec.name}">
-  <compiler angle="radian" autolimits="true"/>
-  <option timestep="{timestep:.6g}" integrator="implicitfast"/>
-  <visual>
-    <global offwidth="{size}" offheight="{size}"/>
-    <quality shadowsize="0" offsamples="0" numslices="12" numstacks="6" numquads="1"/>
-    <headlight ambient="0.35 0.35 0.35" diffuse="0.35 0.35 0.35" specular="0 0 0"/>
-  </visual>
-  <default>
-    <joint type="hinge" damping="{spec.damping:.6g}" armature="{spec.armature:.6g}" limited="true"/>
-    <geom contype="0" conaffinity="0" density="500"/>
-    <site group="0"/>
-  </default>
-  <worldbody>
-    <light name="top" pos="0 0 2.5" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.5 0.5 0.5" specular="0.1 0.1 0.1"/>
-    <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.75" rgba="0.32 0.34 0.38 1"/>
-    <geom name="table" type="box" size="0.4 0.8 0.02" pos="0 0 -0.02" rgba="0.62 0.52 0.42 1"/>
-    <camera name="scene" pos="{_fmt(scene_cam_pos)}" fovy="48" xyaxes="{_look_at_xyaxes(scene_cam_pos, scene_lookat)}"/>
-{_arm_xml(spec, "self", SELF_RGBA, 1.0)}
-{_arm_xml(other_spec, "other", other_rgba, other_mirror)}
-{targets}
-  </worldbody>
-  <actuator>
-{actuators}
-  </actuator>
-</mujoco>
-"""
+    spec = mujoco.MjSpec.from_file(str(ASSETS / "table.xml"))
+    spec.modelname = f"mirrorlab_{arm.name}"
+    spec.option.timestep = timestep
+    spec.visual.global_.offwidth = spec.visual.global_.offheight = int(offscreen_size)
+    _add_camera(spec.worldbody, "scene", *SCENE_CAMERA, 48.0, 0.0)
+    for role in ARMS:
+        child = arm_copy(arm, role, other_appearance)
+        child.body(arm.root_body).quat = _yaw_quat(arm.mount_yaw)
+        frame = spec.worldbody.add_frame(pos=BASE_POS[role], quat=_yaw_quat(BASE_YAW[role]))
+        base = frame.attach_body(child.body(arm.root_body), f"{role}_", "")
+        _add_arm_cameras(base, arm, role)
+    for role in ARMS:
+        target = spec.worldbody.add_body(name=f"{role}_target", mocap=True, pos=BASE_POS[role])
+        target.add_geom(name=f"{role}_target_geom", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.015, 0, 0],
+                        rgba=TARGET_RGBA, contype=0, conaffinity=0, density=500)
+    kp = arm.servo_kp if position_kp is None else (float(position_kp),) * arm.n_joints
+    _add_actuators(spec, arm, action_mode, kp, arm.servo_kv if position_kv is None else float(position_kv))
+    return spec

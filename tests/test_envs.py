@@ -14,7 +14,8 @@ from mirrorlab import envs
 from mirrorlab.envs.scene import CAMERAS
 
 ENV_IDS = envs.ENV_IDS
-PLANAR, ARM3D = ENV_IDS
+PLANAR, ARM3D, VIPERX = ENV_IDS
+N_JOINTS = {PLANAR: 2, ARM3D: 4, VIPERX: 5}
 
 
 def rollout(env_id, seed=0, steps=10, actions_seed=1, **kwargs):
@@ -58,7 +59,7 @@ def test_spaces_and_observation_layout(env_id):
     env = gym.make(env_id, obs_mode="both", frame_size=32)
     obs, info = env.reset(seed=0)
     n = env.action_space.shape[0]
-    assert n == (2 if env_id == PLANAR else 4)
+    assert n == N_JOINTS[env_id]
     assert env.observation_space.contains(obs)
     assert obs["pixels"].shape == (32, 32, 3) and obs["pixels"].dtype == np.uint8
     u = env.unwrapped
@@ -186,8 +187,9 @@ def test_reset_options_set_target_and_joint_angles(env_id):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_appearance_variants_really_differ(env_id):
     def first_frame(appearance, camera="other_view"):
-        env = gym.make(env_id, other_appearance=appearance, obs_mode="pixels", camera=camera)
-        frame, _ = env.reset(seed=3)
+        env = gym.make(env_id, actor="other", other_appearance=appearance, obs_mode="pixels", camera=camera)
+        turned = np.array(env.unwrapped.arm_spec.init_qpos) + np.r_[0.5, np.zeros(env.action_space.shape[0] - 1)]
+        frame, _ = env.reset(seed=3, options={"qpos": turned})  # base turned: a pose off the sagittal plane
         tip = env.unwrapped.physics.fingertip_in_base_frame("other")
         env.close()
         return frame, tip
