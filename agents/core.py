@@ -74,11 +74,21 @@ class MirrorCore(nn.Module):
 
     def perform(self, actions: torch.Tensor, start: torch.Tensor | None = None, lesion: Lesion | None = None
                 ) -> CoreOutput:
-        hidden, _ = run_gru(self.perform_core, self.action_encoder(actions), self.perform_start(start), lesion)
-        return CoreOutput(hidden, self.forward_head(hidden))
+        return self.perform_encoded(self.action_encoder(actions), self.perform_start(start), lesion)
 
     def observe(self, sensory: torch.Tensor, lesion: Lesion | None = None) -> CoreOutput:
-        hidden, _ = run_gru(self.observe_core, self.sensory_encoder(sensory), None, lesion)
+        return self.observe_encoded(self.sensory_encoder(sensory), lesion)
+
+    def perform_encoded(self, encoded: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None = None
+                        ) -> CoreOutput:
+        """The perform path from already encoded actions [B, T, D] and its start state: many lesions of one
+        core on the same episodes encode (CNN, action encoder) once (agents/lesion.py)."""
+        hidden, _ = run_gru(self.perform_core, encoded, state, lesion)
+        return CoreOutput(hidden, self.forward_head(hidden))
+
+    def observe_encoded(self, encoded: torch.Tensor, lesion: Lesion | None = None) -> CoreOutput:
+        """The observe path from already encoded sensory input [B, T, D]."""
+        hidden, _ = run_gru(self.observe_core, encoded, None, lesion)
         return CoreOutput(hidden, self.inverse_head(hidden))
 
     def observe_step(self, sensory: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None = None

@@ -58,6 +58,9 @@ class TrainConfig:
     # label its own movements: a general inverse model rather than one of the demonstrator's policy. Its
     # highest babble ids (test_fraction) are then held out of all training, so the babble R^2 stays honest.
     inverse_babble: bool = False
+    # The selectivity dose-response: weight of a term rewarding (> 0) or penalising (< 0) each unit's
+    # perform-observe correlation on demo batches (agents.training.selectivity_loss); 0: no term.
+    selectivity_weight: float = 0.0
     test_fraction: float = 0.25    # held-out demo episodes (the highest ids), never trained on
     train_episodes: int = 0        # 0: every other demo episode trains; n: only the first n (learning curves)
     checkpoint_every: int = 1
@@ -96,6 +99,8 @@ class TrainConfig:
         for name in ("lr",):
             if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
                 raise UserError(f"{where}: {name} must be a positive number, got {getattr(self, name)}")
+        if not math.isfinite(self.selectivity_weight):
+            raise UserError(f"{where}: selectivity_weight must be a number, got {self.selectivity_weight}")
         for name in ("forward_weight", "inverse_weight"):
             if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
                 raise UserError(f"{where}: {name} must be a number >= 0, got {getattr(self, name)}")

@@ -30,12 +30,16 @@ def build_toy_core(n_actions: int, sensory_dim: int, action_embed_dim: int, hidd
 
 
 def toy_losses(model: MirrorCore, actions: torch.Tensor, sensory: torch.Tensor,
-               observe_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward loss: MSE of s_t predicted from a_<=t. Inverse loss: cross-entropy of a_t from s_<=t."""
-    forward_loss = F.mse_loss(model.perform(actions).prediction, sensory)
-    logits = model.observe(sensory).prediction
+               observe_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward loss: MSE of s_t predicted from a_<=t. Inverse loss: cross-entropy of a_t from s_<=t. And the
+    per-unit perform-observe correlation of the batch (agents.training.selectivity_loss), for its term."""
+    from mirrorlab.agents.training import selectivity_loss
+
+    performed, observed = model.perform(actions), model.observe(sensory)
+    forward_loss = F.mse_loss(performed.prediction, sensory)
+    logits = observed.prediction
     inverse_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), observe_labels.reshape(-1))
-    return forward_loss, inverse_loss
+    return forward_loss, inverse_loss, selectivity_loss(performed.hidden, observed.hidden)
 
 
 @dataclass

@@ -36,11 +36,23 @@ from mirrorlab.files import (
 from mirrorlab.provenance import provenance
 
 
+def selectivity_loss(perform_hidden: torch.Tensor, observe_hidden: torch.Tensor) -> torch.Tensor:
+    """Minus the mean over units of each unit's perform-observe Pearson r over the batch's (episode, step)
+    pairs: the dose-response's training term (Leavitt & Morcos 2021 regularise class selectivity so).
+    `selectivity_weight` > 0 times this rewards mirror-like units, < 0 penalises them."""
+    p = perform_hidden.reshape(-1, perform_hidden.shape[-1])
+    o = observe_hidden.reshape(-1, observe_hidden.shape[-1])
+    p, o = p - p.mean(0), o - o.mean(0)
+    r = (p * o).sum(0) / (p.norm(dim=0) * o.norm(dim=0) + 1e-8)
+    return -r.mean()
+
+
 # --- the toy world ------------------------------------------------------------------------------------------
 def train_toy_core(model: MirrorCore, data: ToySequences, condition: Condition, *, epochs: int,
                    batch_size: int, lr: float, forward_weight: float, inverse_weight: float,
-                   seed: int) -> list[dict[str, float]]:
-    """Adam on the condition's loss; returns per-epoch mean losses. The untrained condition returns at once."""
+                   seed: int, selectivity_weight: float = 0.0) -> list[dict[str, float]]:
+    """Adam on the condition's loss (plus `selectivity_weight` x selectivity_loss); returns per-epoch mean
+    losses. The untrained condition returns at once."""
     from mirrorlab.agents.toy import toy_losses
 
     history: list[dict[str, float]] = []
@@ -58,8 +70,11 @@ def train_toy_core(model: MirrorCore, data: ToySequences, condition: Condition, 
         sums = {"forward": 0.0, "inverse": 0.0}
         for start in range(0, n, batch_size):
             idx = torch.from_numpy(order[start:start + batch_size])
-            forward_loss, inverse_loss = toy_losses(model, actions[idx], sensory[idx], actions[labels_of[idx]])
+            forward_loss, inverse_loss, selectivity = toy_losses(model, actions[idx], sensory[idx],
+                                                                 actions[labels_of[idx]])
             loss = training_loss(condition, forward_loss, inverse_loss, forward_weight, inverse_weight)
+            if selectivity_weight:
+                loss = loss + selectivity_weight * selectivity
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -256,4 +271,21 @@ def embodied_batch_loss(model: MirrorCore, condition: Condition, config: TrainCo
             batch[watched]["frames"]
         i_loss = inverse_loss(model, frames, labels, tuple(config.observe_window))
         parts["inverse"] = i_loss.item()
-    return training_loss(condition, f_loss, i_loss, config.forward_weight, config.inverse_weight), parts
+    loss = training_loss(condition, f_loss, i_loss, config.forward_weight, config.inverse_weight)
+    if config.selectivity_weight and "observe" in batch:
+        term = embodied_selectivity(model, batch, tuple(config.observe_window))
+        parts["selectivity"] = term.item()
+        loss = loss + config.selectivity_weight * term
+    return loss, parts
+
+
+def embodied_selectivity(model: MirrorCore, batch: dict[str, Any], observe_window: tuple[int, ...]) -> torch.Tensor:
+    """selectivity_loss of a demo batch: the core performing its actions against watching the other arm
+    execute them (the pairing the mirror measures use). Its own pass of both modes: the dose-response's
+    runs pay for it, no other run does."""
+    from mirrorlab.agents.embodied import observed_input, perform_start
+
+    own = batch["perform"]["frames"]
+    performed = model.perform(batch["actions"], perform_start(model, own))
+    observed = model.observe(observed_input(batch["observe"]["frames"], observe_window))
+    return selectivity_loss(performed.hidden, observed.hidden)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "mirrorlab.experiments.curve",
     "mirrorlab.experiments.imitate",
     "mirrorlab.experiments.spillover",
+    "mirrorlab.experiments.lesion",
     "mirrorlab.experiments.video",
     "mirrorlab.experiments.render",
     "mirrorlab.experiments.export",

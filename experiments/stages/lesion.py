@@ -1,0 +1,374 @@
+"""Do mirror units matter? Lesions inside the recurrence of trained cores, and a selectivity dose-response (lesion, study).
+
+Per embodied run (analyzed: its unit table is read from the analysis's units.csv, its training activity
+from the recorded activations): the unit sets of `analysis.lesion` are silenced inside the GRU
+(`agents.lesion`) and every outcome of `OUTCOMES` is scored on the run's held-out episodes. Toy cores are
+not kept by the replication, so the toy part retrains them under the replication's exact protocol (same
+config and seed: the same weights on CPU) and tests them on its held-out sequences. The dose-response
+trains toy shared cores with a term that rewards (weight > 0) or penalises (< 0) per-unit perform-observe
+correlation (`agents.training.selectivity_loss`) and reports mirror units and inverse accuracy against it.
+Each run or cell is a runner job whose result is saved as it arrives (`OUT/runs/`), so a killed command
+resumes; the summary (`metrics.json`, `report.md`, `figures/`) is rebuilt from the saved results.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mirrorlab.agents.lesion import ABLATIONS
+from mirrorlab.analysis.lesion import K_VALUES, MIN_NULL_SETS, UnitTable
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.stages.replication import ReplicateConfig
+from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, read_json
+from mirrorlab.provenance import provenance
+
+
+@dataclass(frozen=True)
+class LesionConfig:
+    """Every default of the lesion study."""
+
+    ks: tuple[int, ...] = K_VALUES           # set sizes, each used where a run has that many mirror units
+    n_random: int = MIN_NULL_SETS            # matched-random null sets per k
+    ablations: tuple[str, ...] = ("mean",)   # of agents.lesion.ABLATIONS: zero, mean, resample
+    chunk: int = 8                           # unit sets run side by side in one batch
+    toy: bool = False                        # also the toy world's cores (retrained under the replication's protocol)
+    toy_seeds: tuple[int, ...] = ReplicateConfig().seeds
+    toy_conditions: tuple[str, ...] = ("shared", "separate", "untrained")
+    selectivity_weights: tuple[float, ...] = ()  # the toy dose-response's strengths, e.g. (-1, -0.3, 0, 0.3, 1)
+    workers: int = 0                         # 0: one per CPU core
+
+    def validate(self) -> None:
+        from mirrorlab.agents.conditions import check_conditions
+        from mirrorlab.agents.runs import check_seed
+
+        if not self.ks or any(k < 1 for k in self.ks) or len(set(self.ks)) != len(self.ks):
+            raise UserError(f"config: ks must be distinct set sizes >= 1, got {list(self.ks)}")
+        if self.n_random < MIN_NULL_SETS:
+            raise UserError(f"config: n_random must be >= {MIN_NULL_SETS} null sets, got {self.n_random}")
+        if not self.ablations or any(a not in ABLATIONS for a in self.ablations):
+            raise UserError(f"config: ablations must name some of {', '.join(ABLATIONS)}, got {list(self.ablations)}")
+        if self.chunk < 1:
+            raise UserError(f"config: chunk must be >= 1, got {self.chunk}")
+        for seed in self.toy_seeds:
+            check_seed(seed, "config: toy_seeds")
+        check_conditions(self.toy_conditions, "config: toy_conditions")
+        if any(not math.isfinite(w) for w in self.selectivity_weights):
+            raise UserError(f"config: selectivity_weights must be numbers, got {list(self.selectivity_weights)}")
+        resolve_workers(self.workers, "config: workers")
+
+
+# --- outcomes: what a lesion is scored on --------------------------------------------------------------------
+def r2(prediction, truth) -> float:
+    """R^2 averaged over action dimensions, as sklearn's r2_score (uniform_average) and the analysis score it."""
+    p = prediction.reshape(-1, prediction.shape[-1]).double()
+    t = truth.reshape(-1, truth.shape[-1]).double()
+    return float((1 - ((t - p) ** 2).sum(0) / ((t - t.mean(0)) ** 2).sum(0)).mean())
+
+
+def mse(prediction, truth) -> float:
+    return float(((prediction.double() - truth.double()) ** 2).mean())
+
+
+def accuracy(prediction, truth) -> float:
+    return float((prediction.argmax(-1) == truth).double().mean())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One thing a lesion can damage: scored by `score(head output, truth)` on the probe named `probe`."""
+
+    name: str
+    question: str            # what it tests mirror units to be necessary for: "watching", "doing", ...
+    probe: str               # agents.lesion.embodied_probes / toy_probes key
+    label: str
+    higher_is_better: bool
+    score: Callable[..., float]
+
+
+# A list, so later outcomes (imitation success of the core-based methods) are one more entry.
+OUTCOMES = [
+    Outcome("inverse_r2", "watching", "observe", "inverse R^2, held-out demonstrations", True, r2),
+    Outcome("inverse_r2_babble", "watching", "observe_babble", "inverse R^2, held-out babbling", True, r2),
+    Outcome("forward_mse", "doing", "perform", "forward error (pixel MSE)", False, mse),
+    Outcome("toy_inverse_accuracy", "watching", "observe", "toy inverse accuracy", True, accuracy),
+    Outcome("toy_forward_mse", "doing", "perform", "toy forward error (MSE)", False, mse),
+]
+EMBODIED = ("inverse_r2", "inverse_r2_babble", "forward_mse")
+TOY = ("toy_inverse_accuracy", "toy_forward_mse")
+
+
+def lesion_effects(probes: dict, pools: dict, table: UnitTable, alpha: float, min_abs_r: float,
+                   outcomes: tuple[str, ...], config: LesionConfig, seed: int) -> dict[str, Any]:
+    """Every unit set of the run silenced for every ablation and outcome: effect rows (damage; positive =
+    harm) and the intact scores."""
+    from mirrorlab.agents.lesion import probe_scores, unit_masks
+    from mirrorlab.analysis.lesion import choose_unit_sets
+
+    sets = choose_unit_sets(table, alpha, min_abs_r, np.random.default_rng([seed, 22]), config.ks, config.n_random)
+    masks = unit_masks([np.zeros(0, int)] + [s.units for s in sets], len(table.r))  # row 0: intact
+    rows, intact = [], {}
+    for outcome in (o for o in OUTCOMES if o.name in outcomes and o.probe in probes):
+        probed = probes[outcome.probe]
+        for ablation in config.ablations:
+            scores = probe_scores(probed.probe, masks, ablation, pools[probed.probe.mode], seed,
+                                  partial(outcome.score, truth=probed.truth), config.chunk)
+            intact[outcome.name] = float(scores[0])
+            damage = (scores[0] - scores[1:]) if outcome.higher_is_better else (scores[1:] - scores[0])
+            grouped: dict[tuple[str, int], list[float]] = {}
+            for s, d in zip(sets, damage):
+                grouped.setdefault((s.kind, s.k), []).append(float(d))
+            rows += [{"ablation": ablation, "outcome": outcome.name, "kind": kind, "k": k, "effects": effects}
+                     for (kind, k), effects in grouped.items()]
+    return {"effects": rows, "intact": intact, "sets": {f"{s.kind}:{s.k}": s.units.tolist() for s in sets
+                                                        if s.kind != "matched_random"}}
+
+
+def unit_table(r, p_greater, p_less, q_fdr, pools: dict, model) -> UnitTable:
+    """The analysis's per-unit test with what the null is matched on: each mode's activity variance on
+    training episodes and both heads' read-out weight norms."""
+    from mirrorlab.agents.lesion import readout_norms
+
+    norms = readout_norms(model)
+    variance = [pools[m].double().var(0).numpy() for m in ("perform", "observe")]
+    return UnitTable(np.asarray(r, float), np.asarray(p_greater, float), np.asarray(p_less, float),
+                     np.asarray(q_fdr, float), np.stack([*variance, norms["inverse"], norms["forward"]], 1),
+                     norms["inverse"])
+
+
+# --- jobs: one embodied run, one toy core, one dose-response cell --------------------------------------------
+def lesion_run(run_dir: str, act_path: str, unit_rows: dict[str, list[float]], alpha: float, min_abs_r: float,
+               config: LesionConfig) -> dict[str, Any]:
+    """A runner job: one analyzed embodied run's lesions on its held-out episodes."""
+    import torch
+
+    from mirrorlab.agents.activations import load_activations
+    from mirrorlab.agents.lesion import embodied_probes
+    from mirrorlab.agents.runs import read_run
+    from mirrorlab.envs.paired import PairedDataset
+    from mirrorlab.experiments.stages.measurement import group_key
+
+    torch.set_num_threads(1)
+    run, acts = read_run(run_dir), load_activations(act_path)
+    model = run.load_core()
+    with PairedDataset(acts.meta["data_path"]) as dataset:
+        run.check_data(dataset)
+        probes = embodied_probes(run, dataset, model)
+    train = acts.split(held_out=False)
+    pools = {m: torch.from_numpy(train[m].reshape(-1, train[m].shape[-1]).astype(np.float32))
+             for m in ("perform", "observe")}
+    table = unit_table(unit_rows["r"], unit_rows["p_greater"], unit_rows["p_less"], unit_rows["q_fdr"], pools, model)
+    result = lesion_effects(probes, pools, table, alpha, min_abs_r, EMBODIED, config, run.config.seed)
+    return {"group": group_key(run), "condition": run.config.condition, "seed": run.config.seed, "run": str(run.dir),
+            "n_mirror": len(table.mirror(alpha, min_abs_r)), "n_anti_mirror": len(table.anti_mirror(alpha, min_abs_r)),
+            "n_units": len(table.r), **result}
+
+
+def toy_core(rep: ReplicateConfig, condition: str, seed: int, selectivity_weight: float = 0.0):
+    """The replication's toy world, data and trained core of one (condition, seed): its protocol exactly
+    (the replication keeps no cores; the same config and seed give the same weights on CPU)."""
+    from mirrorlab.agents.conditions import get_condition
+    from mirrorlab.agents.toy import build_toy_core
+    from mirrorlab.agents.training import train_toy_core
+    from mirrorlab.envs.toy import make_effects, make_sequences
+
+    world_rng = np.random.default_rng(seed)
+    effects = make_effects(rep.n_actions, rep.sensory_dim, world_rng)
+    train = make_sequences(rep.n_train, rep.seq_len, effects, rep.decay, rep.noise_sigma, world_rng)
+    test = make_sequences(rep.n_test, rep.seq_len, effects, rep.decay, rep.noise_sigma, world_rng)
+    cond = get_condition(condition)
+    model = build_toy_core(rep.n_actions, rep.sensory_dim, rep.action_embed_dim, rep.hidden_size,
+                           cond.separate_cores, seed)
+    train_toy_core(model, train, cond, epochs=rep.epochs, batch_size=rep.batch_size, lr=rep.lr,
+                   forward_weight=rep.forward_weight, inverse_weight=rep.inverse_weight, seed=seed,
+                   selectivity_weight=selectivity_weight)
+    return model, train, test
+
+
+def toy_mirror_test(model, data, rep: ReplicateConfig, seed: int):
+    """The replication's mirror-unit test of a toy core on held-out sequences (same B and random stream)."""
+    from mirrorlab.agents.core import record
+    from mirrorlab.analysis.mirror_stats import mirror_unit_test
+
+    rec = record(model, data.actions, data.sensory, batch_size=len(data))
+    return mirror_unit_test(rec.perform.astype(np.float64), rec.observe.astype(np.float64), rep.n_permutations,
+                            np.random.default_rng([seed, 2])), rec
+
+
+def toy_lesion_cell(rep: ReplicateConfig, condition: str, seed: int, config: LesionConfig) -> dict[str, Any]:
+    """A runner job: one toy core (trained as the replication trains it) lesioned on held-out sequences."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from mirrorlab.agents.core import record
+    from mirrorlab.agents.lesion import toy_probes
+
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        model, train, test = toy_core(rep, condition, seed)
+        test_result, _ = toy_mirror_test(model, test, rep, seed)
+        rec = record(model, train.actions, train.sensory, batch_size=500)
+        pools = {"perform": torch.from_numpy(rec.perform.reshape(-1, rep.hidden_size)),
+                 "observe": torch.from_numpy(rec.observe.reshape(-1, rep.hidden_size))}
+        table = unit_table(test_result.r, test_result.p_greater, test_result.p_less, test_result.q_fdr, pools, model)
+        result = lesion_effects(toy_probes(model, test), pools, table, rep.alpha, rep.mirror_min_abs_r, TOY, config,
+                                seed)
+    return {"group": "toy world", "condition": condition, "seed": seed,
+            "n_mirror": len(table.mirror(rep.alpha, rep.mirror_min_abs_r)),
+            "n_anti_mirror": len(table.anti_mirror(rep.alpha, rep.mirror_min_abs_r)), "n_units": len(table.r),
+            **result}
+
+
+def toy_dose_cell(rep: ReplicateConfig, weight: float, seed: int) -> dict[str, Any]:
+    """A runner job: a toy shared core trained with the selectivity term at `weight`, measured."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        model, _, test = toy_core(rep, "shared", seed, selectivity_weight=weight)
+        result, rec = toy_mirror_test(model, test, rep, seed)
+    counts = result.counts(rep.alpha, rep.mirror_min_abs_r)
+    return {"selectivity_weight": weight, "seed": seed, "n_mirror_fdr": counts["n_mirror_fdr"],
+            "n_anti_mirror_fdr": counts["n_anti_mirror_fdr"], "mean_r": float(np.nanmean(result.r)),
+            "inverse_accuracy": float((rec.inverse_prediction.argmax(-1) == test.actions).mean()),
+            "forward_mse": float(((rec.forward_prediction - test.sensory) ** 2).mean())}
+
+
+# --- the command: check, run the jobs (resumable), summarise ---------------------------------------------------
+UNIT_FIELDS = ("r", "p_greater", "p_less", "q_fdr")
+
+
+def read_unit_tables(analysis: Path) -> dict[tuple[str, str, int], dict[str, list[float]]]:
+    """(group, condition, seed) -> the per-unit columns of the analysis's units.csv."""
+    path = analysis / "units.csv"
+    if not path.is_file():
+        raise UserError(f"--analysis {analysis}: no units.csv; expected the output folder of `mirrorlab analyze`")
+    tables: dict[tuple[str, str, int], dict[str, list[float]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                table = tables.setdefault((row["group"], row["condition"], int(row["seed"])),
+                                          {k: [] for k in UNIT_FIELDS})
+                for k in UNIT_FIELDS:
+                    table[k].append(float(row[k]))
+            except (KeyError, ValueError, TypeError):
+                raise UserError(f"{path}: not a units.csv of `mirrorlab analyze` (columns group, condition, seed, "
+                                f"{', '.join(UNIT_FIELDS)} expected)") from None
+    return tables
+
+
+def embodied_jobs(runs: list[Path], analysis: Path, config: LesionConfig) -> list[Job]:
+    """One job per run, every run checked first: finished, analyzed (activations and unit table found)."""
+    from mirrorlab.agents.runs import read_run
+    from mirrorlab.experiments.stages.measurement import group_key, read_analysis
+
+    metrics = read_analysis(analysis)
+    settings = metrics.get("analysis", {})
+    alpha, min_abs_r = float(settings.get("alpha", 0.05)), float(settings.get("mirror_min_abs_r", 0.4))
+    tables = read_unit_tables(analysis if analysis.is_dir() else analysis.parent)
+    jobs = []
+    for path in runs:
+        run = read_run(path)
+        entry = metrics["runs"].get(str(run.dir))
+        table = tables.get((group_key(run), run.config.condition, run.config.seed))
+        if entry is None or table is None:
+            raise UserError(f"--analysis {analysis}: has no activations or unit table of run {run.dir}; analyze it first")
+        if not Path(entry["activations"]).is_file():
+            raise UserError(f"--analysis {analysis}: activations file {entry['activations']} is missing")
+        key = f"run:{group_key(run)}:{run.config.condition}:{run.config.seed}"
+        jobs.append(Job(key, lesion_run, (str(run.dir), entry["activations"], table, alpha, min_abs_r, config), cost=2.0))
+    return jobs
+
+
+def toy_jobs(config: LesionConfig) -> list[Job]:
+    rep = dataclasses.replace(ReplicateConfig(), seeds=tuple(config.toy_seeds))
+    jobs = [Job(f"toy:{c}:{s}", toy_lesion_cell, (rep, c, s, config)) for c in config.toy_conditions
+            for s in config.toy_seeds]
+    jobs += [Job(f"dose:{w:g}:{s}", toy_dose_cell, (rep, float(w), s)) for w in config.selectivity_weights
+             for s in config.toy_seeds]
+    return jobs
+
+
+def _result_path(out: Path, key: str) -> Path:
+    return out / "runs" / ("".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in key) + ".json")
+
+
+def check_config(out: Path, config: LesionConfig) -> None:
+    """A resumed lesion study must have the config of the one it continues (workers aside)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    before = read_json(path, "lesion config").get("config", {})
+    now = json.loads(json.dumps(dataclasses.asdict(config)))
+    changed = sorted(k for k in set(before) | set(now) if k != "workers" and before.get(k) != now.get(k))
+    if changed:
+        raise UserError(f"--out {out}: holds a lesion study with another config ({', '.join(changed)}); "
+                        "use another --out or --force")
+
+
+def lesion(runs: list[Path], analysis: Path | None, out: Path, config: LesionConfig, force: bool = False,
+           ray_address: str | None = None, show_progress: bool = False) -> dict[str, Any]:
+    """The lesion study (command and study stage): every run's and toy core's lesions, resumable, then the
+    summary. `runs` may be empty when `config.toy` asks for the toy world only."""
+    from tqdm import tqdm
+
+    config.validate()
+    if runs and analysis is None:
+        raise UserError("--analysis: the `mirrorlab analyze` output of --runs is needed (unit tables, activations)")
+    if not runs and not config.toy:
+        raise UserError("--runs: name at least one analyzed run folder (or set toy = true for the toy world only)")
+    jobs = (embodied_jobs(runs, analysis, config) if runs else []) + (toy_jobs(config) if config.toy else [])
+    if not force:
+        check_config(out, config)
+    claim_output_dir(out, "lesion", resume=not force, force=force)
+    atomic_write_json(out / "config.json", provenance(config))
+    started = time.perf_counter()
+    with tqdm(total=len(jobs), desc="lesion", unit="job", disable=not show_progress) as bar:
+        run_jobs(jobs, lambda job, result: (atomic_write_json(_result_path(out, job.key), result), bar.update(1)),
+                 workers=resolve_workers(config.workers), ray_address=ray_address,
+                 done=lambda job: _result_path(out, job.key).is_file(), on_skip=lambda _: bar.update(1))
+    results = {job.key: read_json(_result_path(out, job.key), "lesion result") for job in jobs}
+    return write_summary(out, config, results, time.perf_counter() - started)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_")
+
+
+def write_summary(out: Path, config: LesionConfig, results: dict[str, dict[str, Any]], wall_s: float
+                  ) -> dict[str, Any]:
+    """metrics.json, report.md and one figure per (group, ablation), from every saved result."""
+    from mirrorlab.analysis.figures import lesion_effects as effects_figure
+    from mirrorlab.analysis.lesion import dose_report, dose_response, lesion_report, summarise_lesions
+
+    lesioned = [r for k, r in results.items() if not k.startswith("dose:")]
+    questions = {o.name: o.question for o in OUTCOMES}
+    names = {o.name: o.label for o in OUTCOMES}
+    summary = summarise_lesions(lesioned, questions, config.ks)
+    figures = {}
+    for group, ablation in sorted({(c["group"], c["ablation"]) for c in summary["cells"]}):
+        path = f"figures/lesion_{_slug(group)}_{ablation}.png"
+        cells = [c for c in summary["cells"] if c["group"] == group and c["ablation"] == ablation]
+        atomic_write_bytes(out / path, effects_figure(cells, names))
+        figures[f"lesion effect against k: {group}, {ablation}-ablation"] = path
+    dose = dose_response([r for k, r in results.items() if k.startswith("dose:")])
+    metrics = provenance(config)
+    metrics["lesion"] = metrics.pop("config")
+    metrics.update(summary, dose_response=dose, wall_time_s=wall_s,
+                   runs=[{k: r[k] for k in ("group", "condition", "seed", "n_mirror", "n_anti_mirror", "n_units",
+                                            "intact", "sets")} for r in lesioned])
+    report = "# " + lesion_report(summary, names, config.n_random, figures).lstrip("# ") + "\n" + dose_report(dose)
+    atomic_write_text(out / "report.md", report)
+    atomic_write_json(out / "metrics.json", metrics)
+    return {"metrics": metrics, "report": out / "report.md"}

@@ -1,0 +1,249 @@
+"""Lesions inside the recurrence (agents.lesion), unit sets, the matched null and the verdict (analysis.lesion),
+the selectivity term, and the `lesion` command, on planted cores whose answer is known."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mirrorlab.agents.core import record
+from mirrorlab.agents.lesion import UnitAblation, make_probe, probe_scores, toy_probes, unit_masks
+from mirrorlab.agents.toy import build_toy_core
+from mirrorlab.analysis.lesion import (
+    UnitTable,
+    choose_unit_sets,
+    compare_to_null,
+    headline_k,
+    matched_random_sets,
+    necessity_verdict,
+    rank_features,
+)
+from mirrorlab.envs.toy import make_effects, make_sequences
+
+H = 32
+
+
+def toy_world(seed, n=200, T=8, hidden=H):
+    rng = np.random.default_rng(seed)
+    effects = make_effects(6, 16, rng)
+    data = make_sequences(n, T, effects, 0.9, 0.05, rng)
+    return build_toy_core(6, 16, 16, hidden, False, seed), data
+
+
+# --- inside the recurrence ---------------------------------------------------------------------------------
+def test_a_silenced_unit_stays_silenced_at_every_step_and_changes_later_steps_of_other_units():
+    model, data = toy_world(0, n=20)
+    silenced = np.array([3, 7])
+    lesion = UnitAblation(unit_masks([silenced], H)[0], "zero")
+    intact = record(model, data.actions, data.sensory)
+    lesioned = record(model, data.actions, data.sensory, lesion=lesion)
+    for acts in (lesioned.perform, lesioned.observe):
+        assert np.all(acts[:, :, silenced] == 0)                    # every step, both modes
+    others = np.setdiff1d(np.arange(H), silenced)
+    for before, after in ((intact.perform, lesioned.perform), (intact.observe, lesioned.observe)):
+        np.testing.assert_allclose(after[:, 0, others], before[:, 0, others], atol=1e-6)  # step 0 reads no lesion
+        assert np.abs(after[:, 1:, others] - before[:, 1:, others]).max() > 1e-3          # later steps do
+    assert np.abs(lesioned.inverse_prediction - intact.inverse_prediction).max() > 1e-3
+
+
+def test_mean_and_resample_ablations_take_values_from_the_pool_and_resample_is_seeded():
+    pool = torch.randn(50, H)
+    mask = unit_masks([np.array([1, 2])], H)[0]
+    hidden = torch.randn(4, H)
+    mean = UnitAblation(mask, "mean", pool)(hidden)
+    torch.testing.assert_close(mean[:, 1:3], pool.mean(0)[1:3].expand(4, 2))
+    torch.testing.assert_close(mean[:, 3:], hidden[:, 3:])
+    a, b = UnitAblation(mask, "resample", pool, seed=5)(hidden), UnitAblation(mask, "resample", pool, seed=5)(hidden)
+    torch.testing.assert_close(a, b)
+    assert all(any(torch.equal(row[1:3], p[1:3]) for p in pool) for row in a)  # each value pair is a pool row's
+    with pytest.raises(ValueError, match="recorded activity"):
+        UnitAblation(mask, "mean", None)
+
+
+def test_many_sets_side_by_side_score_as_each_set_alone():
+    model, data = toy_world(1, n=30)
+    probe = toy_probes(model, data)["observe"]
+    sets = [np.array([0, 5]), np.array([]), np.arange(10, 20), np.array([31])]
+    masks = unit_masks(sets, H)
+    score = lambda pred: float(pred.sum())  # noqa: E731
+    together = probe_scores(probe.probe, masks, "zero", None, 0, score, chunk=3)
+    alone = [score(probe.probe.predict(UnitAblation(m, "zero"))) for m in masks]
+    np.testing.assert_allclose(together, alone, rtol=1e-5)
+    assert together[1] == pytest.approx(score(probe.probe.predict(None)), rel=1e-6)  # the empty set is intact
+
+
+# --- planted cores: a known unit set carries the inverse read-out ------------------------------------------
+def planted(seed, reads_mirror: bool):
+    """An untrained toy core whose inverse head reads only `carriers` (fitted by least squares to the action);
+    the table declares `carriers` the mirror units, or (reads_mirror False) units the head never reads."""
+    model, data = toy_world(seed)
+    rec = record(model, data.actions, data.sensory)
+    carriers, decoys = np.arange(8), np.arange(8, 16)
+    X = np.concatenate([rec.observe[..., carriers].reshape(-1, 8), np.ones((data.actions.size, 1))], 1)
+    W = np.linalg.lstsq(X, np.eye(6)[data.actions.reshape(-1)], rcond=None)[0]
+    with torch.no_grad():
+        model.inverse_head.weight.zero_()
+        model.inverse_head.weight[:, carriers] = torch.from_numpy(W[:-1].T).float()
+        model.inverse_head.bias.copy_(torch.from_numpy(W[-1]).float())
+    declared = carriers if reads_mirror else decoys
+    r = np.zeros(H)
+    r[declared] = 0.9
+    q = np.where(r > 0, 0.001, 0.9)
+    pools = {"observe": torch.from_numpy(rec.observe.reshape(-1, H))}
+    features = np.stack([pools["observe"].var(0).numpy(),
+                         model.inverse_head.weight.detach().norm(dim=0).numpy()], 1)
+    table = UnitTable(r, np.full(H, 0.001), np.ones(H), q, features, features[:, 1])
+    return model, data, table, pools
+
+
+def planted_comparison(seed, reads_mirror):
+    model, data, table, pools = planted(seed, reads_mirror)
+    sets = [s for s in choose_unit_sets(table, 0.05, 0.4, np.random.default_rng(seed), ks=(8,), n_random=100)
+            if s.kind in ("mirror", "matched_random")]
+    probe = toy_probes(model, data)["observe"]
+    accuracy = lambda pred: float((pred.argmax(-1) == probe.truth).double().mean())  # noqa: E731
+    masks = unit_masks([np.zeros(0, int)] + [s.units for s in sets], H)
+    scores = probe_scores(probe.probe, masks, "mean", pools["observe"], seed, accuracy, chunk=16)
+    damage = scores[0] - scores[1:]
+    assert scores[0] > 0.4                                   # the planted read-out works (chance: 1/6)
+    return compare_to_null(damage[0], damage[1:])
+
+
+def test_a_set_that_carries_the_read_out_is_far_above_the_matched_null():
+    results = [planted_comparison(seed, reads_mirror=True) for seed in range(5)]
+    assert all(c["exceeds"] and c["z"] > 15 for c in results)
+    assert necessity_verdict(results, n_seeds=5)["verdict"] == "supported"
+
+
+def test_a_set_the_read_out_ignores_is_not_above_the_null():
+    results = [planted_comparison(seed, reads_mirror=False) for seed in range(5)]
+    # Decoys still feed the carriers through the recurrence, as any non-mirror units do: within the null's
+    # spread (z below 5, where the carriers give 15 and more), above its 95th percentile in at most 2 seeds.
+    assert all(abs(c["z"]) < 5 and c["effect"] < 0.1 for c in results)
+    assert sum(c["exceeds"] for c in results) <= 2
+    assert necessity_verdict(results, n_seeds=5)["verdict"] == "not supported"
+
+
+# --- unit sets and the matched null ------------------------------------------------------------------------
+def test_the_matched_null_matches_what_plain_random_sets_do_not():
+    rng = np.random.default_rng(0)
+    U = 96
+    features = rng.standard_normal((U, 3))
+    target = rng.choice(np.argsort(-features[:, 0])[:32], 8, replace=False)  # "mirror" units: loud on feature 0
+    features[target, 1] += 1.0                              # and read more on feature 1
+    candidates = np.setdiff1d(np.arange(U), target)
+    sets = matched_random_sets(target, candidates, features, 200, rng)
+    ranked = rank_features(features)
+    assert all(len(set(s)) == 8 and not set(s) & set(target) for s in sets)
+    matched_gap = np.abs(ranked[sets].mean(axis=(0, 1)) - ranked[target].mean(0))
+    plain = np.stack([rng.choice(candidates, 8, replace=False) for _ in range(200)])
+    plain_gap = np.abs(ranked[plain].mean(axis=(0, 1)) - ranked[target].mean(0))
+    assert matched_gap[:2].max() < 0.1 and plain_gap[:2].min() > 0.25   # in rank units (0..1)
+    assert len({tuple(sorted(s)) for s in sets}) > 150      # random sets, not one nearest-neighbour set
+
+
+def test_unit_sets_follow_the_analysis_table():
+    r = np.array([0.9, 0.5, 0.95, -0.8, -0.5, 0.1, 0.3, 0.45])
+    q = np.array([0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.5, 0.2])
+    upper = r > 0
+    table = UnitTable(r, np.where(upper, 0.001, 1.0), np.where(upper, 1.0, 0.001), q,
+                      np.random.default_rng(0).standard_normal((8, 2)), np.arange(8.0))
+    np.testing.assert_array_equal(table.mirror(0.05, 0.4), [2, 0, 1])   # significant, r >= 0.4, largest first
+    np.testing.assert_array_equal(table.anti_mirror(0.05, 0.4), [3, 4])
+    sets = choose_unit_sets(table, 0.05, 0.4, np.random.default_rng(0), ks=(2, 4), n_random=100)
+    kinds = {(s.kind, s.k): s.units for s in sets if s.kind != "matched_random"}
+    assert set(kinds) == {("mirror", 2), ("readout", 2), ("anti_mirror", 2)}   # k = 4: only 3 mirror units
+    np.testing.assert_array_equal(kinds[("readout", 2)], [7, 6])
+    assert sum(s.kind == "matched_random" for s in sets) == 100
+
+
+# --- the null comparison and the verdict, by hand ------------------------------------------------------------
+def test_compare_to_null_by_hand():
+    c = compare_to_null(200.0, np.arange(1.0, 101.0))
+    assert c["null_mean"] == 50.5 and c["null_p95"] == pytest.approx(95.05)
+    assert c["z"] == pytest.approx((200 - 50.5) / np.std(np.arange(1.0, 101.0), ddof=1)) and c["exceeds"]
+    assert not compare_to_null(95.0, np.arange(1.0, 101.0))["exceeds"]
+
+
+def seeds(exceeds, differences):
+    return [{"exceeds": e, "difference": d, "z": d} for e, d in zip(exceeds, differences)]
+
+
+def test_the_verdict_rule_on_hand_computed_cases():
+    # 4 of 5 above p95; differences 1..5: mean 3, sem sqrt(2.5/5), t(0.975, 4) = 2.7764 -> [1.037, 4.963]
+    v = necessity_verdict(seeds([1, 1, 1, 1, 0], [1, 2, 3, 4, 5]), n_seeds=5)
+    assert v["verdict"] == "supported" and v["n_exceed"] == 4
+    assert v["difference"]["ci95"] == pytest.approx([3 - 2.7764 * np.sqrt(0.5), 3 + 2.7764 * np.sqrt(0.5)], abs=1e-3)
+    assert necessity_verdict(seeds([1, 1, 1, 0, 0], [1, 2, 3, 4, 5]), 5)["verdict"] == "not supported"  # 3 of 5
+    assert necessity_verdict(seeds([1, 1, 1, 1, 1], [-4, 0.1, 0.2, 0.3, 0.4]), 5)["verdict"] == "not supported"
+    assert necessity_verdict(seeds([1, 1, 1], [1, 2, 3]), 3)["verdict"].startswith("not tested")
+    # A seed without k mirror units counts as not exceeding: 4 seeds with the set, 5 in all, 3 exceed.
+    assert necessity_verdict(seeds([1, 1, 1, 0], [1, 2, 3, 4]), 5)["verdict"] == "not supported"
+    assert headline_k([40, 9, 20, 8, 3]) == 8 and headline_k([1, 1, 5, 0, 0]) is None
+
+
+# --- the selectivity term ------------------------------------------------------------------------------------
+def test_the_selectivity_term_is_minus_the_mean_per_unit_r_and_moves_training_both_ways():
+    from mirrorlab.agents.conditions import get_condition
+    from mirrorlab.agents.training import selectivity_loss, train_toy_core
+    from mirrorlab.analysis.mirror_stats import pearson_per_unit
+
+    h = torch.randn(4, 5, 6)
+    assert selectivity_loss(h, h).item() == pytest.approx(-1.0, abs=1e-5)
+    assert selectivity_loss(h, -h).item() == pytest.approx(1.0, abs=1e-5)
+    mean_r = {}
+    for weight in (-1.0, 1.0):
+        model, data = toy_world(3, n=128, hidden=16)
+        train_toy_core(model, data, get_condition("shared"), epochs=3, batch_size=32, lr=3e-3, forward_weight=1.0,
+                       inverse_weight=1.0, seed=3, selectivity_weight=weight)
+        rec = record(model, data.actions, data.sensory)
+        mean_r[weight] = float(np.nanmean(pearson_per_unit(rec.perform.astype(float), rec.observe.astype(float))))
+    assert mean_r[1.0] > 0.2 and mean_r[-1.0] < -0.2
+
+
+# --- the command -------------------------------------------------------------------------------------------
+def test_lesion_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from mirrorlab.experiments.cli import main
+
+    assert main(["lesion", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--runs" in err[0]
+    assert main(["lesion", "--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "b")]) == 2
+    assert "--analysis" in capsys.readouterr().err
+    assert main(["lesion", "--runs", str(tmp_path / "nope"), "--analysis", str(tmp_path), "--out",
+                 str(tmp_path / "c")]) == 2
+    assert "metrics.json" in capsys.readouterr().err           # not an analysis folder
+    (tmp_path / "bad.json").write_text(json.dumps({"n_random": 10}))
+    assert main(["lesion", "--toy", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "d")]) == 2
+    assert "n_random" in capsys.readouterr().err
+    assert not any((tmp_path / x).exists() for x in "abcd")
+
+
+def test_lesion_command_runs_on_analyzed_runs_and_resumes(analyzed_runs, tmp_path):
+    from mirrorlab.experiments.stages.lesion import LesionConfig, lesion
+
+    runs, analysis = analyzed_runs
+    config = LesionConfig(ks=(2,), workers=1)
+    first = lesion(runs, analysis, tmp_path / "out", config)
+    saved = sorted((tmp_path / "out" / "runs").glob("*.json"))
+    assert len(saved) == len(runs) and (tmp_path / "out" / "report.md").is_file()
+    for row in first["metrics"]["runs"]:
+        assert set(row["intact"]) >= {"inverse_r2", "forward_mse"}
+    stamps = [p.stat().st_mtime_ns for p in saved]
+    again = lesion(runs, analysis, tmp_path / "out", config)       # resumes: nothing recomputed
+    assert [p.stat().st_mtime_ns for p in saved] == stamps
+    assert json.dumps(again["metrics"]["verdicts"]) == json.dumps(first["metrics"]["verdicts"])  # NaN == NaN here
+    assert {v["outcome"] for v in first["metrics"]["verdicts"]} == {"inverse_r2", "inverse_r2_babble", "forward_mse"}
+
+
+def test_an_embodied_run_trains_with_the_selectivity_term(analyzed_runs, tmp_path):
+    from tests.conftest import train_tiny
+
+    from mirrorlab.agents.runs import read_run
+
+    data = read_run(analyzed_runs[0][0]).data_path
+    run = train_tiny(data, tmp_path / "run", epochs=1, selectivity_weight=-0.5)
+    history = (run / "history.csv").read_text().splitlines()
+    assert "selectivity" in history[0].split(",")
+    assert read_run(run).config.selectivity_weight == -0.5
