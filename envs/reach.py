@@ -7,7 +7,10 @@ Three registered environments share this one implementation and differ only in t
 |---------------------------|---------------------------------------|--------|-------|--------|
 | `mirrorlab/PlanarReach-v0`| planar, 2 hinges about the vertical (envs/assets/planar.xml) | 2 | 50 | 0.02 |
 | `mirrorlab/Arm3DReach-v0` | 3-D: base yaw + shoulder, elbow, wrist pitch (envs/assets/arm3d.xml) | 4 | 100 | 0.02 |
-| `mirrorlab/ViperXReach-v0`| Trossen ViperX 300s (ALOHA), from `robosuite_models`: waist, shoulder, elbow, forearm roll, wrist angle (wrist rotation welded; no gripper; the fingertip is the flange) | 5 | 100 | 0.02 |
+| `mirrorlab/ViperXReach-v0`| Trossen ViperX 300s (ALOHA), from `robosuite_models` (see below) | 5 | 100 | 0.02 |
+
+The ViperX drives waist, shoulder, elbow, forearm roll and wrist angle; its wrist rotation is welded and
+no gripper is attached (its meshes would cost more to draw than the arm), so the fingertip is the flange.
 
 The scene holds both arms facing each other across the table, one target per arm, and four
 named cameras: `self_view` and `other_view` (each fixed to its arm's base, framing that arm and

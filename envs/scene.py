@@ -64,14 +64,15 @@ class Workspace:
 class ArmModel:
     """An arm's model file and what the scene and the task need to know about it.
 
-    `joints` are the driven hinges (names in the file, base to tip); any other joint of the file is
-    removed (its body welded to its parent). The scene's base frame has forward = +y and up = +z:
+    `file` lies in this package's envs/assets, or in the installed Python package `package` (under its
+    assets/). `joints` are the driven hinges (names in the file, base to tip); any other joint of the file
+    is removed (its body welded to its parent). The scene's base frame has forward = +y and up = +z:
     `mount_yaw` turns the file's frame onto it and `sagittal_axis` is the axis of the file's frame that
     the mirrored appearance reflects. `tip_body`/`tip_pos` add the fingertip site where the file has none.
     """
 
     name: str
-    file: Path
+    file: str
     root_body: str
     joints: tuple[str, ...]
     init_qpos: tuple[float, ...]
@@ -88,26 +89,29 @@ class ArmModel:
     tip_body: str | None = None
     tip_pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
     drop_bodies: tuple[str, ...] = ()
-    licence: str = "MIT (this project)"
+    package: str | None = None
+    source: str = "built for mirrorlab"
 
     @property
     def n_joints(self) -> int:
         return len(self.joints)
 
 
-
-def _robosuite_models_file(relative: str) -> Path:
-    """A file shipped inside the `robosuite_models` wheel, found without importing the package (its
-    __init__ imports robosuite, which this project does not install)."""
-    found = importlib.util.find_spec("robosuite_models")
+def model_path(arm: ArmModel) -> Path:
+    """The arm's model file on this machine. A package's file is found without importing the package
+    (robosuite_models' __init__ imports robosuite, which this project does not install), and never
+    downloaded: it ships inside the installed wheel."""
+    if arm.package is None:
+        return ASSETS / arm.file
+    found = importlib.util.find_spec(arm.package)
     if found is None or not found.submodule_search_locations:
-        raise ImportError("the published arm models need the package robosuite_models "
-                          "(pip install robosuite_models==1.0.0; scripts/setup.sh installs it)")
-    return Path(list(found.submodule_search_locations)[0]) / "assets" / relative
+        raise ImportError(f"the {arm.name} arm's model file ships in the package {arm.package}, which is not "
+                          "installed here (scripts/setup.sh installs it from pyproject.toml)")
+    return Path(list(found.submodule_search_locations)[0]) / "assets" / arm.file
 
 
 PLANAR = ArmModel(
-    name="planar", file=ASSETS / "planar.xml", root_body="base", joints=("joint0", "joint1"),
+    name="planar", file="planar.xml", root_body="base", joints=("joint0", "joint1"),
     init_qpos=(-0.6, 1.2), gear=(0.05, 0.05), servo_kp=(30.0, 30.0), servo_kv=0.6,
     morphology_scale=(1.2, 0.65), camera_pos=(0, 0.07, 0.6), camera_lookat=(0, 0.07, 0),
     workspace=Workspace(center=(0.0, 0.0, 0.02), radius=(0.07, 0.20), azimuth=(-math.pi / 2, math.pi / 2),
@@ -115,15 +119,11 @@ PLANAR = ArmModel(
     planar=True)
 
 ARM3D = ArmModel(
-    name="arm3d", file=ASSETS / "arm3d.xml", root_body="base", joints=("joint0", "joint1", "joint2", "joint3"),
+    name="arm3d", file="arm3d.xml", root_body="base", joints=("joint0", "joint1", "joint2", "joint3"),
     init_qpos=(0.0, 0.5, -1.0, -0.3), gear=(0.1,) * 4, servo_kp=(30.0,) * 4, servo_kv=0.6,
     morphology_scale=(1.0, 1.25, 0.75, 1.0), camera_pos=(0, -0.12, 0.55), camera_lookat=(0, 0.13, 0.04),
     workspace=Workspace(center=(0.0, 0.0, 0.08), radius=(0.12, 0.26), azimuth=(-math.pi / 2, math.pi / 2),
                         elevation=(-0.2, 0.6)))
-
-
-def arm_file_vx300s() -> Path:
-    return _robosuite_models_file("robots/vx300s/robot.xml")
 
 
 # Trossen Robotics' ViperX 300s (6 hinges; the ALOHA arm). Its wrist rotation is welded: with no gripper
@@ -131,7 +131,7 @@ def arm_file_vx300s() -> Path:
 # gripper's frame (`right_hand`: its inertia and wrist camera) goes with it. The fingertip is the flange.
 # Gains and torque limits are the file's own (its `position` defaults and motor ctrlranges).
 VX300S = ArmModel(
-    name="vx300s", file=Path("robosuite_models:robots/vx300s/robot.xml"), root_body="base",
+    name="vx300s", file="robots/vx300s/robot.xml", package="robosuite_models", root_body="base",
     joints=("right/waist", "right/shoulder", "right/elbow", "right/forearm_roll", "right/wrist_angle"),
     init_qpos=(0.0, -0.6, 0.6, 0.0, 0.5), gear=(5.0, 50.0, 50.0, 5.0, 1.0),
     servo_kp=(43.0, 265.0, 227.0, 78.0, 37.0), servo_kv=0.0,
@@ -139,15 +139,9 @@ VX300S = ArmModel(
     workspace=Workspace(center=(0.0, 0.0, 0.127), radius=(0.25, 0.50), azimuth=(-math.pi / 2, math.pi / 2),
                         elevation=(-0.15, 0.6)),
     mount_yaw=math.pi / 2, sagittal_axis=1, tip_body="right/gripper_link", drop_bodies=("right_hand",),
-    licence="BSD-3-Clause (Trossen Robotics), shipped in robosuite_models 1.0.0 (MIT)")
+    source="Trossen Robotics ViperX 300s (BSD-3-Clause), as redistributed in robosuite_models 1.0.0 (MIT)")
 
 ARM_MODELS = {arm.name: arm for arm in (PLANAR, ARM3D, VX300S)}
-
-
-def model_path(arm: ArmModel) -> Path:
-    if str(arm.file).startswith("robosuite_models:"):
-        return _robosuite_models_file(str(arm.file).split(":", 1)[1])
-    return arm.file
 
 
 def load_arm_spec(arm: ArmModel) -> "mujoco.MjSpec":
@@ -184,10 +178,9 @@ def _links(spec, arm: ArmModel) -> list:
 
 def recolor(spec, arm: ArmModel, rgba) -> None:
     """Paint every geom of the moving links (the base keeps its colour, as a pedestal would)."""
-    for link in _links(spec, arm):
-        for body in _subtree(link):
-            for geom in body.geoms:
-                geom.material, geom.rgba = "", rgba
+    for body in _subtree(_links(spec, arm)[0]):
+        for geom in body.geoms:
+            geom.material, geom.rgba = "", rgba
 
 
 def _reflect_quat(quat, axis: int) -> np.ndarray:

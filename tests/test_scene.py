@@ -31,12 +31,37 @@ LEGACY = {  # name: (axes, offsets, tip, ranges, link radius, gear, damping, arm
 }
 
 
+BASE = {"self": ((0.0, -0.45, 0.0), 0.0), "other": ((0.0, 0.45, 0.0), math.pi)}  # position, yaw
+COLOURS = {"recolored": "0.90 0.50 0.10 1", "held_out_color": "0.70 0.20 0.65 1"}
+BLUE = "0.20 0.45 0.85 1"
+
+
 def _fmt(values) -> str:
     return " ".join(f"{float(v):.6g}" for v in values)
 
 
 def _xyaxes(pos, lookat) -> str:
-    return _fmt(scene._look_at_xyaxes(pos, lookat))
+    forward = np.subtract(lookat, pos).astype(float)
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, (0.0, 0.0, 1.0))
+    if np.linalg.norm(right) < 1e-6:
+        right = np.cross(forward, (0.0, 1.0, 0.0))
+    right /= np.linalg.norm(right)
+    return _fmt([*right, *np.cross(right, forward)])
+
+
+def _third_person_lookat(lookat):
+    (x, y, z), turn = lookat, math.pi
+    return (0.0 + math.cos(turn) * x - math.sin(turn) * y, 0.9 + math.sin(turn) * x + math.cos(turn) * y, z)
+
+
+def _legacy_cameras(role, camera) -> str:
+    pos = _fmt(camera[0])
+    xml = f'<camera name="{role}_view" pos="{pos}" fovy="45" xyaxes="{_xyaxes(*camera)}"/>'
+    if role == "self":
+        xyaxes = _xyaxes(camera[0], _third_person_lookat(camera[1]))
+        xml += f'<camera name="third_person" pos="{pos}" fovy="30" xyaxes="{xyaxes}"/>'
+    return xml
 
 
 def _legacy_arm(name, role, rgba, mirror, scale):
@@ -44,37 +69,36 @@ def _legacy_arm(name, role, rgba, mirror, scale):
     if scale is not None:
         points = [tuple(np.multiply(p, s)) for p, s in zip([*offsets[1:], tip], scale)]
         offsets, tip = (offsets[0], *points[:-1]), points[-1]
-    m = lambda p: (mirror * p[0], p[1], p[2])  # noqa: E731
-    yaw = scene.BASE_YAW[role]
-    cams = f'<camera name="{role}_view" pos="{_fmt(camera[0])}" fovy="45" xyaxes="{_xyaxes(*camera)}"/>'
-    if role == "self":
-        lookat = scene.third_person_lookat(scene.ARM_MODELS[name])
-        cams += f'<camera name="third_person" pos="{_fmt(camera[0])}" fovy="30" xyaxes="{_xyaxes(camera[0], lookat)}"/>'
-    out = [f'<body name="{role}_base" pos="{_fmt(scene.BASE_POS[role])}" quat="{_fmt((math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)))}">',
-           cams, f'<geom name="{role}_pedestal" type="cylinder" size="0.03 0.01" pos="0 0 0.01" rgba="0.25 0.25 0.25 1"/>']
+    m = lambda p: _fmt((mirror * p[0], p[1], p[2]))  # noqa: E731
+    pos, yaw = BASE[role]
+    out = [f'<body name="{role}_base" pos="{_fmt(pos)}" quat="{_fmt((math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)))}">',
+           _legacy_cameras(role, camera),
+           f'<geom name="{role}_pedestal" type="cylinder" size="0.03 0.01" pos="0 0 0.01" rgba="0.25 0.25 0.25 1"/>']
     for i, axis in enumerate(axes):
         end = offsets[i + 1] if i + 1 < len(axes) else tip
         axis = axis if mirror > 0 else (axis[0], -axis[1], -axis[2])
-        out += [f'<body name="{role}_link{i}" pos="{_fmt(m(offsets[i]))}" gravcomp="1">',
-                f'<joint name="{role}_joint{i}" axis="{_fmt(axis)}" range="{ranges[i][0]:.6g} {ranges[i][1]:.6g}"/>',
-                f'<geom name="{role}_link{i}_geom" type="capsule" size="{radius:.6g}" fromto="0 0 0 {_fmt(m(end))}" rgba="{rgba}"/>']
-    out.append(f'<site name="{role}_fingertip" pos="{_fmt(m(tip))}" size="0.012" rgba="0.95 0.95 0.95 1" type="sphere"/>')
+        out += [f'<body name="{role}_link{i}" pos="{m(offsets[i])}" gravcomp="1">',
+                f'<joint name="{role}_joint{i}" axis="{_fmt(axis)}" range="{_fmt(ranges[i])}"/>',
+                f'<geom name="{role}_link{i}_geom" type="capsule" size="{radius:.6g}" fromto="0 0 0 {m(end)}" '
+                f'rgba="{rgba}"/>']
+    out.append(f'<site name="{role}_fingertip" pos="{m(tip)}" size="0.012" rgba="0.95 0.95 0.95 1" type="sphere"/>')
     return "\n".join(out + ["</body>"] * (len(axes) + 1))
 
 
-def _legacy_scene_xml(name: str, appearance: str, action_mode: str) -> str:
-    axes, _, _, ranges, _, gear, damping, armature, morph, _ = LEGACY[name]
-    rgba = {"recolored": "0.90 0.50 0.10 1", "held_out_color": "0.70 0.20 0.65 1"}.get(appearance, "0.20 0.45 0.85 1")
+def _legacy_actuators(name: str, action_mode: str) -> str:
+    axes, _, _, ranges, _, gear, *_ = LEGACY[name]
     if action_mode == "torque":
-        act = "".join(f'<motor name="{r}_motor{i}" joint="{r}_joint{i}" gear="{gear:.6g}" ctrlrange="-1 1" ctrllimited="true"/>'
-                      for r in scene.ARMS for i in range(len(axes)))
-    else:
-        act = "".join(f'<position name="{r}_motor{i}" joint="{r}_joint{i}" kp="30" kv="0.6" '
-                      f'ctrlrange="{ranges[i][0]:.6g} {ranges[i][1]:.6g}" ctrllimited="true"/>'
-                      for r in scene.ARMS for i in range(len(axes)))
-    targets = "".join(f'<body name="{r}_target" mocap="true" pos="{_fmt(scene.BASE_POS[r])}"><geom name="{r}_target_geom" '
-                      f'type="sphere" size="0.015" rgba="0.15 0.75 0.25 1"/></body>' for r in scene.ARMS)
-    other = _legacy_arm(name, "other", rgba, -1.0 if appearance == "mirrored" else 1.0,
+        return "".join(f'<motor name="{r}_motor{i}" joint="{r}_joint{i}" gear="{gear:.6g}" ctrlrange="-1 1" '
+                       f'ctrllimited="true"/>' for r in BASE for i in range(len(axes)))
+    return "".join(f'<position name="{r}_motor{i}" joint="{r}_joint{i}" kp="30" kv="0.6" '
+                   f'ctrlrange="{_fmt(ranges[i])}" ctrllimited="true"/>' for r in BASE for i in range(len(axes)))
+
+
+def _legacy_scene_xml(name: str, appearance: str, action_mode: str) -> str:
+    *_, damping, armature, morph, _ = LEGACY[name]
+    targets = "".join(f'<body name="{r}_target" mocap="true" pos="{_fmt(BASE[r][0])}"><geom name="{r}_target_geom" '
+                      f'type="sphere" size="0.015" rgba="0.15 0.75 0.25 1"/></body>' for r in BASE)
+    other = _legacy_arm(name, "other", COLOURS.get(appearance, BLUE), -1.0 if appearance == "mirrored" else 1.0,
                         morph if appearance == "morphology" else None)
     return f"""<mujoco model="mirrorlab_{name}"><compiler angle="radian" autolimits="true"/>
   <option timestep="0.005" integrator="implicitfast"/>
@@ -84,14 +108,15 @@ def _legacy_scene_xml(name: str, appearance: str, action_mode: str) -> str:
   <default><joint type="hinge" damping="{damping:.6g}" armature="{armature:.6g}" limited="true"/>
     <geom contype="0" conaffinity="0" density="500"/><site group="0"/></default>
   <worldbody>
-    <light name="top" pos="0 0 2.5" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.5 0.5 0.5" specular="0.1 0.1 0.1"/>
+    <light name="top" pos="0 0 2.5" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.5 0.5 0.5"
+           specular="0.1 0.1 0.1"/>
     <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.75" rgba="0.32 0.34 0.38 1"/>
     <geom name="table" type="box" size="0.4 0.8 0.02" pos="0 0 -0.02" rgba="0.62 0.52 0.42 1"/>
     <camera name="scene" pos="0.75 0 1" fovy="48" xyaxes="{_xyaxes((0.75, 0, 1), (0, 0, 0))}"/>
-    {_legacy_arm(name, "self", "0.20 0.45 0.85 1", 1.0, None)}
+    {_legacy_arm(name, "self", BLUE, 1.0, None)}
     {other}
     {targets}
-  </worldbody><actuator>{act}</actuator></mujoco>"""
+  </worldbody><actuator>{_legacy_actuators(name, action_mode)}</actuator></mujoco>"""
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -125,12 +150,13 @@ def test_model_file_scenes_simulate_and_render_as_the_text_scenes(name, appearan
     new = scene.build_scene(scene.ARM_MODELS[name], appearance, action_mode=action_mode).compile()
     for field in ("nq", "nu", "nbody", "ngeom", "nsite", "ncam"):
         assert getattr(old, field) == getattr(new, field), field
+    rounded_lengths = (name, appearance) == ("arm3d", "morphology")  # the one stated difference (docstring)
     for field in ("body_mass", "geom_size", "dof_armature", "dof_damping", "jnt_range", "actuator_gainprm",
                   "actuator_biasprm", "actuator_ctrlrange", "actuator_gear", "geom_rgba", "cam_fovy"):
-        assert np.array_equal(getattr(old, field), getattr(new, field)) or (name, appearance) == ("arm3d", "morphology"), field
+        assert rounded_lengths or np.array_equal(getattr(old, field), getattr(new, field)), field
     qpos_old, frames_old = _trajectory(old)
     qpos_new, frames_new = _trajectory(new)
-    if (name, appearance) == ("arm3d", "morphology"):  # the one stated difference (module docstring)
+    if rounded_lengths:
         np.testing.assert_allclose(qpos_new, qpos_old, rtol=0, atol=1e-15)
     else:
         assert qpos_new.tobytes() == qpos_old.tobytes()
