@@ -230,6 +230,11 @@ def test_lesion_command_runs_on_analyzed_runs_and_resumes(analyzed_runs, tmp_pat
     assert len(saved) == len(runs) and (tmp_path / "out" / "report.md").is_file()
     for row in first["metrics"]["runs"]:
         assert set(row["intact"]) >= {"inverse_r2", "forward_mse"}
+    measured = {row["run"]: row for g in json.loads((analysis / "metrics.json").read_text())["groups"].values()
+                for e in g["conditions"].values() for row in e["per_seed"]}
+    for row, run in zip(sorted(first["metrics"]["runs"], key=lambda r: r["condition"]), sorted(runs)):
+        # intact, the lesion study scores what the analysis scored (the same episodes, the same R^2)
+        assert row["intact"]["inverse_r2"] == pytest.approx(measured[str(run)]["inverse_r2"], abs=1e-4)
     stamps = [p.stat().st_mtime_ns for p in saved]
     again = lesion(runs, analysis, tmp_path / "out", config)       # resumes: nothing recomputed
     assert [p.stat().st_mtime_ns for p in saved] == stamps
@@ -247,3 +252,20 @@ def test_an_embodied_run_trains_with_the_selectivity_term(analyzed_runs, tmp_pat
     history = (run / "history.csv").read_text().splitlines()
     assert "selectivity" in history[0].split(",")
     assert read_run(run).config.selectivity_weight == -0.5
+
+
+def test_a_retrained_toy_core_is_the_replications_core():
+    """The toy part retrains cores the replication does not keep: same config and seed, same numbers."""
+    import dataclasses
+
+    from mirrorlab.experiments.stages.lesion import LesionConfig, toy_lesion_cell
+    from mirrorlab.experiments.stages.replication import ReplicateConfig, run_cell
+
+    rep = dataclasses.replace(ReplicateConfig(), n_train=128, n_test=60, epochs=2, hidden_size=24, n_permutations=1000,
+                              decode_folds=2, decode_shuffles=2, lag_permutations=20, align_permutations=20,
+                              congruence_permutations=20, cca_components=3)
+    cell = run_cell(rep, "shared", 7)["row"]
+    lesioned = toy_lesion_cell(rep, "shared", 7, LesionConfig(ks=(2,), ablations=("zero",)))
+    assert lesioned["intact"]["toy_inverse_accuracy"] == cell["inverse_accuracy"]
+    assert lesioned["intact"]["toy_forward_mse"] == pytest.approx(cell["forward_mse"], rel=1e-6)
+    assert lesioned["n_mirror"] == cell["n_mirror_fdr"]

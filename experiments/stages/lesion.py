@@ -86,7 +86,9 @@ def accuracy(prediction, truth) -> float:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One thing a lesion can damage: scored by `score(head output, truth)` on the probe named `probe`."""
+    """One thing a lesion can damage: scored by `score(head output, truth)` on the probe named `probe`.
+    An outcome that is not a head's score on a probe (imitation success: a closed-loop rollout of the
+    lesioned core per unit set) subclasses this and overrides `scores`."""
 
     name: str
     question: str            # what it tests mirror units to be necessary for: "watching", "doing", ...
@@ -94,6 +96,14 @@ class Outcome:
     label: str
     higher_is_better: bool
     score: Callable[..., float]
+
+    def scores(self, probes: dict, masks, ablation: str, pools: dict, seed: int, chunk: int) -> np.ndarray:
+        """The outcome with each unit set of `masks` [S, H] silenced, [S]."""
+        from mirrorlab.agents.lesion import probe_scores
+
+        probed = probes[self.probe]
+        return probe_scores(probed.probe, masks, ablation, pools[probed.probe.mode], seed,
+                            partial(self.score, truth=probed.truth), chunk)
 
 
 # A list, so later outcomes (imitation success of the core-based methods) are one more entry.
@@ -112,17 +122,15 @@ def lesion_effects(probes: dict, pools: dict, table: UnitTable, alpha: float, mi
                    outcomes: tuple[str, ...], config: LesionConfig, seed: int) -> dict[str, Any]:
     """Every unit set of the run silenced for every ablation and outcome: effect rows (damage; positive =
     harm) and the intact scores."""
-    from mirrorlab.agents.lesion import probe_scores, unit_masks
+    from mirrorlab.agents.lesion import unit_masks
     from mirrorlab.analysis.lesion import choose_unit_sets
 
     sets = choose_unit_sets(table, alpha, min_abs_r, np.random.default_rng([seed, 22]), config.ks, config.n_random)
     masks = unit_masks([np.zeros(0, int)] + [s.units for s in sets], len(table.r))  # row 0: intact
     rows, intact = [], {}
     for outcome in (o for o in OUTCOMES if o.name in outcomes and o.probe in probes):
-        probed = probes[outcome.probe]
         for ablation in config.ablations:
-            scores = probe_scores(probed.probe, masks, ablation, pools[probed.probe.mode], seed,
-                                  partial(outcome.score, truth=probed.truth), config.chunk)
+            scores = outcome.scores(probes, masks, ablation, pools, seed, config.chunk)
             intact[outcome.name] = float(scores[0])
             damage = (scores[0] - scores[1:]) if outcome.higher_is_better else (scores[1:] - scores[0])
             grouped: dict[tuple[str, int], list[float]] = {}
