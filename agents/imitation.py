@@ -155,32 +155,26 @@ class CoreTracker:
         return _tensor(np.stack(frames).transpose(0, 3, 1, 2), self.model)[None]
 
 
-Match = Callable[[Any, int], torch.Tensor]  # (perform output over the whole plan, first free step) -> loss
+Match = Callable[[Any, int], torch.Tensor]  # (perform output [N, T - t0, ...] from step t0, t0) -> loss
 
 
-def plan_through_core(model, n_steps: int, action_dim: int, match: Match, *, iterations: int, lr: float = 0.05,
-                      start_frame: np.ndarray | None = None, prefix: np.ndarray | None = None,
-                      init: np.ndarray | None = None, seed: int = 0, lesion=None) -> np.ndarray:
-    """Actions [T, A] that minimise `match` of the core's perform run over them, by Adam on an unconstrained
-    sequence squashed by tanh: the one planner of the mirror-system methods (analysis by synthesis, latent
-    matching, goal inference differ only in `match`). `prefix` [t0, A] fixes the actions already executed;
-    the rest start from `init` (or 0). A grounded core performs from `start_frame` [S, S, 3], the own
-    first frame. The weights are frozen while planning and restored after."""
+def plan_through_core(model, match: Match, init: np.ndarray, *, iterations: int, lr: float = 0.05,
+                      start_frames: np.ndarray | None = None, t0: int = 0, seed: int = 0, lesion=None) -> np.ndarray:
+    """Actions [N, T - t0, A] for N plans at once that minimise `match` of the core's perform run over them,
+    by Adam on unconstrained sequences squashed by tanh, from `init` [N, T - t0, A]: the one planner of the
+    mirror-system methods (analysis by synthesis, latent matching and goal inference differ only in
+    `match`). A grounded core performs from `start_frames` [N, S, S, 3], the own frames at step t0. The
+    weights are frozen while planning and restored after."""
     torch.manual_seed(seed)
-    device = next(model.parameters()).device
-    own_start = None if start_frame is None else _tensor(start_frame.transpose(2, 0, 1), model)[None]
-    t0 = 0 if prefix is None else len(prefix)
-    start = np.zeros((n_steps, action_dim), np.float32) if init is None else np.asarray(init, np.float32)
-    free = torch.atanh(torch.from_numpy(np.clip(start[t0:], -0.95, 0.95))).to(device).requires_grad_(True)
-    fixed = torch.as_tensor(np.zeros((0, action_dim)) if prefix is None else prefix, dtype=torch.float32,
-                            device=device)
+    own_start = None if start_frames is None else _tensor(start_frames.transpose(0, 3, 1, 2), model)
+    free = torch.atanh(_tensor(np.clip(np.asarray(init, np.float32), -0.95, 0.95), model)).requires_grad_(True)
     optimizer = torch.optim.Adam([free], lr=lr)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     try:
         for _ in range(iterations):
-            loss = match(model.perform(torch.cat([fixed, torch.tanh(free)])[None], own_start, lesion), t0)
+            loss = match(model.perform(torch.tanh(free), own_start, lesion), t0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -188,55 +182,51 @@ def plan_through_core(model, n_steps: int, action_dim: int, match: Match, *, ite
         for p in model.parameters():
             p.requires_grad_(True)
     with torch.no_grad():
-        return torch.cat([fixed, torch.tanh(free)]).cpu().numpy()
+        return torch.tanh(free).cpu().numpy()
 
 
 def match_frames(video_frames: np.ndarray, model) -> Match:
-    """Analysis by synthesis: the forward head's predicted frames against the video's frames 1..T."""
-    target = frames_as_targets(_tensor(video_frames[1:].transpose(0, 3, 1, 2), model))
-    return lambda out, t0: F.mse_loss(out.prediction[0, t0:], target[t0:])
+    """Analysis by synthesis: the forward head's predicted frames against the videos' frames [N, T+1, S, S, 3]
+    after each planned action."""
+    target = frames_as_targets(_tensor(video_frames[:, 1:].transpose(0, 1, 4, 2, 3), model))
+    return lambda out, t0: F.mse_loss(out.prediction, target[:, t0:])
 
 
 def match_states(observe_hidden: torch.Tensor, final_only: bool = False) -> Match:
-    """Latent matching: the perform-mode states against the video's observe-mode states [T, H], step by step
+    """Latent matching: the perform-mode states against the videos' observe-mode states [N, T, H], step by step
     (or only the last step: goal inference, the video's final state read as the goal)."""
     if final_only:
-        return lambda out, _t0: F.mse_loss(out.hidden[0, -1], observe_hidden[-1])
-    return lambda out, t0: F.mse_loss(out.hidden[0, t0:], observe_hidden[t0:])
+        return lambda out, _t0: F.mse_loss(out.hidden[:, -1], observe_hidden[:, -1])
+    return lambda out, t0: F.mse_loss(out.hidden, observe_hidden[:, t0:])
 
 
 @torch.no_grad()
 def watch(model, video_frames: np.ndarray, observe_window: tuple[int, ...], lesion=None):
-    """The core watching a video [T+1, S, S, 3]: (observe-mode states [T, H], inferred actions [T, A]) as tensors."""
+    """The core watching videos [N, T+1, S, S, 3]: (observe-mode states [N, T, H], inferred actions [N, T, A])."""
     from mirrorlab.agents.embodied import observed_input
 
     model.eval()
-    frames = _tensor(video_frames.transpose(0, 3, 1, 2), model)
-    out = model.observe(observed_input(frames, tuple(observe_window))[None], lesion)
-    return out.hidden[0], out.prediction[0]
+    frames = _tensor(video_frames.transpose(0, 1, 4, 2, 3), model)
+    out = model.observe(observed_input(frames, tuple(observe_window)), lesion)
+    return out.hidden, out.prediction
 
 
 class PlanningActor:
-    """Executes `plan_through_core`'s plan, re-planning the remaining actions every `replan_every` steps from
-    the executed prefix (the perform path then runs through what was really done, from the own first frame)."""
+    """Executes a plan (made for many videos at once by `plan_through_core`); with `replan_every`, re-plans the
+    remaining actions from the own frame of that step: the grounded perform path re-encodes where the arm
+    really is (the start encoder learnt on start frames, so this asks it to generalise), the only feedback a
+    perform path that sees nothing after its start can get. Without a grounded core re-planning would only
+    continue the same optimisation, so it is not done."""
 
-    def __init__(self, model, match: Match, n_steps: int, action_dim: int, *, iterations: int, replan_every: int,
-                 replan_iterations: int, init: np.ndarray | None = None, seed: int = 0, lesion=None):
-        self.model, self.match, self.T, self.A = model, match, n_steps, action_dim
-        self.iterations, self.replan_every, self.replan_iterations = iterations, replan_every, replan_iterations
-        self.init, self.seed, self.lesion = init, seed, lesion
-        self.start: np.ndarray | None = None
-        self.plan: np.ndarray | None = None
-
-    def _plan(self, iterations: int, t: int) -> np.ndarray:
-        return plan_through_core(self.model, self.T, self.A, self.match, iterations=iterations,
-                                 start_frame=self.start, prefix=None if t == 0 else self.plan[:t],
-                                 init=self.init if t == 0 else self.plan, seed=self.seed + t, lesion=self.lesion)
+    def __init__(self, model, match: Match, plan: np.ndarray, *, replan_every: int = 0, replan_iterations: int = 0,
+                 seed: int = 0, lesion=None):
+        self.model, self.match, self.plan = model, match, np.array(plan, np.float32)
+        self.replan_every = replan_every if model.grounded and replan_iterations else 0
+        self.replan_iterations, self.seed, self.lesion = replan_iterations, seed, lesion
 
     def __call__(self, obs: dict[str, Any], t: int) -> np.ndarray:
-        if t == 0:  # the own first frame is known only now
-            self.start = obs["pixels"] if self.model.grounded else None
-            self.plan = self._plan(self.iterations, 0)
-        elif self.replan_every and t % self.replan_every == 0 and self.replan_iterations:
-            self.plan = self._plan(self.replan_iterations, t)
+        if t and self.replan_every and t % self.replan_every == 0:
+            self.plan[t:] = plan_through_core(self.model, self.match, self.plan[None, t:],
+                                              iterations=self.replan_iterations, start_frames=obs["pixels"][None],
+                                              t0=t, seed=self.seed + t, lesion=self.lesion)[0]
         return self.plan[t]

@@ -21,9 +21,9 @@ function video -> actor (`act(obs, t)`) and what it cost (expert queries); metho
 | `latent` | mirror system | the video + own first frame | no | latent matching: the perform-mode states track the video's observe-mode states |
 | `goal_inference` | mirror system | the video + own first frame | no | the video's final observe-mode state read as a goal the perform path reaches |
 
-The three mirror-system methods use only the shared core: its observe path reads the video, its grounded
-perform path (started from the own first frame) plans, starting from the inverse head's estimate, and
-re-plans from the executed prefix every `replan_every` steps.
+The three mirror-system methods use only the core: its observe path reads the video, its grounded perform
+path (started from the own first frame) plans, from the inverse head's estimate, every test video in one
+batch; with `replan_every` they re-plan from the own frame of that step (re-encoding where the arm is).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from mirrorlab.agents.imitation_task import ImitationTask, Video
 from mirrorlab.agents.runs import DEVICES, check_seed
@@ -56,8 +57,8 @@ class ImitateConfig:
     bco_iterations: int = 2        # BCO(alpha): refits on the learner's own rollouts
     dagger_iterations: int = 3
     dagger_episodes: int = 4       # expert-labelled rollouts per DAgger iteration
-    plan_iterations: int = 100     # the mirror-system planner: Adam steps of the first plan
-    replan_every: int = 25         # ... and of each re-plan every this many steps (0: never)
+    plan_iterations: int = 150     # the mirror-system planners: Adam steps of the plan (all test videos at once)
+    replan_every: int = 0          # re-plan from the own frame every this many steps (grounded cores; 0: never)
     replan_iterations: int = 30
     patching: bool = True          # activation patching on the mirror_conditions' cores (agents/patching.py)
     bootstrap: int = 2000          # resamples of (seeds, videos) for the intervals
@@ -95,14 +96,18 @@ class Core:
     lesion: Any = None
     _watched: dict[tuple[str, int], Any] = field(default_factory=dict)
 
-    def watch(self, video: Video):
-        """(observe-mode states [T, H], inferred actions [T, A]) of the core watching `video`."""
+    def watch(self, videos: list[Video]):
+        """(observe-mode states [N, T, H], inferred actions [N, T, A]) of the core watching `videos`, each
+        video read once (in one batch) however many methods ask."""
         from mirrorlab.agents.imitation import watch
 
-        key = (video.appearance, video.episode_id)
-        if key not in self._watched:
-            self._watched[key] = watch(self.model, video.frames, self.observe_window, self.lesion)
-        return self._watched[key]
+        new = [v for v in videos if (v.appearance, v.episode_id) not in self._watched]
+        if new:
+            states, inferred = watch(self.model, np.stack([v.frames for v in new]), self.observe_window, self.lesion)
+            for i, v in enumerate(new):
+                self._watched[(v.appearance, v.episode_id)] = (states[i], inferred[i])
+        read = [self._watched[(v.appearance, v.episode_id)] for v in videos]
+        return torch.stack([r[0] for r in read]), torch.stack([r[1] for r in read])
 
 
 @dataclass
@@ -277,7 +282,7 @@ def _dagger(ctx: Context) -> Built:
 
 # --- the core's own read-outs and the mirror system --------------------------------------------------------
 def _inverse(ctx: Context) -> Built:
-    return replay(lambda v: ctx.core.watch(v)[1].cpu().numpy()), {}
+    return replay(lambda v: ctx.core.watch([v])[1][0].cpu().numpy()), {}
 
 
 def _closed_loop(ctx: Context) -> Built:
@@ -287,20 +292,46 @@ def _closed_loop(ctx: Context) -> Built:
     return (lambda v: CoreTracker(core.model, core.observe_window, v.frames, core.lesion)), {}
 
 
+def match_for(kind: str, model, videos: list[Video], states: torch.Tensor):
+    """What a mirror-system planner matches: the videos' frames (synthesis), their observe-mode states step by
+    step (latent matching) or their final observe-mode state (goal inference)."""
+    from mirrorlab.agents.imitation import match_frames, match_states
+
+    if kind == "synthesis":
+        return match_frames(np.stack([v.frames for v in videos]), model)
+    return match_states(states, final_only=kind == "goal_inference")
+
+
+def plan_videos(kind: str, ctx: Context, goal_videos: list[Video], hosts: list[Video] | None = None,
+                init: np.ndarray | None = None) -> np.ndarray:
+    """Plans [N, T, A] through the core for many videos at once, each from the own first frame of its host
+    (the video itself, or another demonstration's start for patching), from `init` (zeros if None)."""
+    from mirrorlab.agents.imitation import plan_through_core
+
+    core, c, task = ctx.core, ctx.config, ctx.task
+    states, _ = core.watch(goal_videos)
+    hosts = goal_videos if hosts is None else hosts
+    starts = np.stack([task.start_frame(v) for v in hosts]) if core.model.grounded else None
+    init = np.zeros((len(hosts), *hosts[0].actions.shape), np.float32) if init is None else init
+    return plan_through_core(core.model, match_for(kind, core.model, goal_videos, states), init,
+                             iterations=c.plan_iterations, start_frames=starts, seed=ctx.seed, lesion=core.lesion)
+
+
 def _planner(kind: str) -> Callable[[Context], Built]:
     def build(ctx: Context) -> Built:
-        from mirrorlab.agents.imitation import PlanningActor, match_frames, match_states
+        from mirrorlab.agents.imitation import PlanningActor
 
         core, c = ctx.core, ctx.config
+        videos = [v for group in ctx.task.test.values() for v in group]
+        states, inferred = core.watch(videos)
+        plans = plan_videos(kind, ctx, videos, init=inferred.cpu().numpy())  # started from the inverse head
+        index = {id(v): i for i, v in enumerate(videos)}
 
         def make(video: Video) -> Actor:
-            states, inferred = core.watch(video)
-            match = match_frames(video.frames, core.model) if kind == "synthesis" else \
-                match_states(states, final_only=kind == "goal_inference")
-            return PlanningActor(core.model, match, len(video.actions), video.actions.shape[-1],
-                                 iterations=c.plan_iterations, replan_every=c.replan_every,
-                                 replan_iterations=c.replan_iterations, init=inferred.cpu().numpy(),
-                                 seed=ctx.seed, lesion=core.lesion)
+            i = index[id(video)]
+            match = match_for(kind, core.model, [video], states[i:i + 1])
+            return PlanningActor(core.model, match, plans[i], replan_every=c.replan_every,
+                                 replan_iterations=c.replan_iterations, seed=ctx.seed, lesion=core.lesion)
         return make, {}
     return build
 

@@ -109,6 +109,11 @@ class ImitationTask:
 
         return rollout(self.env, video.seed, act, **kwargs)
 
+    def start_frame(self, video: Video) -> np.ndarray:
+        """The self arm's own first frame [S, S, 3] when it imitates `video` (its reset seed), before acting."""
+        obs, _ = self.env.reset(seed=int(video.seed))
+        return obs["pixels"]
+
     def reset_options(self, target: np.ndarray | None = None) -> dict[str, Any]:
         """Reset options that move the self arm's (hidden) target to a base-frame point: a reference that is
         given a goal. Scores are measured against the video's declared goals, never the moved target."""

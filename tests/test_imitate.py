@@ -85,37 +85,38 @@ def test_dagger_counts_queries_and_fixes_the_states_the_learner_visits():
     assert error(improved) < 0.5 * error(bc)
 
 
-def _grounded_core_and_its_own_run(seed=0):
-    """A grounded core, a start frame and known actions, with the core's own perform run of them: the 'video'
+def _grounded_core_and_its_own_runs(seed=0, n=3):
+    """A grounded core, start frames and known actions, with the core's own perform runs of them: the 'videos'
     and the states a planner must find its way back to."""
     from mirrorlab.agents.embodied import build_embodied_core
 
     model = build_embodied_core(2, 16, 8, 12, 4, False, seed=seed, grounding="start_frame").eval()
     rng = np.random.default_rng(seed)
-    start = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
-    true = rng.uniform(-0.8, 0.8, (20, 2)).astype(np.float32)
+    starts = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    true = rng.uniform(-0.8, 0.8, (n, 20, 2)).astype(np.float32)
     with torch.no_grad():
-        out = model.perform(torch.from_numpy(true)[None], torch.from_numpy(start.transpose(2, 0, 1))[None])
-    video = np.concatenate([start[None], np.clip((out.prediction[0].numpy().transpose(0, 2, 3, 1) + 0.5) * 255, 0,
-                                                 255).round().astype(np.uint8)])
-    return model, start, true, video, out.hidden[0]
+        out = model.perform(torch.from_numpy(true), torch.from_numpy(starts.transpose(0, 3, 1, 2)))
+    predicted = np.clip((out.prediction.numpy().transpose(0, 1, 3, 4, 2) + 0.5) * 255, 0, 255).round()
+    videos = np.concatenate([starts[:, None], predicted.astype(np.uint8)], axis=1)
+    return model, starts, true, videos, out.hidden
 
 
-def _perform_loss(model, start, actions, match):
+def _perform_loss(model, starts, actions, match):
     with torch.no_grad():
-        return float(match(model.perform(torch.from_numpy(actions)[None],
-                                         torch.from_numpy(start.transpose(2, 0, 1))[None]), 0))
+        return float(match(model.perform(torch.from_numpy(actions), torch.from_numpy(starts.transpose(0, 3, 1, 2))),
+                           0))
 
 
 @pytest.mark.parametrize("kind", ["synthesis", "latent", "goal_inference"])
 def test_planning_through_the_core_recovers_what_the_core_itself_did(kind):
-    """Analysis by synthesis (pixels), latent matching (every state) and goal inference (the last state): on a
-    target the core itself produced from known actions, planning from zero actions cuts the mismatch far below
-    doing nothing; matching every step also recovers the actions themselves."""
-    model, start, true, video, hidden = _grounded_core_and_its_own_run()
-    match = match_frames(video, model) if kind == "synthesis" else match_states(hidden, kind == "goal_inference")
-    planned = plan_through_core(model, 20, 2, match, iterations=250, lr=0.05, start_frame=start)
-    assert _perform_loss(model, start, planned, match) < 0.2 * _perform_loss(model, start, np.zeros_like(true), match)
+    """Analysis by synthesis (pixels), latent matching (every state) and goal inference (the last state): on
+    targets the core itself produced from known actions, planning three videos at once from zero actions cuts
+    the mismatch far below doing nothing; matching every step also recovers the actions themselves."""
+    model, starts, true, videos, hidden = _grounded_core_and_its_own_runs()
+    match = match_frames(videos, model) if kind == "synthesis" else match_states(hidden, kind == "goal_inference")
+    planned = plan_through_core(model, match, np.zeros_like(true), iterations=250, lr=0.05, start_frames=starts)
+    assert planned.shape == true.shape
+    assert _perform_loss(model, starts, planned, match) < 0.2 * _perform_loss(model, starts, np.zeros_like(true), match)
     if kind != "goal_inference":
         assert np.corrcoef(planned.ravel(), true.ravel())[0, 1] > 0.5
 

@@ -87,7 +87,7 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
                     rows += _score(method, ctx, oracle_tips, {**base, "core": ctx.core.label, "run": str(run.dir)})
             if config.patching and run.config.condition in config.mirror_conditions:
                 patches += [{**base, "appearance": task.appearance, "core": ctx.core.label, "run": str(run.dir),
-                             "seed": seed, **p} for p in patch_rows(task, ctx.core, config, seed)]
+                             "seed": seed, **p} for p in patch_rows(ctx)]
         return {"rows": rows, "patching": patches}
     finally:
         task.close()
