@@ -1,0 +1,52 @@
+"""Overimitation summarised: how much of a task-irrelevant detour each imitation method copies (pure).
+
+Rows are one imitation of a detour demonstration each (agents/overimitation.py): (`view`, `trained_on`,
+`method`, `core`, `seed`, `episode_id`, `overimitation`, `waypoint_index`, `success`, `final_distance`).
+`overimitation` is 1 for a method that reproduces the detour in time and 0 for one that reaches directly;
+`waypoint_index` 1 when it passes through the waypoint, 0 when no closer than the direct reach. Intervals
+are the imitation table's crossed bootstrap over seeds and videos (`analysis.imitation.bootstrap_mean`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mirrorlab.analysis.imitation import bootstrap_mean, cell_matrix, fmt_interval, method_label
+
+SCORES = ("overimitation", "waypoint_index", "success", "final_distance")
+
+
+def summarise(rows: list[dict[str, Any]], n_boot: int, seed: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
+    """{"view | trained on X": {method label: {score: bootstrap_mean, "method", "core"}}}."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        setting = f"{r['view']} | trained on {r['trained_on']}"
+        groups.setdefault(setting, {}).setdefault(method_label(r["method"], r.get("core")), []).append(r)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for setting, methods in groups.items():
+        table = out.setdefault(setting, {})
+        for label, group in methods.items():
+            entry: dict[str, Any] = {s: bootstrap_mean(cell_matrix(group, s), n_boot, seed) for s in SCORES}
+            entry["method"], entry["core"] = group[0]["method"], group[0].get("core")
+            table[label] = entry
+    return out
+
+
+def report(summary: dict[str, dict[str, dict[str, Any]]], records: dict[str, dict[str, Any]]) -> str:
+    """A Markdown section: per setting, one row per method (family from the method records)."""
+    lines = ["## Overimitation: does the imitator copy a detour that does nothing for the task?", "",
+             "The demonstrator first heads for a waypoint beside the direct path, then reaches the same target.",
+             "`overimitation`: the share of the detour the imitation reproduces, step by step (1: all of it, as a",
+             "replay of the demonstration; 0: none, as a direct reach). `waypoint index`: how much closer than the",
+             "direct reach it passes the waypoint (1: through it). Mean [95% interval, seeds x videos crossed].", ""]
+    for setting, table in summary.items():
+        lines += [f"### {setting}", "",
+                  "| method | family | overimitation | waypoint index | success | final distance (m) | n |",
+                  "|---|---|---|---|---|---|---|"]
+        for label, e in table.items():
+            n = f"{e['success']['n_seeds']} x {e['success']['n_videos']}"
+            lines.append(f"| {label} | {records[e['method']]['family']} | "
+                         f"{fmt_interval(e['overimitation'], False)} | {fmt_interval(e['waypoint_index'], False)} | "
+                         f"{fmt_interval(e['success'])} | {fmt_interval(e['final_distance'], False)} | {n} |")
+        lines.append("")
+    return "\n".join(lines)
