@@ -233,3 +233,20 @@ def test_recolour_paints_the_moving_links_only():
     moving_other = np.array([model.body_rootid[b] == other_root and b not in (other_root, other_mount)
                              for b in geom_body])
     assert orange.any() and np.array_equal(orange, moving_other)
+
+
+def test_workspaces_draw_the_targets_the_envs_drew_before():
+    """The planar and 3-D targets, written out as the envs drew them before arms had a `Workspace`."""
+    def planar(rng):
+        radius, azimuth = rng.uniform(0.07, 0.20), rng.uniform(-np.pi / 2, np.pi / 2)
+        return np.array([radius * np.sin(azimuth), radius * np.cos(azimuth), 0.02])
+
+    def arm3d(rng):
+        radius, azimuth, elevation = rng.uniform(0.12, 0.26), rng.uniform(-np.pi / 2, np.pi / 2), rng.uniform(-0.2, 0.6)
+        return np.array([0.0, 0.0, 0.08]) + radius * np.array(
+            [np.cos(elevation) * np.sin(azimuth), np.cos(elevation) * np.cos(azimuth), np.sin(elevation)])
+
+    for arm, before in ((scene.PLANAR, planar), (scene.ARM3D, arm3d)):
+        for seed in range(200):
+            drawn = arm.workspace.sample(np.random.default_rng(seed))
+            assert drawn.tobytes() == before(np.random.default_rng(seed)).tobytes()
