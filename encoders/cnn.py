@@ -13,7 +13,6 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 def _orthogonal_init(module: nn.Module) -> None:
@@ -51,7 +50,7 @@ class FrameEncoder(nn.Module):
         if tuple(frames.shape[-4:]) != expected:
             raise ValueError(f"expected frames [..., {', '.join(map(str, expected))}], got {tuple(frames.shape)}")
         lead = frames.shape[:-4]
-        x = frames.reshape(-1, 3 * self.n_frames, self.frame_size, self.frame_size).float() / 255.0 - 0.5
+        x = scale_pixels(frames.reshape(-1, 3 * self.n_frames, self.frame_size, self.frame_size))
         return self.project(self.convs(x)).reshape(*lead, -1)
 
 
@@ -77,9 +76,21 @@ class FrameDecoder(nn.Module):
         return y.reshape(*lead, 3, self.frame_size, self.frame_size)
 
 
+def scale_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """Pixels as the encoder sees them and the decoder predicts them: x / 255 - 0.5, in float32.
+
+    uint8 frames are converted once and scaled in place on that fresh copy: the same two float32
+    roundings per element as `frames.float() / 255 - 0.5`, so bit for bit the same values, without
+    the two temporaries (the conversion dominates a small CNN's input cost). Float input is never
+    modified in place (it may be the caller's, or need a gradient)."""
+    if frames.dtype == torch.uint8:
+        return frames.to(torch.float32).div_(255.0).sub_(0.5)
+    return frames.float() / 255.0 - 0.5
+
+
 def frames_as_targets(frames: torch.Tensor) -> torch.Tensor:
     """uint8 frames in the decoder's output scale."""
-    return frames.float() / 255.0 - 0.5
+    return scale_pixels(frames)
 
 
 def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -91,7 +102,11 @@ def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator) -> 
     if pad <= 0:
         return frames
     B, S = frames.shape[0], frames.shape[-1]
-    padded = F.pad(frames.reshape(B, -1, S, S).float(), (pad, pad, pad, pad), mode="replicate")
     offsets = torch.randint(0, 2 * pad + 1, (B, 2), generator=generator).tolist()
-    crops = [padded[b, :, y:y + S, x:x + S] for b, (y, x) in enumerate(offsets)]
-    return torch.stack(crops).to(frames.dtype).reshape(frames.shape)
+    # Replicate-padding then cropping at (y, x) reads row clamp(y - pad + i) and column clamp(x - pad + j):
+    # indexed directly, in the frames' own dtype, without a padded float copy of the whole batch.
+    flat, grid = frames.reshape(B, -1, S, S), torch.arange(S, device=frames.device)
+    rows = [(grid + (y - pad)).clamp_(0, S - 1) for y, _ in offsets]
+    cols = [(grid + (x - pad)).clamp_(0, S - 1) for _, x in offsets]
+    crops = [flat[b].index_select(1, rows[b]).index_select(2, cols[b]) for b in range(B)]
+    return torch.stack(crops).reshape(frames.shape)

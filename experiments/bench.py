@@ -10,7 +10,9 @@ from mirrorlab.errors import UserError
 # target name -> "module:function"; the function takes the remaining argv and returns an exit code.
 TARGETS = {
     "envs": "mirrorlab.experiments.bench_envs:main",
+    "limits": "mirrorlab.experiments.bench_limits:main",
     "replicate": "mirrorlab.experiments.bench_replicate:main",
+    "study": "mirrorlab.experiments.bench_study:main",
     "train": "mirrorlab.experiments.bench_train:main",
 }
 
