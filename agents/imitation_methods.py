@@ -15,6 +15,7 @@ function video -> actor (`act(obs, t)`) and what it cost (expert queries); metho
 | `bco` | baseline | the video | no | BCO: inverse dynamics fitted on the self arm's own babbling, reads the video's actions (open loop) |
 | `bco_alpha` | baseline | the video + own rollouts | no | BCO(alpha): the inverse dynamics refitted on its own rollouts of the fit videos |
 | `dagger` | baseline | own camera + video | yes (counted) | closed-loop tracking policy (own frames t-1, t, the video's t+1) improved by DAgger |
+| `handover` | baseline | own camera + video | yes (counted) | an ensemble of DAgger's policy hands control to the expert where it disagrees, at DAgger's query budget (agents/handover.py) |
 | `inverse` | core | the video | no | the core's inverse head on the video, replayed open loop |
 | `closed_loop` | core | own camera + video | no | the core's observe path in closed loop: own frames up to t, the video's after |
 | `synthesis` | mirror system | the video + own first frame | no | analysis by synthesis: actions whose forward-predicted frames match the video |
@@ -35,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from mirrorlab.agents.handover import build_handover
 from mirrorlab.agents.imitation_task import ImitationTask, Video
 from mirrorlab.agents.runs import DEVICES, check_seed
 from mirrorlab.errors import UserError
@@ -347,6 +349,8 @@ METHODS = (
     Method("bco", "baseline", "the video", False, _bco, learner=True),
     Method("bco_alpha", "baseline", "the video + own rollouts", False, _bco_alpha, learner=True),
     Method("dagger", "baseline", "own camera + video; expert labels", True, _dagger, learner=True),
+    Method("handover", "baseline", "own camera + video; the expert drives where it is unsure", True, build_handover,
+           learner=True),
     Method("inverse", "core", "the video", False, _inverse, per_run=True),
     Method("closed_loop", "core", "own camera + video", False, _closed_loop, per_run=True),
     Method("synthesis", "mirror system", "the video + own first frame", False, _planner("synthesis"), per_run=True,
