@@ -207,11 +207,12 @@ def export_minari(data_path: str | os.PathLike, dataset_id: str, root: str | os.
     """Write the paired dataset at `data_path` as the Minari dataset `dataset_id`; returns a summary."""
     from minari.storage import get_dataset_path
 
-    with minari_root(root):
-        root_dir = Path(get_dataset_path()).resolve()
-    final = dataset_folder(root_dir, dataset_id)
+    dataset_folder(Path("."), dataset_id)  # the id's form, before anything is opened or made
     namespace = dataset_id.rpartition("/")[0]
     with PairedDataset(data_path) as data:
+        with minari_root(root):
+            root_dir = Path(get_dataset_path()).resolve()  # Minari makes the root folder here
+        final = dataset_folder(root_dir, dataset_id)
         plan = side_plan(data)
 
         def write(tmp: Path) -> Path:

@@ -136,3 +136,106 @@ def test_a_killed_export_leaves_the_old_dataset_and_the_rerun_cleans_up(tiny_dat
     assert _load(exported, monkeypatch).total_episodes == len(_load(exported, monkeypatch).episode_indices)
     assert _export(tiny_dataset, exported, "--force") == 0
     assert not [p for p in (exported / "mirrorlab").iterdir() if p.name.startswith(".")]
+
+
+# --- LeRobot v3.0 --------------------------------------------------------------------------------------------
+# The v3.0 layout as LeRobot documents it (lerobot/datasets/utils.py: create_empty_dataset_info, DEFAULT_*_PATH).
+LEROBOT_INFO_KEYS = {"codebase_version", "robot_type", "total_episodes", "total_frames", "total_tasks", "chunks_size",
+                     "data_files_size_in_mb", "video_files_size_in_mb", "fps", "splits", "data_path", "video_path",
+                     "features"}
+LEROBOT_DEFAULT_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64",
+                            "task_index": "int64"}
+LEROBOT_EPISODE_COLUMNS = {"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index",
+                           "data/chunk_index", "data/file_index", "meta/episodes/chunk_index",
+                           "meta/episodes/file_index"}
+VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+
+
+@pytest.fixture(scope="module")
+def lerobot(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lerobot") / "tiny-paired"
+    assert cli(["export", "--data", str(tiny_dataset), "--format", "lerobot", "--out", str(out)]) == 0
+    return out
+
+
+def _arrow_matches(field, feature) -> bool:
+    import pyarrow as pa
+
+    shape, dtype = feature["shape"], feature["dtype"]
+    if shape == [1]:
+        return field.type == pa.from_numpy_dtype(np.dtype(dtype))
+    return (pa.types.is_fixed_size_list(field.type) and field.type.list_size == shape[0]
+            and field.type.value_type == pa.from_numpy_dtype(np.dtype(dtype)))
+
+
+def test_a_lerobot_export_follows_the_v3_schema(tiny_dataset, lerobot):
+    import json
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    info = json.loads((lerobot / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and LEROBOT_INFO_KEYS <= set(info)
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    features = info["features"]
+    videos = {k for k, f in features.items() if f["dtype"] == "video"}
+    assert videos == {"observation.images.perform", "observation.images.observe"}
+    assert all(features[k]["names"] == ["height", "width", "channels"] and features[k]["shape"][2] == 3 for k in videos)
+    assert {k: features[k]["dtype"] for k in LEROBOT_DEFAULT_FEATURES} == LEROBOT_DEFAULT_FEATURES
+    data = pq.read_table(lerobot / info["data_path"].format(chunk_index=0, file_index=0))
+    assert set(data.column_names) == set(features) - videos
+    assert all(_arrow_matches(data.schema.field(k), features[k]) for k in data.column_names)
+    with PairedDataset(tiny_dataset) as source:
+        demo = source.episodes("demo")
+        assert info["total_episodes"] == len(demo) and info["total_tasks"] == 1
+        assert info["total_frames"] == data.num_rows == sum(len(source.read_episode(r)["actions"]) for r in demo)
+        episodes = pq.read_table(lerobot / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+        assert [(e["mirrorlab/episode_id"], e["mirrorlab/seed"]) for e in episodes] == [(r.episode_id, r.seed) for r in demo]
+    expected = LEROBOT_EPISODE_COLUMNS | {f"videos/{k}/{c}" for k in videos for c in VIDEO_COLUMNS}
+    assert expected <= set(episodes[0])
+    assert [e["episode_index"] for e in episodes] == list(range(len(episodes)))
+    assert [e["dataset_to_index"] - e["dataset_from_index"] for e in episodes] == [e["length"] for e in episodes]
+    assert all(a["dataset_to_index"] == b["dataset_from_index"] for a, b in zip(episodes, episodes[1:]))
+    for e in episodes:
+        for k in videos:
+            assert e[f"videos/{k}/from_timestamp"] == pytest.approx(e["dataset_from_index"] / info["fps"])
+            assert e[f"videos/{k}/to_timestamp"] == pytest.approx(e["dataset_to_index"] / info["fps"])
+    tasks = pd.read_parquet(lerobot / "meta" / "tasks.parquet")
+    assert tasks.index.name == "task" and tasks["task_index"].tolist() == [0]
+    stats = json.loads((lerobot / "meta" / "stats.json").read_text())
+    assert set(stats) == set(features)
+    assert all({"min", "max", "mean", "std", "count"} <= set(s) for s in stats.values())
+    assert np.asarray(stats["observation.images.perform"]["mean"]).shape == (3, 1, 1)
+    assert "perform" in info["mirrorlab"]["pairing"] and info["mirrorlab"]["source_fingerprint"]
+
+
+def test_lerobot_videos_decode_to_the_paired_frames_within_tolerance(tiny_dataset, lerobot):
+    import imageio_ffmpeg
+    import pyarrow.parquet as pq
+
+    from mirrorlab.envs.lerobot_export import PIXEL_TOLERANCE
+
+    data = pq.read_table(lerobot / "data/chunk-000/file-000.parquet")
+    with PairedDataset(tiny_dataset) as source:
+        episodes = [source.read_episode(r) for r in source.episodes("demo")]
+    np.testing.assert_array_equal(np.stack(data["action"].to_numpy(zero_copy_only=False)),
+                                  np.concatenate([e["actions"] for e in episodes]).astype(np.float32))
+    for key, side in (("observation.images.perform", "perform"), ("observation.images.observe", "observe")):
+        frames = imageio_ffmpeg.read_frames(str(lerobot / f"videos/{key}/chunk-000/file-000.mp4"))
+        size = next(frames)["size"]
+        decoded = np.stack([np.frombuffer(f, np.uint8).reshape(size[1], size[0], 3) for f in frames])
+        expected = np.concatenate([e[side]["frames"][:len(e["actions"])] for e in episodes])
+        assert decoded.shape == expected.shape
+        error = np.abs(decoded.astype(int) - expected)
+        print(f"{key}: max |decoded - source| {error.max()}, mean {error.mean():.3f}")
+        assert error.max() <= PIXEL_TOLERANCE
+
+
+def test_a_lerobot_export_is_replaced_only_with_force(tiny_dataset, lerobot, capsys):
+    before = (lerobot / "meta" / "info.json").stat().st_mtime_ns
+    assert cli(["export", "--data", str(tiny_dataset), "--format", "lerobot", "--out", str(lerobot)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli(["export", "--data", str(tiny_dataset), "--format", "lerobot", "--out", str(lerobot), "--force"]) == 0
+    assert (lerobot / "meta" / "info.json").stat().st_mtime_ns != before
+    assert not [p for p in lerobot.parent.iterdir() if p.name.startswith(".")]
