@@ -84,6 +84,13 @@ def accuracy(prediction, truth) -> float:
     return float((prediction.argmax(-1) == truth).double().mean())
 
 
+def cross_entropy(prediction, truth) -> float:
+    """The inverse head's loss on discrete actions: it still moves when accuracy sits at its ceiling."""
+    from torch.nn import functional as F
+
+    return float(F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]).double(), truth.reshape(-1)))
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One thing a lesion can damage: scored by `score(head output, truth)` on the probe named `probe`.
@@ -112,10 +119,11 @@ OUTCOMES = [
     Outcome("inverse_r2_babble", "watching", "observe_babble", "inverse R^2, held-out babbling", True, r2),
     Outcome("forward_mse", "doing", "perform", "forward error (pixel MSE)", False, mse),
     Outcome("toy_inverse_accuracy", "watching", "observe", "toy inverse accuracy", True, accuracy),
+    Outcome("toy_inverse_loss", "watching", "observe", "toy inverse cross-entropy", False, cross_entropy),
     Outcome("toy_forward_mse", "doing", "perform", "toy forward error (MSE)", False, mse),
 ]
 EMBODIED = ("inverse_r2", "inverse_r2_babble", "forward_mse")
-TOY = ("toy_inverse_accuracy", "toy_forward_mse")
+TOY = ("toy_inverse_accuracy", "toy_inverse_loss", "toy_forward_mse")
 
 
 def lesion_effects(probes: dict, pools: dict, table: UnitTable, alpha: float, min_abs_r: float,
