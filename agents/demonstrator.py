@@ -30,19 +30,24 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from mirrorlab.envs.episodes import policy_actor, rollout
+from mirrorlab.envs.episodes import check_env_id, make_arm_env, policy_actor, rollout
 from mirrorlab.envs.scene import ACTION_MODES
 from mirrorlab.errors import UserError
-from mirrorlab.files import atomic_torch_save, atomic_write_json, load_torch, read_json
+from mirrorlab.files import atomic_torch_save, atomic_write_json, load_torch, read_json, refuse_symlinks
 from mirrorlab.provenance import provenance
 
 ALGOS = ("sac", "ppo")
 SCRIPTED = "scripted"
 POLICY_FORMAT = "mirrorlab-sb3-policy"
 POLICY_FORMAT_VERSION = 1
-_DESCRIPTION_KEYS = {"format", "format_version", "algo", "env_id", "action_mode", "observation_shape",
-                     "action_shape", "net_arch", "sb3_version"}
+_DESCRIPTION_SCHEMA = {"format": str, "format_version": int, "algo": str, "env_id": str, "action_mode": str,
+                       "observation_shape": list, "action_shape": list, "net_arch": list, "sb3_version": str}
+_DESCRIPTION_KEYS = set(_DESCRIPTION_SCHEMA)
 EVAL_SEED_OFFSET = 1_000_000
+# Sizes a config or a policy.json may declare, refused before anything is allocated: SB3 allocates the
+# whole replay buffer up front, and a policy of net_arch [10^6, 10^6] would need 4 TB.
+MAX_POLICY_PARAMETERS = 10_000_000
+MAX_BUFFER_SIZE = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,9 @@ class DemoTrainConfig:
     # PPO only.
     n_steps: int = 2048
     n_epochs: int = 10
-    torch_threads: int = 1          # 1 = reproducible and fastest for these small nets
+    # The trained weights depend on the thread count (torch splits its sums by thread), so it is a config
+    # value: one seed and one thread count give the same policy bit for bit on CPU (tests). 1 is also fastest.
+    torch_threads: int = 1
     # The training env's distance-reward weight (the env's `reward_dist_weight`). Evaluation and
     # collection always use the env's defaults: success is the same 2 cm criterion either way.
     reward_dist_weight: float = 10.0  # 1.0 reached 81% in 30k steps; 10.0 reached 100%
@@ -100,6 +107,9 @@ class DemoTrainConfig:
             raise UserError(f"config: gamma and tau must be in (0, 1], got {self.gamma} and {self.tau}")
         if not self.net_arch or min(self.net_arch) < 1:
             raise UserError(f"config: net_arch must list positive layer widths, got {list(self.net_arch)}")
+        check_policy_size(list(self.net_arch), 64, 8, "config: net_arch")
+        if self.buffer_size > MAX_BUFFER_SIZE:
+            raise UserError(f"config: buffer_size must be at most {MAX_BUFFER_SIZE}, got {self.buffer_size}")
 
     def hyperparams(self) -> dict[str, Any]:
         common = dict(learning_rate=self.learning_rate, gamma=self.gamma, batch_size=self.batch_size,
@@ -110,11 +120,19 @@ class DemoTrainConfig:
         return dict(common, n_steps=self.n_steps, n_epochs=self.n_epochs)
 
 
+def check_policy_size(net_arch: list[int], obs_dim: int, action_dim: int, where: str) -> None:
+    """Refuse, before allocating, a policy whose weights (one layer stack, as a rough count) exceed
+    `MAX_POLICY_PARAMETERS`."""
+    widths = [obs_dim, *net_arch, action_dim]
+    count = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    if count > MAX_POLICY_PARAMETERS:
+        raise UserError(f"{where}: {net_arch} makes a network of {count:.3g} weights, more than the "
+                        f"{MAX_POLICY_PARAMETERS:.0e} a demonstrator may have")
+
+
 def make_other_env(env_id: str, **env_kwargs: Any) -> gym.Env:
     """The demonstrator's task: the *other* arm reaching, state observations."""
-    import mirrorlab.envs  # noqa: F401  (registers the ids)
-
-    return gym.make(env_id, actor="other", obs_mode="state", **env_kwargs)
+    return make_arm_env(env_id, f"env {env_id!r}", actor="other", obs_mode="state", **env_kwargs)
 
 
 def _sb3_class(algo: str):
@@ -193,25 +211,27 @@ def read_description(folder: Path) -> dict[str, Any]:
         legacy = " (an SB3 model.zip alone is never loaded: retrain with `mirrorlab demo train`)" if (
             folder / "model.zip").exists() else ""
         raise UserError(f"demonstrator checkpoint {folder}: missing {path}{legacy}")
-    desc = read_json(path, "demonstrator description")
-    if not isinstance(desc, dict) or set(desc) != _DESCRIPTION_KEYS:
-        extra = sorted(set(desc) - _DESCRIPTION_KEYS) if isinstance(desc, dict) else desc
+    refuse_symlinks([path, folder / "policy.pt"], f"demonstrator checkpoint {folder}")
+    desc = read_json(path, "demonstrator description", schema=_DESCRIPTION_SCHEMA)
+    if set(desc) != _DESCRIPTION_KEYS:
         raise UserError(f"demonstrator checkpoint {path}: expected exactly the keys {sorted(_DESCRIPTION_KEYS)}; "
-                        f"got extra or missing ones ({extra}); refusing it")
+                        f"got extra ones ({sorted(set(desc) - _DESCRIPTION_KEYS)}); refusing it")
     if desc["format"] != POLICY_FORMAT or desc["format_version"] != POLICY_FORMAT_VERSION:
-        raise UserError(f"demonstrator checkpoint {path}: format {desc['format']!r} v{desc['format_version']}, "
+        raise UserError(f"demonstrator checkpoint {path}: format {desc['format'][:60]!r} v{desc['format_version']}, "
                         f"expected {POLICY_FORMAT!r} v{POLICY_FORMAT_VERSION}")
     if desc["algo"] not in ALGOS:
         raise UserError(f"demonstrator checkpoint {path}: algo must be one of {', '.join(ALGOS)}")
     for key in ("observation_shape", "action_shape", "net_arch"):
         value = desc[key]
-        if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                                and 0 < v < 1_000_000 for v in value):
-            raise UserError(f"demonstrator checkpoint {path}: {key} must list positive integers, got {value!r}")
-    if not isinstance(desc["env_id"], str):
-        raise UserError(f"demonstrator checkpoint {path}: env_id must be a string")
+        if not value or len(value) > 16 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000
+                                                   for v in value):
+            raise UserError(f"demonstrator checkpoint {path}: key {key!r} must list positive integers, got "
+                            f"{str(value)[:80]}")
+    check_env_id(desc["env_id"], f"demonstrator checkpoint {path}: key 'env_id'")
     if desc["action_mode"] not in ACTION_MODES:
         raise UserError(f"demonstrator checkpoint {path}: action_mode must be one of {', '.join(ACTION_MODES)}")
+    check_policy_size(desc["net_arch"], math.prod(desc["observation_shape"]), math.prod(desc["action_shape"]),
+                      f"demonstrator checkpoint {path}: key 'net_arch'")
     return desc
 
 

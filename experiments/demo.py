@@ -5,7 +5,7 @@ description and weights-only tensors, so loading can never run code), `sb3_model
 for SB3 users; never loaded here), `config.json` (full config, seed, versions, git commit, wall
 time) and `tb/` (TensorBoard). `demo eval` scores the trained policy, the scripted controller and
 uniform random actions on the same held-out reset seeds (success = within the success radius at the
-final step) and writes `eval.json` beside the checkpoint.
+final step) and writes `eval.json` beside the checkpoint (an existing one is replaced only with `--force`).
 
 Training draws its targets from the env's RNG stream seeded once with `seed` (< 10^6); evaluation
 resets with the explicit seeds `eval_seed_offset + i`, a separate range.
@@ -26,6 +26,7 @@ from mirrorlab.errors import UserError
 from mirrorlab.files import atomic_write_json, claim_output_dir
 from mirrorlab.provenance import provenance
 
+MAX_EVAL_EPISODES = 100_000  # about 3 CPU-days of rollouts; a larger count is a typo
 
 @dataclass(frozen=True)
 class DemoEvalConfig:
@@ -37,8 +38,8 @@ class DemoEvalConfig:
     random_seed: int = 0
 
     def validate(self) -> None:
-        if self.episodes < 1:
-            raise UserError(f"config: episodes must be >= 1, got {self.episodes}")
+        if not 1 <= self.episodes <= MAX_EVAL_EPISODES:
+            raise UserError(f"config: episodes must be in 1..{MAX_EVAL_EPISODES}, got {self.episodes}")
         if not EVAL_SEED_OFFSET <= self.eval_seed_offset < 2**32 - self.episodes:
             raise UserError(f"config: eval_seed_offset must be >= {EVAL_SEED_OFFSET} (training seeds lie below) "
                             "and leave room for the episodes below 2^32")
@@ -46,8 +47,9 @@ class DemoEvalConfig:
             raise UserError(f"config: random_seed must be in [0, 2^32), got {self.random_seed}")
 
 
-def evaluate(config: DemoEvalConfig, show_progress: bool = True) -> dict[str, Any]:
-    """Trained policy (or scripted, if the checkpoint is "scripted") vs scripted vs random, same seeds."""
+def evaluate(config: DemoEvalConfig, show_progress: bool = True, force: bool = False) -> dict[str, Any]:
+    """Trained policy (or scripted, if the checkpoint is "scripted") vs scripted vs random, same seeds; an
+    existing eval.json is refused before any work unless `force`."""
     import torch
     from tqdm import tqdm
 
@@ -69,6 +71,8 @@ def evaluate(config: DemoEvalConfig, show_progress: bool = True) -> dict[str, An
     else:
         folder = Path(config.checkpoint)
         description = read_description(folder)
+        if (folder / "eval.json").exists() and not force:
+            raise UserError(f"--checkpoint {folder}: already holds eval.json; pass --force to replace it")
         env_id, action_mode = description["env_id"], description["action_mode"]
         policies = {"trained": lambda env: load_demonstrator(folder, env)}
     policies["scripted"] = lambda env: load_demonstrator(SCRIPTED, env)
@@ -108,6 +112,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoint folder from `demo train`, or 'scripted' (default: results/demo)")
     e.add_argument("--episodes", type=int, default=None, help="held-out episodes per policy (default: 100)")
     e.add_argument("--config", default=None, help="a .toml or .json file setting any DemoEvalConfig field")
+    e.add_argument("--force", action="store_true", help="replace the checkpoint's eval.json")
     e.set_defaults(func=main_eval)
 
 
@@ -134,5 +139,5 @@ def format_eval(record: dict[str, Any]) -> str:
 
 def main_eval(args: argparse.Namespace) -> int:
     config = build_config(DemoEvalConfig(), args.config, {"checkpoint": args.checkpoint, "episodes": args.episodes})
-    print(format_eval(evaluate(config)))
+    print(format_eval(evaluate(config, force=args.force)))
     return 0

@@ -186,3 +186,69 @@ def test_demo_cli_train_and_eval(tmp_path, capsys):
     assert record["results"]["scripted"]["success_rate"] >= record["results"]["random"]["success_rate"]
     assert cli(["demo", "eval", "--checkpoint", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # An existing eval.json is replaced only with --force, and refused before any episode runs.
+    before = (out / "eval.json").read_bytes()
+    assert cli(["demo", "eval", "--checkpoint", str(out), "--episodes", "2"]) == 2
+    assert "already holds eval.json; pass --force" in capsys.readouterr().err
+    assert (out / "eval.json").read_bytes() == before
+    assert cli(["demo", "eval", "--checkpoint", str(out), "--episodes", "2", "--force"]) == 0
+    assert json.loads((out / "eval.json").read_text())["config"]["episodes"] == 2
+
+
+def test_the_same_seed_trains_the_same_policy(tmp_path):
+    """SAC on CPU is bit-for-bit reproducible at a fixed seed and thread count (torch_threads, recorded in
+    config.json): the policy depends on the thread count, so it is a config value, not the machine's."""
+    short = dict(timesteps=300, learning_starts=100, batch_size=32, net_arch=(16, 16))
+    weights = []
+    for name in ("a", "b"):
+        tiny_train(tmp_path / name, **short)
+        weights.append(torch.load(tmp_path / name / "policy.pt", weights_only=True))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    tiny_train(tmp_path / "c", **short, seed=1)  # and the comparison can fail: another seed, other weights
+    other = torch.load(tmp_path / "c" / "policy.pt", weights_only=True)
+    assert any(not torch.equal(weights[0][k], other[k]) for k in other)
+
+
+def _description(checkpoint, tmp_path, **changes):
+    folder = tmp_path / "described"
+    folder.mkdir(exist_ok=True)
+    (folder / "policy.pt").write_bytes((checkpoint / "policy.pt").read_bytes())
+    desc = json.loads((checkpoint / "policy.json").read_text())
+    (folder / "policy.json").write_text(json.dumps({**desc, **changes}))
+    return folder
+
+
+def test_a_policy_json_naming_a_module_as_env_imports_nothing(checkpoint, tmp_path, monkeypatch):
+    import sys
+
+    flag = tmp_path / "imported"
+    (tmp_path / "evil_policy_env.py").write_text(f"open({str(flag)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folder = _description(checkpoint, tmp_path, env_id="evil_policy_env:Reach-v0")
+    assert cli(["demo", "eval", "--checkpoint", str(folder), "--episodes", "1"]) == 2
+    assert not flag.exists() and "evil_policy_env" not in sys.modules
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"net_arch": [999_999, 999_999]}, "key 'net_arch': [999999, 999999] makes a network of 1e+12 weights"),
+    ({"net_arch": "256"}, "key 'net_arch': expected a list, got str"),
+    ({"format_version": "1"}, "key 'format_version': expected an integer, got str"),
+    ({"env_id": ["mirrorlab/PlanarReach-v0"]}, "key 'env_id': expected a string, got list"),
+])
+def test_sizes_and_types_a_policy_json_declares_are_checked_before_allocating(checkpoint, tmp_path, changes,
+                                                                               expected):
+    folder = _description(checkpoint, tmp_path, **changes)
+    with pytest.raises(UserError) as err:
+        load_demonstrator(folder, make_other_env("mirrorlab/PlanarReach-v0"))
+    assert expected in str(err.value) and "policy.json" in str(err.value), err.value
+
+
+def test_a_symlinked_weights_file_is_refused(checkpoint, tmp_path):
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    (folder / "policy.json").write_text((checkpoint / "policy.json").read_text())
+    (folder / "policy.pt").symlink_to(checkpoint / "policy.pt")
+    with pytest.raises(UserError, match=r"linked/policy\.pt is a symbolic link"):
+        load_demonstrator(folder, make_other_env("mirrorlab/PlanarReach-v0"))
