@@ -1,12 +1,14 @@
 """`mirrorlab bench limits`: how close embodied training comes to what this machine's cores can do.
 
 Measured in one run, on this process's threads (default 1, as each study worker trains):
-- the machine's limit: dense float32 GFLOP/s of a large matmul (2048 x 2048) and of a large 3x3
-  convolution (64 -> 64 channels, 64 x 64 px), the best of a few rounds;
+- the machine's limit: dense float32 GFLOP per CPU-second of a large matmul (2048 x 2048) and of a
+  large 3x3 convolution (64 -> 64 channels, 64 x 64 px), the best of a few rounds. Rates are per
+  CPU-second of this process, which other processes on a shared machine barely move (wall-clock
+  rates fall with every other job on the cores); wall times are printed beside them;
 - one training step of the embodied core at a run's shapes (TrainConfig's batch of episodes, the
   study's frame size and episode length, synthetic frames: FLOPs do not depend on pixel values): its
   FLOPs counted by torch's FlopCounterMode (forward and backward; the optimiser's elementwise updates
-  are not FLOPs it counts), its seconds, the GFLOP/s it reaches and that rate's fraction of the limit;
+  are not FLOPs it counts), its seconds, the rate it reaches and that rate's fraction of the limit;
 - the ceiling for this model size: the core's own convolutions (CNN encoder on the watched windows,
   deconvolutional decoder on the hidden states, forward and backward) alone at the same shapes. Small
   channel counts make these kernels memory-bound, so even they reach only part of the dense limit;
@@ -27,17 +29,19 @@ from mirrorlab.experiments.cli import OneLineParser
 SIGNATURE = {"env_id": "mirrorlab/PlanarReach-v0", "frame_size": 32, "action_dim": 2, "max_steps": 50}
 
 
-def best_seconds(fn: Callable[[], Any], rounds: int, repeats: int = 1) -> float:
-    """The fastest of `rounds` timings of `repeats` calls, per call (after one warm-up call): the least
-    disturbed measurement on a shared machine."""
+def best_seconds(fn: Callable[[], Any], rounds: int, repeats: int = 1) -> tuple[float, float]:
+    """(wall, CPU) seconds per call: the fastest of `rounds` timings of `repeats` calls each (after one
+    warm-up call), the least disturbed measurement on a shared machine. CPU time counts only this
+    process's work (all its threads), so it barely moves when other processes load the cores."""
     fn()
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(repeats):
             fn()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
+        wall = min(wall, (time.perf_counter() - start) / repeats)
+        cpu = min(cpu, (time.process_time() - start_cpu) / repeats)
+    return wall, cpu
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -50,7 +54,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 def dense_limit(rounds: int = 3) -> dict[str, float]:
-    """GFLOP/s of a large float32 matmul and a large 3x3 convolution on the current torch threads."""
+    """GFLOP per CPU-second of a large float32 matmul and a large 3x3 convolution on the current torch threads."""
     import torch
     from torch.nn import functional as F
 
@@ -59,7 +63,7 @@ def dense_limit(rounds: int = 3) -> dict[str, float]:
     x, w = torch.randn(16, 64, 64, 64, generator=g), torch.randn(64, 64, 3, 3, generator=g)
     out = {}
     for name, fn in (("matmul", lambda: a @ b), ("conv", lambda: F.conv2d(x, w, padding=1))):
-        out[name] = count_flops(fn) / best_seconds(fn, rounds) / 1e9
+        out[name] = count_flops(fn) / best_seconds(fn, rounds)[1] / 1e9
     return out
 
 
@@ -122,32 +126,36 @@ def measure(config, signature: dict[str, Any], rounds: int) -> dict[str, float]:
     ceiling = conv_only(model, config, batch)
     out = {f"{k}_gflops": v for k, v in dense_limit(rounds).items()}
     out["step_gflop"], out["conv_gflop"] = count_flops(step) / 1e9, count_flops(ceiling) / 1e9
-    times = {"step": float("inf"), "step_cl": float("inf"), "conv": float("inf")}
+    times = {name: (float("inf"), float("inf")) for name in ("step", "step_cl", "conv")}
     for _ in range(rounds):  # interleaved, so each sees the same load
         for name, fn in (("step", step), ("step_cl", step_cl), ("conv", ceiling)):
-            times[name] = min(times[name], best_seconds(fn, 1, 3))
-    out.update(step_s=times["step"], step_cl_s=times["step_cl"], conv_s=times["conv"])
+            wall, cpu = best_seconds(fn, 1, 3)
+            times[name] = (min(times[name][0], wall), min(times[name][1], cpu))
+    for name, (wall, cpu) in times.items():
+        out[f"{name}_s"], out[f"{name}_cpu_s"] = wall, cpu
     return out
 
 
 def report(m: dict[str, float], config, signature: dict[str, Any], threads: int) -> list[str]:
+    """Rates are FLOPs per CPU-second of this process (robust to other load); wall times beside them."""
     limit = max(m["matmul_gflops"], m["conv_gflops"])
-    step_rate, conv_rate = m["step_gflop"] / m["step_s"], m["conv_gflop"] / m["conv_s"]
+    step_rate, conv_rate = m["step_gflop"] / m["step_cpu_s"], m["conv_gflop"] / m["conv_cpu_s"]
     return [
-        f"machine limit on {threads} thread(s) of {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}):",
-        f"  dense matmul 2048^2:           {m['matmul_gflops']:8.1f} GFLOP/s",
-        f"  dense conv 3x3 64->64, 64 px:  {m['conv_gflops']:8.1f} GFLOP/s",
+        f"machine limit on {threads} thread(s) of {os.cpu_count()} CPUs, GFLOP per CPU-second (load average "
+        f"{os.getloadavg()[0]:.1f}):",
+        f"  dense matmul 2048^2:           {m['matmul_gflops']:8.1f}",
+        f"  dense conv 3x3 64->64, 64 px:  {m['conv_gflops']:8.1f}",
         f"embodied core, one training step (batch {config.batch_size} episodes x {signature['max_steps']} steps, "
         f"{signature['frame_size']} px, {config.cnn_channels} channels, GRU {config.hidden_size}):",
         f"  FLOPs counted:                 {m['step_gflop']:8.2f} GFLOP (of which its convolutions "
         f"{m['conv_gflop']:.2f})",
-        f"  seconds per step:              {m['step_s']:8.3f}",
-        f"  rate:                          {step_rate:8.1f} GFLOP/s = {step_rate / limit:.0%} of the dense limit "
-        f"(target >= 25%)",
-        f"  ceiling for this size: its convolutions alone {conv_rate:.1f} GFLOP/s = {conv_rate / limit:.0%} of the "
-        f"limit; the step reaches {step_rate / conv_rate:.0%} of that",
-        f"  channels-last (an option, not bit-identical): {m['step_cl_s']:.3f} s per step, "
-        f"{m['step_s'] / m['step_cl_s']:.2f}x the default",
+        f"  CPU seconds per step:          {m['step_cpu_s']:8.3f} (wall {m['step_s']:.3f})",
+        f"  rate:                          {step_rate:8.1f} GFLOP per CPU-second = {step_rate / limit:.0%} of the "
+        f"dense limit (target >= 25%)",
+        f"  ceiling for this size: its convolutions alone {conv_rate:.1f} = {conv_rate / limit:.0%} of the limit; "
+        f"the whole step reaches {step_rate / conv_rate:.0%} of that",
+        f"  channels-last (an option, not bit-identical): {m['step_cl_cpu_s']:.3f} CPU s per step, "
+        f"{m['step_cpu_s'] / m['step_cl_cpu_s']:.2f}x the default",
         f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
     ]
 
