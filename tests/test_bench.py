@@ -77,7 +77,7 @@ def test_flops_of_a_known_product_are_counted_exactly():
 def test_bench_limits_prints_the_limit_and_the_fraction(capsys):
     assert cli(["bench", "limits", "--rounds", "1", "--frame-size", "16"]) == 0
     out = capsys.readouterr().out
-    for text in ("dense matmul", "GFLOP/s", "FLOPs counted", "of the dense limit", "ceiling for this size",
+    for text in ("dense matmul", "GFLOP per CPU-second", "FLOPs counted", "of the dense limit", "ceiling for this size",
                  "channels-last", "load average", "peak memory"):
         assert text in out, text
 
