@@ -1,23 +1,23 @@
-"""Overimitation: demonstrations with a task-irrelevant detour, and how much of the detour an imitator copies.
+"""Overimitation: demonstration pairs that differ only by a task-irrelevant detour, and how much of it is copied.
 
 Children copy steps of a demonstration that do nothing for the task (seed 001). Here the irrelevant step is
-a detour: the other arm first heads for a *waypoint* off the direct path (beside the midpoint of the direct
-reach, a fixed fraction of the arm's reach to the left of it, in its base frame), then reaches the same
-target. The demonstrator is the scripted reacher (`ScriptedReacher.action(goal=...)`), from the test video's
-own reset seed (same start pose, same target), filmed from the dataset's own camera as `ImitationTask`
-films its rendered appearances. The same controller reaching directly gives the *direct* path, the
-reference of a learner that ignores the detour.
+a detour: the other arm first heads for a *waypoint* off the direct path (a fixed fraction of the arm's
+reach to the left of the direct reach's midpoint, in its base frame), then reaches the same target. Each
+test video's reset seed (start pose, target) gives a *pair* of demonstrations by the scripted reacher
+(`ScriptedReacher.action(goal=...)`), filmed from the dataset's own camera as `ImitationTask` films its
+rendered appearances: the *direct* reach and the *detour*. Every method imitates both.
 
-Scores of one imitation (the self arm's fingertip path `own`, base frame), beside `success`:
+Scoring the *response* to the detour, not the path alone, matters: a learner that drifts sideways whatever
+it watches (random actions do, from the planar arm's stretched start) would otherwise look like a copier.
 
-| score | meaning | replays the detour | reaches directly |
+| score | meaning | replays the demos | reaches directly |
 |---|---|---|---|
-| `overimitation` | gain g of `own - direct` on `detour - direct` (least squares over the steps) | 1 | 0 |
-| `waypoint_index` | `1 - min_t |own_t - waypoint| / min_t |direct_t - waypoint|` | 1 | 0 |
+| `overimitation` | gain g of (own detour path - own direct path) on (detour - direct demonstration), least squares over the steps | 1 | 0 |
+| `waypoint_index` | 1 - (closest approach to the waypoint watching the detour) / (... watching the direct reach) | 1 | 0 |
+| `success`, `final_distance` | the imitation of the detour, against the target | | |
+| `success_direct` | the imitation of the direct reach | | |
 
-The first is the share of the detour reproduced in time; the second how much closer than the direct reach
-the imitation passes the waypoint at any time (late or slow copies of the detour still count).
-
+The first is the share of the detour reproduced in time; the second counts late or slow copies too.
 `overimitation_rows` is the one call the imitation stage makes per (task, method, core).
 """
 
@@ -43,11 +43,16 @@ DETOUR_SHARE = 0.4
 
 
 @dataclass
-class DetourVideo(Video):
-    """A demonstration with a detour; `other_path` is the detour path, `direct_path` the direct reach's."""
+class DetourPair:
+    """Two demonstrations from one reset seed: `direct` reaches the target, `detour` passes `waypoint` first."""
 
-    waypoint: np.ndarray = None      # [3] base frame
-    direct_path: np.ndarray = None   # [T+1, 3] base frame: the same controller reaching directly
+    direct: Video
+    detour: Video
+    waypoint: np.ndarray  # [3] base frame
+
+    @property
+    def episode_id(self) -> int:
+        return self.direct.episode_id
 
 
 def detour_waypoint(start: np.ndarray, target: np.ndarray, offset: float,
@@ -65,23 +70,25 @@ def detour_waypoint(start: np.ndarray, target: np.ndarray, offset: float,
     return center + away * np.clip(distance, *radius) / max(distance, 1e-12)
 
 
-def detour_gain(own: np.ndarray, direct: np.ndarray, detour: np.ndarray) -> float:
-    """The gain g minimising sum_t |(own_t - direct_t) - g (detour_t - direct_t)|^2 over paths [T+1, 3]."""
-    deviation = np.asarray(detour, np.float64) - direct
-    scale = float(np.sum(deviation ** 2))
+def response_gain(own_detour: np.ndarray, own_direct: np.ndarray, demo_detour: np.ndarray,
+                  demo_direct: np.ndarray) -> float:
+    """The gain g minimising sum_t |(own_detour - own_direct)_t - g (demo_detour - demo_direct)_t|^2 (paths
+    [T+1, 3]): how much of the demonstrations' difference the imitations' difference reproduces."""
+    shown = np.asarray(demo_detour, np.float64) - demo_direct
+    scale = float(np.sum(shown ** 2))
     if scale <= 0:
         raise ValueError("the detour path equals the direct path: nothing to overimitate")
-    return float(np.sum((np.asarray(own, np.float64) - direct) * deviation) / scale)
+    return float(np.sum((np.asarray(own_detour, np.float64) - own_direct) * shown) / scale)
 
 
-def waypoint_index(own: np.ndarray, direct: np.ndarray, waypoint: np.ndarray) -> float:
-    """1 - (own path's closest approach to the waypoint) / (the direct path's)."""
+def waypoint_index(own_detour: np.ndarray, own_direct: np.ndarray, waypoint: np.ndarray) -> float:
+    """1 - (closest approach of own_detour to the waypoint) / (that of own_direct)."""
     closest = lambda path: float(np.linalg.norm(np.asarray(path) - waypoint, axis=-1).min())  # noqa: E731
-    return 1.0 - closest(own) / max(closest(direct), 1e-12)
+    return 1.0 - closest(own_detour) / max(closest(own_direct), 1e-12)
 
 
-def _demonstrate(task: "ImitationTask", video: Video) -> DetourVideo:
-    """The scripted detour and direct reaches of the other arm from `video`'s reset seed."""
+def _demonstrate(task: "ImitationTask", video: Video) -> DetourPair:
+    """The scripted direct and detour reaches of the other arm from `video`'s reset seed, filmed."""
     from mirrorlab.agents.scripted import ScriptedReacher
     from mirrorlab.envs.episodes import rollout
 
@@ -89,57 +96,66 @@ def _demonstrate(task: "ImitationTask", video: Video) -> DetourVideo:
     try:
         u = env.unwrapped
         reacher = ScriptedReacher(env)
-        base = lambda r: np.stack([u.physics.to_base_frame("other", p) for p in r["fingertip_pos"]])  # noqa: E731
-        direct = base(rollout(env, video.seed, lambda _o, _t: reacher.action()))
+
+        def film(act) -> Video:
+            r = rollout(env, video.seed, act, camera=task.header.observe_camera)
+            path = np.stack([u.physics.to_base_frame("other", p) for p in r["fingertip_pos"]])
+            return Video(video.episode_id, video.seed, video.appearance, r["frames"], r["actions"], path, r["target"])
+
+        direct = film(lambda _o, _t: reacher.action())
         workspace = u.arm_spec.workspace
-        waypoint = detour_waypoint(direct[0], video.target, DETOUR_OFFSET * workspace.radius[1], workspace.radius,
-                                   np.asarray(workspace.center))
-        goal = u.physics.from_base_frame("other", waypoint)
-        switch = int(round(DETOUR_SHARE * (len(direct) - 1)))
-        result = rollout(env, video.seed, lambda _o, t: reacher.action(goal if t < switch else None),
-                         camera=task.header.observe_camera)
+        waypoint = detour_waypoint(direct.other_path[0], direct.target, DETOUR_OFFSET * workspace.radius[1],
+                                   workspace.radius, np.asarray(workspace.center))
+        goal, switch = u.physics.from_base_frame("other", waypoint), int(round(DETOUR_SHARE * len(direct.actions)))
+        detour = film(lambda _o, t: reacher.action(goal if t < switch else None))
     finally:
         env.close()
-    return DetourVideo(video.episode_id, video.seed, video.appearance, result["frames"], result["actions"],
-                       base(result), result["target"], waypoint=waypoint, direct_path=direct)
+    return DetourPair(direct, detour, waypoint)
 
 
-def detour_videos(task: "ImitationTask") -> list[DetourVideo]:
-    """One detour demonstration per test video of the dataset's own appearance (the one the cores trained on)."""
+def detour_pairs(task: "ImitationTask") -> list[DetourPair]:
+    """One pair per test video of the dataset's own appearance (the one the cores trained on)."""
     return [_demonstrate(task, v) for v in task.test[task.appearance]]
 
 
-def detour_scores(task: "ImitationTask", video: DetourVideo, result: dict[str, Any]) -> dict[str, float]:
-    """The scores of one imitation of a detour video (a `rollout` result of the self arm)."""
-    own = np.stack([task.physics.to_base_frame("self", p) for p in result["fingertip_pos"]])
-    distance = float(np.linalg.norm(own[-1] - video.target))
-    return {"episode_id": video.episode_id, "success": float(distance < task.success_radius),
-            "final_distance": distance,
-            "overimitation": detour_gain(own, video.direct_path, video.other_path),
-            "waypoint_index": waypoint_index(own, video.direct_path, video.waypoint)}
+def pair_scores(task: "ImitationTask", pair: DetourPair, direct: dict[str, Any], detour: dict[str, Any]
+                ) -> dict[str, float]:
+    """The scores of one method's imitations (`rollout` results of the self arm) of a pair's two videos."""
+    own = {k: np.stack([task.physics.to_base_frame("self", p) for p in r["fingertip_pos"]])
+           for k, r in (("direct", direct), ("detour", detour))}
+    distance = lambda path: float(np.linalg.norm(path[-1] - pair.detour.target))  # noqa: E731
+    return {"episode_id": pair.episode_id,
+            "overimitation": response_gain(own["detour"], own["direct"], pair.detour.other_path,
+                                           pair.direct.other_path),
+            "waypoint_index": waypoint_index(own["detour"], own["direct"], pair.waypoint),
+            "success": float(distance(own["detour"]) < task.success_radius), "final_distance": distance(own["detour"]),
+            "success_direct": float(distance(own["direct"]) < task.success_radius)}
 
 
-def overimitation_rows(method: "Method", ctx: "Context", detours: list[DetourVideo], base: dict[str, Any],
-                       make: Callable[[Video], Any] | None = None) -> list[dict[str, Any]]:
-    """Every detour video imitated by one method. A learnt method reuses `make` (what its build returned for
-    the test videos: a trained policy acts on any video); every other method is built on a view of the task
-    whose test videos are the detours (planners plan the videos of their task, nothing is trained)."""
-    if make is None or not method.learner:
-        make = method.build(detour_context(ctx, detours))[0]
-    rows = []
-    for video in detours:
-        options = method.options(video)
-        result = ctx.task.rollout(video, make(video),
-                                  options=None if options is None else ctx.task.reset_options(**options))
-        rows.append({**base, "appearance": video.appearance, "method": method.name, "seed": ctx.seed,
-                     **detour_scores(ctx.task, video, result)})
-    return rows
-
-
-def detour_context(ctx: "Context", detours: list[DetourVideo]) -> "Context":
-    """`ctx` whose task's test videos are the detours, and whose core has read none of them yet (a core caches
-    what it watched by appearance and episode id, which a detour video shares with its test video)."""
+def demonstration_context(ctx: "Context", videos: list[Video]) -> "Context":
+    """`ctx` whose task's test videos are `videos`, and whose core has watched none of them yet (a core caches
+    what it watched by appearance and episode id, which these share with the test video of their seed)."""
     view = copy.copy(ctx.task)
-    view.test = {ctx.task.appearance: list(detours)}
+    view.test = {ctx.task.appearance: list(videos)}
     core = None if ctx.core is None else dataclasses.replace(ctx.core, _watched={})
     return dataclasses.replace(ctx, task=view, core=core)
+
+
+def overimitation_rows(method: "Method", ctx: "Context", pairs: list[DetourPair], base: dict[str, Any],
+                       make: Callable[[Video], Any] | None = None) -> list[dict[str, Any]]:
+    """Both videos of every pair imitated by one method. A learnt method reuses `make` (what its build returned
+    for the test videos: a trained policy acts on any video); every other method is built on a view of the
+    task whose test videos are the pair's direct (then detour) videos: planners plan the videos of their task,
+    and nothing is trained."""
+    def imitate(videos: list[Video]) -> list[dict[str, Any]]:
+        act = make if make is not None and method.learner else method.build(demonstration_context(ctx, videos))[0]
+        results = []
+        for video in videos:
+            options = method.options(video)
+            results.append(ctx.task.rollout(video, act(video),
+                                            options=None if options is None else ctx.task.reset_options(**options)))
+        return results
+
+    direct, detour = imitate([p.direct for p in pairs]), imitate([p.detour for p in pairs])
+    return [{**base, "appearance": p.direct.appearance, "method": method.name, "seed": ctx.seed,
+             **pair_scores(ctx.task, p, d, r)} for p, d, r in zip(pairs, direct, detour)]

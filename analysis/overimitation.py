@@ -1,9 +1,11 @@
 """Overimitation summarised: how much of a task-irrelevant detour each imitation method copies (pure).
 
-Rows are one imitation of a detour demonstration each (agents/overimitation.py): (`view`, `trained_on`,
-`method`, `core`, `seed`, `episode_id`, `overimitation`, `waypoint_index`, `success`, `final_distance`).
-`overimitation` is 1 for a method that reproduces the detour in time and 0 for one that reaches directly;
-`waypoint_index` 1 when it passes through the waypoint, 0 when no closer than the direct reach. Intervals
+Rows are one method's imitations of one demonstration pair each (agents/overimitation.py: a direct reach and
+the same reach with a detour): (`view`, `trained_on`, `method`, `core`, `seed`, `episode_id`, `overimitation`,
+`waypoint_index`, `success`, `final_distance`, `success_direct`). `overimitation` is 1 for a method whose
+path moves with the demonstrated detour as much as the demonstration did and 0 for one that does the same
+whatever it watched; `waypoint_index` 1 when it passes through the waypoint, 0 when no closer than its own
+imitation of the direct reach. Intervals
 are the imitation table's crossed bootstrap over seeds and videos (`analysis.imitation.bootstrap_mean`).
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 
 from mirrorlab.analysis.imitation import bootstrap_mean, cell_matrix, fmt_interval, method_label
 
-SCORES = ("overimitation", "waypoint_index", "success", "final_distance")
+SCORES = ("overimitation", "waypoint_index", "success", "final_distance", "success_direct")
 
 
 def summarise(rows: list[dict[str, Any]], n_boot: int, seed: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
@@ -35,18 +37,22 @@ def summarise(rows: list[dict[str, Any]], n_boot: int, seed: int = 0) -> dict[st
 def report(summary: dict[str, dict[str, dict[str, Any]]], records: dict[str, dict[str, Any]]) -> str:
     """A Markdown section: per setting, one row per method (family from the method records)."""
     lines = ["## Overimitation: does the imitator copy a detour that does nothing for the task?", "",
-             "The demonstrator first heads for a waypoint beside the direct path, then reaches the same target.",
-             "`overimitation`: the share of the detour the imitation reproduces, step by step (1: all of it, as a",
-             "replay of the demonstration; 0: none, as a direct reach). `waypoint index`: how much closer than the",
-             "direct reach it passes the waypoint (1: through it). Mean [95% interval, seeds x videos crossed].", ""]
+             "Each test video's start and target give two demonstrations: a direct reach, and a detour through a",
+             "waypoint beside it to the same target. Every method imitates both. `overimitation`: the share of the",
+             "demonstrated detour its own path reproduces, step by step (1: all of it, as replaying the actions;",
+             "0: it does the same whatever it watched, as a direct reach). `waypoint index`: how much closer it",
+             "passes the waypoint watching the detour than watching the direct reach (1: through it). `success`:",
+             "of the detour's imitation; `success (direct)`: of the direct one. Mean [95% interval, seeds x videos",
+             "crossed].", ""]
     for setting, table in summary.items():
         lines += [f"### {setting}", "",
-                  "| method | family | overimitation | waypoint index | success | final distance (m) | n |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | family | overimitation | waypoint index | success | success (direct) | final distance (m) "
+                  "| n |", "|---|---|---|---|---|---|---|---|"]
         for label, e in table.items():
             n = f"{e['success']['n_seeds']} x {e['success']['n_videos']}"
             lines.append(f"| {label} | {records[e['method']]['family']} | "
                          f"{fmt_interval(e['overimitation'], False)} | {fmt_interval(e['waypoint_index'], False)} | "
-                         f"{fmt_interval(e['success'])} | {fmt_interval(e['final_distance'], False)} | {n} |")
+                         f"{fmt_interval(e['success'])} | {fmt_interval(e['success_direct'])} | "
+                         f"{fmt_interval(e['final_distance'], False)} | {n} |")
         lines.append("")
     return "\n".join(lines)

@@ -12,19 +12,25 @@ BUMP = np.sin(np.linspace(0, np.pi, T + 1))[:, None] * np.array([0.0, 0.05, 0.0]
 DETOUR = DIRECT + BUMP
 
 
+WANDER = np.cos(np.linspace(0, 3, T + 1))[:, None] * np.array([0.02, 0.03, 0.0])  # a learner's own drift
+
+
 @pytest.mark.parametrize("share", [1.0, 0.0, 0.5, -0.3])
 def test_the_index_is_the_share_of_the_detour_reproduced(share):
-    assert ov.detour_gain(DIRECT + share * BUMP, DIRECT, DETOUR) == pytest.approx(share)
+    assert ov.response_gain(DIRECT + share * BUMP, DIRECT, DETOUR, DIRECT) == pytest.approx(share)
+    # Drift that does not depend on the video cancels: only the response to the detour counts.
+    assert ov.response_gain(DIRECT + WANDER + share * BUMP, DIRECT + WANDER, DETOUR, DIRECT) == pytest.approx(share)
 
 
 def test_the_index_ignores_movement_orthogonal_to_the_detour_and_refuses_no_detour():
     wobble = np.sin(np.linspace(0, 2 * np.pi, T + 1))[:, None] * np.array([0.0, 0.0, 0.03])  # up and down
-    assert ov.detour_gain(DIRECT + wobble, DIRECT, DETOUR) == pytest.approx(0.0, abs=1e-12)
+    assert ov.response_gain(DIRECT + wobble, DIRECT, DETOUR, DIRECT) == pytest.approx(0.0, abs=1e-12)
+    assert ov.response_gain(DIRECT + WANDER, DIRECT + WANDER, DETOUR, DIRECT) == 0.0
     with pytest.raises(ValueError, match="nothing to overimitate"):
-        ov.detour_gain(DIRECT, DIRECT, DIRECT)
+        ov.response_gain(DIRECT, DIRECT, DIRECT, DIRECT)
 
 
-def test_the_waypoint_index_is_one_through_the_waypoint_and_zero_no_closer_than_the_direct_reach():
+def test_the_waypoint_index_is_one_through_the_waypoint_and_zero_no_closer_than_the_direct_imitation():
     waypoint = DETOUR[T // 2]
     assert ov.waypoint_index(DETOUR, DIRECT, waypoint) == pytest.approx(1.0)
     assert ov.waypoint_index(DIRECT, DIRECT, waypoint) == pytest.approx(0.0)
@@ -40,61 +46,65 @@ def test_the_waypoint_lies_to_the_left_of_the_direct_path_inside_the_workspace()
 
 
 @pytest.fixture(scope="module")
-def task_and_detours(tiny_dataset):
+def task_and_pairs(tiny_dataset):
     from mirrorlab.agents.imitation_methods import Context, ImitateConfig
     from mirrorlab.agents.imitation_task import ImitationTask
     from mirrorlab.experiments.stages.imitation import make_expert
 
     task = ImitationTask(tiny_dataset, [0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 3)
     try:
-        yield Context(task, ImitateConfig(), 0, "cpu", make_expert(task)), ov.detour_videos(task)
+        yield Context(task, ImitateConfig(), 0, "cpu", make_expert(task)), ov.detour_pairs(task)
     finally:
         task.close()
 
 
-def test_a_detour_demonstration_passes_the_waypoint_and_ends_at_the_same_target(task_and_detours):
-    ctx, detours = task_and_detours
-    assert [d.episode_id for d in detours] == [v.episode_id for v in ctx.task.test[ctx.task.appearance]]
-    for d in detours:
-        closest = lambda path: np.linalg.norm(path - d.waypoint, axis=1).min()  # noqa: E731
-        assert closest(d.other_path) < 0.005 < 0.015 < closest(d.direct_path)  # the detour is visible
-        for path in (d.other_path, d.direct_path):
-            assert np.linalg.norm(path[-1] - d.target) < ctx.task.success_radius
-        assert d.frames.shape == (len(d.actions) + 1, 16, 16, 3)
+def test_a_pair_differs_by_the_detour_only_and_both_end_at_the_target(task_and_pairs):
+    ctx, pairs = task_and_pairs
+    assert [p.episode_id for p in pairs] == [v.episode_id for v in ctx.task.test[ctx.task.appearance]]
+    for p in pairs:
+        closest = lambda video: np.linalg.norm(video.other_path - p.waypoint, axis=1).min()  # noqa: E731
+        assert closest(p.detour) < 0.005 < 0.015 < closest(p.direct)  # the detour is visible
+        np.testing.assert_array_equal(p.direct.other_path[0], p.detour.other_path[0])  # one start, one target
+        np.testing.assert_array_equal(p.direct.target, p.detour.target)
+        for video in (p.direct, p.detour):
+            assert np.linalg.norm(video.other_path[-1] - video.target) < ctx.task.success_radius
+            assert video.frames.shape == (len(video.actions) + 1, 16, 16, 3)
+        assert np.abs(p.detour.frames[10].astype(int) - p.direct.frames[10]).max() > 50  # the video shows it
 
 
-def test_replaying_the_detour_overimitates_and_reaching_directly_does_not(task_and_detours):
-    """The planted case: the oracle replays the detour demonstration's actions (index 1), the goal-given
-    reference reaches the target directly (index 0); both succeed."""
+def test_replaying_the_detour_overimitates_and_reaching_directly_does_not(task_and_pairs):
+    """The planted case: the oracle replays each demonstration's actions (index 1), the goal-given reference
+    reaches the target directly whatever it watched (index 0); both succeed."""
     from mirrorlab.agents.imitation_methods import METHODS
 
-    ctx, detours = task_and_detours
+    ctx, pairs = task_and_pairs
     by_name = {m.name: m for m in METHODS}
-    oracle = ov.overimitation_rows(by_name["oracle"], ctx, detours, {"view": "v"})
-    direct = ov.overimitation_rows(by_name["goal_given"], ctx, detours, {"view": "v"})
+    oracle = ov.overimitation_rows(by_name["oracle"], ctx, pairs, {"view": "v"})
+    direct = ov.overimitation_rows(by_name["goal_given"], ctx, pairs, {"view": "v"})
     assert [r["overimitation"] for r in oracle] == pytest.approx([1.0] * 3, abs=1e-6)
     assert [r["overimitation"] for r in direct] == pytest.approx([0.0] * 3, abs=1e-6)
     assert all(r["waypoint_index"] > 0.8 for r in oracle) and all(abs(r["waypoint_index"]) < 1e-6 for r in direct)
-    assert all(r["success"] == 1.0 and r["method"] in ("oracle", "goal_given") and r["view"] == "v"
-               for r in oracle + direct)
+    assert all(r["success"] == r["success_direct"] == 1.0 and r["view"] == "v" for r in oracle + direct)
 
 
-def test_a_method_is_built_on_the_detours_with_a_core_that_has_watched_none_of_them(task_and_detours):
+def test_a_method_is_built_on_the_demonstrations_with_a_core_that_has_watched_none_of_them(task_and_pairs):
     from dataclasses import replace
 
     from mirrorlab.agents.imitation_methods import Core
 
-    ctx, detours = task_and_detours
+    ctx, pairs = task_and_pairs
     core = Core(model=None, label="shared", condition="shared", observe_window=(1,))
-    core._watched[(detours[0].appearance, detours[0].episode_id)] = "the test video's states"
-    view = ov.detour_context(replace(ctx, core=core), detours)
-    assert view.task.test == {ctx.task.appearance: detours} and view.core._watched == {}
-    assert ctx.task.test[ctx.task.appearance][0] is not detours[0] and len(core._watched) == 1
+    core._watched[(pairs[0].detour.appearance, pairs[0].episode_id)] = "the test video's states"
+    videos = [p.detour for p in pairs]
+    view = ov.demonstration_context(replace(ctx, core=core), videos)
+    assert view.task.test == {ctx.task.appearance: videos} and view.core._watched == {}
+    assert ctx.task.test[ctx.task.appearance][0] is not videos[0] and len(core._watched) == 1
 
 
 def test_the_summary_and_report_carry_each_methods_mean():
     rows = [{"view": "other_view", "trained_on": "identical", "method": m, "core": None, "seed": s, "episode_id": e,
-             "overimitation": value, "waypoint_index": value, "success": 1.0, "final_distance": 0.01}
+             "overimitation": value, "waypoint_index": value, "success": 1.0, "final_distance": 0.01,
+             "success_direct": 0.5}
             for m, value in (("oracle", 1.0), ("goal_given", 0.0)) for s in (0, 1) for e in (3, 4, 5)]
     summary = stats.summarise(rows, n_boot=50)
     table = summary["other_view | trained on identical"]
@@ -102,4 +112,5 @@ def test_the_summary_and_report_carry_each_methods_mean():
     assert table["oracle"]["success"]["n_seeds"] == 2 and table["oracle"]["success"]["n_videos"] == 3
     records = {"oracle": {"family": "bound"}, "goal_given": {"family": "reference"}}
     text = stats.report(summary, records)
-    assert "| oracle | bound | 1.000 [1.000, 1.000] |" in text and "| goal_given | reference | 0.000" in text
+    assert "| oracle | bound | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] | 100% [100%, 100%] | 50% [50%, 50%] |" \
+        in text and "| goal_given | reference | 0.000" in text
