@@ -13,7 +13,8 @@ Measured in one run, on this process's threads (default 1, as each study worker 
   deconvolutional decoder on the hidden states, forward and backward) alone at the same shapes. Small
   channel counts make these kernels memory-bound, so even they reach only part of the dense limit;
 - side by side in the same rounds, the step with the core in channels-last memory format: an option,
-  not the default, since its convolutions round differently (weights are not bit-identical).
+  not the default, since its convolutions round differently (weights are not bit-identical);
+- with `--batch-scan`, the CPU cost per training sequence at other batch sizes.
 """
 
 from __future__ import annotations
@@ -160,12 +161,33 @@ def report(m: dict[str, float], config, signature: dict[str, Any], threads: int)
     ]
 
 
+def batch_scan(config, signature: dict[str, Any], sizes: list[int], rounds: int) -> list[str]:
+    """CPU milliseconds per training sequence at each batch size, default and channels-last: whether
+    larger batches would use the cores better (the step's kernels are already 400 frames wide)."""
+    import dataclasses
+
+    lines = [f"batch size scan, CPU ms per sequence (load average {os.getloadavg()[0]:.1f}):"]
+    for size in sizes:
+        c = dataclasses.replace(config, batch_size=size)
+        batch = synthetic_batch(signature, size)
+        per = [best_seconds(training_step(c, signature, batch, cl)[1], rounds)[1] * 1000 / size for cl in (False, True)]
+        lines.append(f"  batch {size:3d}: {per[0]:6.1f} default, {per[1]:6.1f} channels-last")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = OneLineParser(prog="mirrorlab bench limits", description=__doc__)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one study worker)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is kept")
     parser.add_argument("--frame-size", type=int, default=SIGNATURE["frame_size"], help="frame size in px")
+    parser.add_argument("--batch-scan", default="", help="also CPU cost per sequence at these batch sizes (4,8,16)")
     args = parser.parse_args(argv)
+    try:
+        sizes = [int(b) for b in args.batch_scan.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(f"--batch-scan must be comma-separated batch sizes, got {args.batch_scan!r}") from None
+    if any(not 1 <= b <= 256 for b in sizes):
+        raise UserError(f"--batch-scan sizes must be in 1..256, got {args.batch_scan!r}")
     if not 1 <= args.threads <= 256:
         raise UserError(f"--threads must be in 1..256, got {args.threads}")
     if not 1 <= args.rounds <= 100:
@@ -179,4 +201,6 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     config, signature = TrainConfig(), {**SIGNATURE, "frame_size": args.frame_size}
     print("\n".join(report(measure(config, signature, args.rounds), config, signature, args.threads)))
+    if sizes:
+        print("\n".join(batch_scan(config, signature, sizes, args.rounds)))
     return 0

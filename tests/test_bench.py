@@ -75,14 +75,15 @@ def test_flops_of_a_known_product_are_counted_exactly():
 
 
 def test_bench_limits_prints_the_limit_and_the_fraction(capsys):
-    assert cli(["bench", "limits", "--rounds", "1", "--frame-size", "16"]) == 0
+    assert cli(["bench", "limits", "--rounds", "1", "--frame-size", "16", "--batch-scan", "2,4"]) == 0
     out = capsys.readouterr().out
     for text in ("dense matmul", "GFLOP per CPU-second", "FLOPs counted", "of the dense limit", "ceiling for this size",
-                 "channels-last", "load average", "peak memory"):
+                 "channels-last", "load average", "peak memory", "batch   2:", "batch   4:"):
         assert text in out, text
 
 
 @pytest.mark.parametrize("argv, flag", [(["limits", "--threads", "0"], "--threads"),
+                                        (["limits", "--batch-scan", "8,x"], "--batch-scan"),
                                         (["study", "--interval", "0"], "--interval"),
                                         (["study", "--top", "0"], "--top")])
 def test_bench_bad_input_is_one_line(capsys, argv, flag):
