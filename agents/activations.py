@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from mirrorlab.errors import UserError
-from mirrorlab.files import atomic_save_npz, load_npz
+from mirrorlab.files import atomic_save_npz, check_record, check_value, load_npz, parse_json, refuse_symlinks
 
 FORMAT_VERSION = 1
 _ARRAYS = ("episode_ids", "held_out", "actions", "perform", "observe", "self_observe", "inferred", "perform_distance",
@@ -72,19 +72,50 @@ def save_activations(path: str | Path, acts: Activations) -> Path:
     return atomic_save_npz(path, **arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
 
 
+_META_SCHEMA = {"format_version": int, "run": str, "name": str, "condition": str, "seed": int,
+                "other_appearance": str, "data_fingerprint": str, "data_path": str}
+# Each array's dimensions by name (N demo episodes, M babble episodes, T steps, H units, A action dims).
+_DIMS = {"episode_ids": "N", "held_out": "N", "actions": "NTA", "perform": "NTH", "observe": "NTH",
+         "self_observe": "NTH", "inferred": "NTA", "perform_distance": "NS", "observe_distance": "NS",
+         "babble_ids": "M", "babble_perform": "MTH", "babble_self_observe": "MTH", "babble_distance": "MS"}
+
+
+def _check_shapes(arrays: dict[str, np.ndarray], label: str) -> None:
+    """Every array has its documented rank and agrees with the others on N, M, T, H, A (S = T + 1)."""
+    sizes: dict[str, tuple[int, str]] = {}
+    for name, dims in _DIMS.items():
+        array = arrays[name]
+        if array.ndim != len(dims) or array.dtype.kind not in "biuf":
+            raise UserError(f"{label}: array {name} has shape {array.shape} and dtype {array.dtype}, expected "
+                            f"numbers of {len(dims)} dimensions ({', '.join(dims)}); rerun `mirrorlab analyze`")
+        for dim, size in zip(dims, array.shape):
+            if dim == "S":
+                dim, size = "T", size - 1
+            if sizes.setdefault(dim, (size, name))[0] != size:
+                raise UserError(f"{label}: array {name} disagrees with {sizes[dim][1]} on {dim} ({size} vs "
+                                f"{sizes[dim][0]}); rerun `mirrorlab analyze`")
+
+
 def load_activations(path: str | Path) -> Activations:
+    """A recorded activations file, checked: its meta a JSON object of the documented keys, every array of
+    its documented rank, the arrays agreeing on their sizes; one line naming the file otherwise."""
+    label = f"activations file {path}"
+    refuse_symlinks([Path(path)], label)
     arrays = load_npz(path, "activations file")
     missing = [name for name in (*_ARRAYS, "meta") if name not in arrays]
     if missing:
         raise UserError(f"activations file {path}: missing arrays {', '.join(missing)}; rerun `mirrorlab analyze`")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as err:
-        raise UserError(f"activations file {path}: unreadable meta ({err})") from None
+    meta_text = arrays.pop("meta")
+    if meta_text.dtype.kind != "U" or meta_text.ndim != 0:
+        raise UserError(f"{label}: meta must be one JSON string, got {meta_text.dtype} of shape {meta_text.shape}")
+    meta = parse_json(str(meta_text), f"{label}: meta")
+    check_value(meta, dict, f"{label}: meta")
     if meta.get("format_version") != FORMAT_VERSION:
         raise UserError(f"activations file {path}: format version {meta.get('format_version')}, this mirrorlab "
                         f"reads {FORMAT_VERSION}; rerun `mirrorlab analyze`")
-    return Activations(**arrays, meta=meta)
+    check_record(meta, _META_SCHEMA, f"{label}: meta")
+    _check_shapes(arrays, label)
+    return Activations(**{name: arrays[name] for name in _ARRAYS}, meta=meta)
 
 
 def _frames(episodes: list[dict[str, Any]], side: str) -> np.ndarray:

@@ -72,8 +72,8 @@ class CollectConfig:
             raise UserError(f"config: render_supersample must be in 1..8, got {self.render_supersample}")
         if not 0 <= self.babble_smoothing < 1:
             raise UserError(f"config: babble_smoothing must be in [0, 1), got {self.babble_smoothing}")
-        if not self.babble_scale > 0:
-            raise UserError(f"config: babble_scale must be > 0, got {self.babble_scale}")
+        if not 0 < self.babble_scale < float("inf"):
+            raise UserError(f"config: babble_scale must be a finite number > 0, got {self.babble_scale}")
         from mirrorlab.agents.demonstrator import check_demonstrator_fits
 
         check_demonstrator_fits(self.demonstrator, self.env_id, self.action_mode, "config: demonstrator")

@@ -21,8 +21,9 @@ from typing import Any
 
 from mirrorlab.agents.conditions import get_condition
 from mirrorlab.config import replace_checked
+from mirrorlab.envs.episodes import check_env_id
 from mirrorlab.errors import UserError
-from mirrorlab.files import folder_owner, load_torch, read_json
+from mirrorlab.files import check_value, folder_owner, load_torch, read_json, refuse_symlinks_in
 
 INVERSE_DATA = ("other", "self")
 GROUNDINGS = ("start_frame", "none")  # how the perform path starts (agents.embodied)
@@ -236,23 +237,42 @@ class Run:
         check_fingerprint(self.data_fingerprint, dataset, f"run {self.dir}")
 
 
-_RECORD_KEYS = ("config", "data", "data_fingerprint", "data_path", "other_appearance", "train_episode_ids",
-                "test_episode_ids")
+_RECORD_SCHEMA = {"config": dict, "data": dict, "data_fingerprint": str, "data_path": str, "other_appearance": str,
+                  "train_episode_ids": list, "test_episode_ids": list}
+_SIGNATURE_LIMITS = {"frame_size": 1024, "action_dim": 64, "max_steps": 100_000}
+# Widths a run record may declare: a crafted config.json of hidden_size 10^6 (a GRU of 3 * 10^12 weights)
+# is refused before the core is built.
+_WIDTH_LIMITS = {"hidden_size": 8192, "embed_dim": 8192, "cnn_channels": 1024}
 
 
 def read_run(run_dir: str | Path) -> Run:
-    """A finished run folder, checked: one clear error for anything else."""
+    """A finished run folder, checked: one clear error for anything else (an unfinished run names the command
+    that finishes it; a symbolic link anywhere in the folder, such as a model.pt borrowed from another run, is
+    refused)."""
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise UserError(f"run {run_dir}: no such folder")
-    if folder_owner(run_dir) != "train" or not (run_dir / "done.json").is_file():
+    refuse_symlinks_in(run_dir, f"run {run_dir}")
+    if folder_owner(run_dir) != "train":
         raise UserError(f"run {run_dir}: not a finished `mirrorlab train` run (its marker and done.json expected)")
-    record = read_json(run_dir / "config.json", "run record")
-    missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise UserError(f"run {run_dir}/config.json: missing {', '.join(missing)}; not a `mirrorlab train` record")
-    if not isinstance(record["config"], dict):
-        raise UserError(f"run {run_dir}/config.json: config is not a mapping")
-    config = replace_checked(TrainConfig(), record["config"], f"run {run_dir}/config.json")
-    config.validate(f"run {run_dir}/config.json")
+    where = f"run {run_dir}/config.json"
+    record = read_json(run_dir / "config.json", "run record", schema=_RECORD_SCHEMA)
+    if not (run_dir / "done.json").is_file():
+        raise UserError(f"run {run_dir}: not a finished `mirrorlab train` run (no done.json: training stopped); "
+                        f"finish it with `mirrorlab train --data {record['data_path']} --out {run_dir}` and the same "
+                        "settings (it resumes)")
+    for key in ("train_episode_ids", "test_episode_ids"):
+        for i, value in enumerate(record[key]):
+            check_value(value, int, f"{where}: key {key!r}[{i}]")
+    for key, limit in _SIGNATURE_LIMITS.items():
+        value = check_value(record["data"].get(key), int, f"{where}: key 'data.{key}'")
+        if not 0 < value <= limit:
+            raise UserError(f"{where}: key 'data.{key}' is {value}, expected 1..{limit}")
+    check_env_id(record["data"].get("env_id"), f"{where}: key 'data.env_id'")
+    config = replace_checked(TrainConfig(), record["config"], where)
+    config.validate(where)
+    for key, limit in _WIDTH_LIMITS.items():
+        if getattr(config, key) > limit:
+            raise UserError(f"{where}: key 'config.{key}' is {getattr(config, key)}, more than {limit}; refusing to "
+                            "build it")
     return Run(run_dir, config, record)

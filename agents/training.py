@@ -89,6 +89,12 @@ class TrainingDiverged(UserError):
     """A NaN or infinite loss: training stops and names the last good checkpoint."""
 
 
+def _diverged(run_dir: Path, config: TrainConfig, what: str) -> None:
+    last = _latest_checkpoint(run_dir)
+    raise TrainingDiverged(f"{run_dir}: the loss diverged; lower lr (now {config.lr:g}): {what}; last good "
+                           f"checkpoint: {last if last else 'none (diverged in the first epoch)'}")
+
+
 def _latest_checkpoint(run_dir: Path) -> Path | None:
     found = sorted((run_dir / "checkpoints").glob("epoch-*.pt"))
     return found[-1] if found else None
@@ -204,12 +210,15 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
             loss, parts = embodied_batch_loss(model, condition, config, kind, to_device(batch, device),
                                               labels.to(device), augment if config.augment_shift else None)
             if not torch.isfinite(loss):
-                last = _latest_checkpoint(run_dir)
-                raise TrainingDiverged(f"{run_dir}: loss is {loss.item()} at epoch {epoch} batch {b}; last good "
-                                       f"checkpoint: {last if last else 'none (diverged in the first epoch)'}")
+                _diverged(run_dir, config, f"loss is {loss.item()} at epoch {epoch} batch {b}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as err:  # an lr so large the step itself overflows float32
+                if "overflow" not in str(err):
+                    raise
+                _diverged(run_dir, config, f"the update overflowed at epoch {epoch} batch {b}")
             for k, v in parts.items():
                 sums.setdefault(k, []).append(v)
         row = {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}}
