@@ -12,14 +12,18 @@ fork), run one BLAS/torch thread each (oversubscribed threads spin: tens of time
 and die with their parent (Linux's parent-death signal), so a killed command leaves no orphans.
 SIGTERM is turned into a clean exit that stops the pool at once, running jobs included. On Ray
 (`ray_address`), each job is a task of one CPU, retried twice if a worker dies; every node must have
-this package at the same version.
+this package at the same version. The address is tried first (a port nothing answers on is one line at
+once, where Ray would retry for minutes), and the client takes up token authentication when a token is
+at hand, as `ray start --head` itself does (Ray >= 2.5x turns it on whenever ~/.ray/auth_token exists).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
+import socket
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -147,6 +151,50 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
             process.terminate()
 
 
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """One line, at once, for an address a user might try that cannot be a running cluster's: a dashboard URL,
+    a malformed one, or a host and port where nothing answers (Ray itself would retry for minutes)."""
+    if address in ("auto", "local"):
+        return
+    if re.match(r"^https?://", address):
+        raise UserError(f"--ray-address {address}: that is the dashboard's web address; give the cluster's address, "
+                        "HOST:6379 as `ray start --head` prints it (or ray://HOST:10001 for Ray Client)")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address}: expected HOST:PORT (as `ray start --head` prints it), "
+                        "ray://HOST:10001 or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise UserError(f"--ray-address {address}: nothing answers at {host}:{port} ({err.strerror or err}); start a "
+                        f"cluster there with `ray start --head --port={port}`, or give the address it printed") from None
+
+
+def _take_up_token_auth() -> None:
+    """Use token authentication when RAY_AUTH_MODE is unset and a token exists (~/.ray/auth_token,
+    RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH): exactly what `ray start` does, through Ray's own function."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray from before token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def connect_ray(ray: Any, address: str) -> None:
+    """ray.init on an existing cluster, every failure one line that names the likely fix."""
+    check_ray_address(address)
+    _take_up_token_auth()
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except Exception as err:  # noqa: BLE001 - any failure to connect is the address's problem
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster: {first}. If the cluster uses "
+                        "token authentication, copy its token here (`ray get-auth-token` on the head, saved as "
+                        "~/.ray/auth_token, or RAY_AUTH_TOKEN=...)") from None
+
+
 def _run_ray(todo: list[Job], on_result: Callable[[Job, Any], None], address: str) -> None:
     try:
         import ray
@@ -154,11 +202,7 @@ def _run_ray(todo: list[Job], on_result: Callable[[Job, Any], None], address: st
         raise UserError("--ray-address needs Ray: pip install 'mirrorlab[cluster]'") from None
     connected_here = not ray.is_initialized()
     if connected_here:
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except Exception as err:  # noqa: BLE001 - any failure to connect is the address's problem
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise UserError(f"--ray-address {address}: cannot connect to a Ray cluster: {first}") from None
+        connect_ray(ray, address)
     try:
         task = ray.remote(num_cpus=1, max_retries=2)(_ray_call)
         pending = {task.remote(job.fn, job.args): job for job in todo}

@@ -43,7 +43,10 @@ separate (and shared_minus_forward_only_M, shared_minus_shuffled_labels_M when t
 
 Ray (`--ray-address ADDR`, needs `pip install 'mirrorlab[cluster]'`): the same jobs run as Ray tasks
 (one CPU each) on an existing cluster; this process writes each cell as its task returns, so resuming
-works as locally. Every node must have this package installed at the same version.
+works as locally. Every node must have this package installed at the same version. ADDR is what
+`ray start --head` prints (HOST:6379), ray://HOST:10001 or auto; a cluster with token authentication is
+joined with the token in ~/.ray/auth_token (or RAY_AUTH_TOKEN), and an address where nothing answers is
+one line at once, before anything is written.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from mirrorlab.agents.runs import check_seed
 from mirrorlab.analysis.intervals import mean_ci95
 from mirrorlab.config import coerce, read_config_file, replace_checked
 from mirrorlab.errors import UserError
-from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.runner import Job, check_ray_address, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.replication import ReplicateConfig, run_cell
 from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir
 from mirrorlab.provenance import provenance
@@ -387,6 +390,8 @@ def sweep(grid: Grid, out: Path, workers: int = 0, ray_address: str | None = Non
     started = time.perf_counter()
     entries, cells, notes = plan(grid)
     workers = resolve_workers(workers)
+    if ray_address:
+        check_ray_address(ray_address)  # before the output folder is claimed: a dead address writes nothing
     claim_output_dir(out, "sweep", resume=True, force=force)
     cells_dir = out / "cells"
     cells_dir.mkdir(exist_ok=True)

@@ -91,7 +91,8 @@ def test_the_study_plan_runs_on_a_local_ray_instance(tmp_path):
     from mirrorlab.experiments.study import study
     from tests.test_study import TINY_STUDY
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a new instance of our own, never a cluster already running on the machine.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         address = ray.get_runtime_context().gcs_address
         report = study(TINY_STUDY, tmp_path / "study", show_progress=False, ray_address=address)
@@ -100,3 +101,24 @@ def test_the_study_plan_runs_on_a_local_ray_instance(tmp_path):
     assert (tmp_path / "study" / "runs" / "identical" / "shared__seed0" / "done.json").is_file()
     groups = json.loads((tmp_path / "study" / "analysis" / "metrics.json").read_text())["groups"]
     assert len(groups) == 3 and "imitation/report.md" in report.read_text()
+
+
+def test_ray_addresses_users_try_fail_in_one_line_at_once():
+    """A port nothing listens on (Ray itself waits more than 80 s), a dashboard URL, a bare host name."""
+    import socket
+    import time
+
+    from mirrorlab.experiments.runner import check_ray_address
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(UserError, match=rf"nothing answers at 127.0.0.1:{port} .*ray start --head --port={port}"):
+        run_jobs([Job("a", square, (2,))], lambda job, result: None, ray_address=f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 30
+    with pytest.raises(UserError, match="dashboard"):
+        check_ray_address("http://127.0.0.1:8265")
+    with pytest.raises(UserError, match="expected HOST:PORT"):
+        check_ray_address("headnode")
+    check_ray_address("auto")  # Ray finds the cluster itself

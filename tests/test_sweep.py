@@ -1,7 +1,9 @@
 import csv
 import json
+import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -141,16 +143,63 @@ def test_default_grid_varies_lambda_and_fits_the_budget():
     assert all(j.config.epochs == 20 and j.config.n_train == 2000 for j in trained)
 
 
-def test_ray_cluster_runs_the_same_cells_and_resumes(tmp_path):
-    import ray  # the `test` extra installs Ray: a missing Ray fails this test rather than skipping it
+def _free_port() -> int:
+    import socket
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def ray_head(home: Path):
+    """A Ray cluster started as the README says (`ray start --head`), with token authentication on (a token in
+    ~/.ray/auth_token, the state in which `ray start --head` turns it on): its own HOME, port and temp folder, so
+    it never meets a cluster already running on the machine; stopped by killing only its own processes."""
+    import shutil
+    import signal
+    import tempfile
+    import time
+
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")} | {"HOME": str(home)}
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's unix socket paths must fit 107 bytes
+    port = _free_port()
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
+    try:
+        started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--temp-dir={temp}", "--num-cpus=2",
+                                  "--include-dashboard=false", "--disable-usage-stats"], env=env, capture_output=True,
+                                 text=True, timeout=180)
+        assert started.returncode == 0, started.stderr
+        assert "Token authentication is enabled" in started.stderr + started.stdout
+        yield f"127.0.0.1:{port}", env
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            ours = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _cmdline_has(d, temp)]
+            for pid in ours:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(3 if ours and sig == signal.SIGTERM else 0)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _cmdline_has(proc: Path, text: str) -> bool:
+    try:
+        return text in (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def test_a_cluster_started_as_the_readme_says_runs_the_same_cells_and_resumes(tmp_path):
+    """`ray start --head` turns token authentication on; `mirrorlab sweep --ray-address HOST:PORT` joins it with
+    no RAY_AUTH_MODE set, computes every cell, and a rerun after a lost cell computes only that one."""
     grid_file = write_grid(tmp_path, "seeds = [3]\ninverse_weight = [0.5, 2.0]")
     out = tmp_path / "sweep"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        address = ray.get_runtime_context().gcs_address
-        done = subprocess.run([sys.executable, "-m", "mirrorlab.experiments.cli", "sweep", "--out", str(out), "--grid",
-                               grid_file, "--ray-address", address], cwd=REPO, capture_output=True, text=True,
+    command = [sys.executable, "-m", "mirrorlab.experiments.cli", "sweep", "--out", str(out), "--grid", grid_file]
+    with ray_head(tmp_path / "home") as (address, env):
+        done = subprocess.run([*command, "--ray-address", address], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0, done.stderr
         assert "5 cells computed, 0 reused" in done.stdout
@@ -159,14 +208,27 @@ def test_ray_cluster_runs_the_same_cells_and_resumes(tmp_path):
         before = cell_mtimes(out)
         shared = sorted(n for n in before if n.startswith("shared-"))[0]
         (out / "cells" / shared).unlink()
-        result = sweep(load_grid(grid_file), out, ray_address=address, show_progress=False, log=lambda _: None)
-        assert (result["computed"], result["reused"]) == (1, 4)
+        done = subprocess.run([*command, "--ray-address", address], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0 and "1 cells computed, 4 reused" in done.stdout, done.stdout + done.stderr
         assert all(cell_mtimes(out)[n] == t for n, t in before.items() if n != shared)
-    finally:
-        ray.shutdown()
 
     # Same cells as the local path: a local run over the Ray results recomputes nothing.
     assert sweep(load_grid(grid_file), out, workers=1, show_progress=False, log=lambda _: None)["computed"] == 0
+
+
+def test_a_dead_ray_address_is_one_line_within_30_s_and_writes_nothing(tmp_path):
+    import time
+
+    grid_file = write_grid(tmp_path, "seeds = [3]")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "mirrorlab.experiments.cli", "sweep", "--out", str(tmp_path / "sweep"),
+                           "--grid", grid_file, "--ray-address", f"127.0.0.1:{_free_port()}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2 and elapsed < 30, (elapsed, done.stderr)
+    assert done.stderr.count("\n") == 1 and "nothing answers" in done.stderr and "ray start --head" in done.stderr
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_the_hidden_grid_is_shipped_named_and_complete():
