@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import posixpath
 from html.parser import HTMLParser
+from urllib.parse import unquote
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,11 @@ class Page:
 
 
 def inside(path: str, folder: str = "") -> str | None:
-    """`folder/path` normalised, if it is a relative path that stays inside the page's folder; else None."""
-    if not path or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:|^[/\\]", path) or "\\" in path:
+    """`folder/path` normalised, if it is a relative path that stays inside the page's folder; else None.
+
+    Percent-escapes are decoded first, as a browser decodes them (`%2e%2e/` is `../` to it)."""
+    path = unquote(path or "")
+    if not path or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:|^[/\\]", path) or "\\" in path or "\0" in path:
         return None
     joined = posixpath.normpath(posixpath.join(folder, path))
     return None if joined == ".." or joined.startswith("../") or joined.startswith("/") else joined

@@ -27,7 +27,7 @@ HOSTILE = """# report
 
 Inline <b onmouseover="document.title='pwned-inline'">bold</b> and [a link](javascript:document.title='pwned-link').
 
-![escape](../../../etc/passwd) ![absolute](/etc/passwd) ![data](data:image/png;base64,AAAA)
+![escape](../../../etc/passwd) ![absolute](/etc/passwd) ![data](data:image/png;base64,AAAA) ![encoded](%2e%2e/%2e%2e/x.png)
 
 ![fine](fig.png)
 """
@@ -80,6 +80,7 @@ def test_markdown_is_inert_and_links_stay_inside_the_study():
     assert 'src="replicate/fig.png"' in html
     assert inside("a/../../b") is None and inside("/etc") is None and inside("c:x") is None
     assert inside("../b", "replicate") == "b"
+    assert inside("%2e%2e/%2e%2e/etc/passwd", "replicate") is None and inside("my%20fig.png") == "my fig.png"
 
 
 def test_a_video_outside_the_study_is_refused_in_one_line(tmp_path):
