@@ -21,7 +21,8 @@ import numpy as np
 
 from mirrorlab.envs._headless import import_mujoco
 
-mujoco = import_mujoco()
+# mujoco is imported inside the functions that build (`import_mujoco()`, cached after the first call): the
+# constants here are read by commands validating their flags, which must not probe a GL backend.
 
 ARMS = ("self", "other")
 OTHER_APPEARANCES = ("identical", "recolored", "mirrored", "morphology", "held_out_color")
@@ -148,6 +149,7 @@ def load_arm_spec(arm: ArmModel) -> "mujoco.MjSpec":
     """The arm's model file as an MjSpec, reduced to what this scene simulates: the driven hinges (other
     joints removed, their bodies welded), no collision geometry or contacts (the scene has none), no
     actuators (the scene adds its own kind), and every moving body gravity-compensated."""
+    mujoco = import_mujoco()
     spec = mujoco.MjSpec.from_file(str(model_path(arm)))
     # Contact options mean nothing without contacts; the table's defaults stand (no attach conflict).
     spec.option.cone, spec.option.impratio = mujoco.mjtCone.mjCONE_PYRAMIDAL, 1.0
@@ -271,6 +273,7 @@ def _add_camera(body, name: str, pos, lookat, fovy: float, mount_yaw: float) -> 
 
     Its axes are kept to 6 significant digits, the precision the scenes were first written in as MJCF
     text, so the planar and 3-D arms' frames stay bit-identical to those scenes (tests/test_scene.py)."""
+    mujoco = import_mujoco()
     to_root = _yaw_matrix(-mount_yaw)
     xyaxes = _six_digits(_look_at_xyaxes(pos, lookat))
     camera = body.add_camera(name=name, pos=to_root @ np.asarray(pos, float), fovy=fovy)
@@ -280,6 +283,7 @@ def _add_camera(body, name: str, pos, lookat, fovy: float, mount_yaw: float) -> 
 
 def arm_copy(arm: ArmModel, role: str, other_appearance: str = "identical") -> "mujoco.MjSpec":
     """The arm's spec as `role` ("self" or "other") appears in the scene (the other's appearance applied)."""
+    mujoco = import_mujoco()
     spec = load_arm_spec(arm)
     if arm.tip_body is not None:
         spec.body(arm.tip_body).add_site(name="fingertip", pos=arm.tip_pos, size=[0.012, 0, 0], rgba=TIP_RGBA,
@@ -305,6 +309,7 @@ def _add_arm_cameras(base, arm: ArmModel, role: str) -> None:
 def _add_actuators(spec, arm: ArmModel, action_mode: str, kp: tuple[float, ...], kv: float) -> None:
     """`{role}_motor{i}` on each driven hinge: a motor (ctrl in [-1, 1] x gear) or a position servo (ctrl
     the joint-angle target within the joint's range)."""
+    mujoco = import_mujoco()
     for role in ARMS:
         for i, name in enumerate(arm.joints):
             joint = f"{role}_{name}"
@@ -330,6 +335,7 @@ def build_scene(arm: ArmModel, other_appearance: str = "identical", offscreen_si
         raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
     if other_appearance not in OTHER_APPEARANCES:
         raise ValueError(f"other_appearance must be one of {OTHER_APPEARANCES}, got {other_appearance!r}")
+    mujoco = import_mujoco()
     spec = mujoco.MjSpec.from_file(str(ASSETS / "table.xml"))
     spec.modelname = f"mirrorlab_{arm.name}"
     spec.option.timestep = timestep
