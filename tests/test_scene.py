@@ -250,3 +250,12 @@ def test_workspaces_draw_the_targets_the_envs_drew_before():
         for seed in range(200):
             drawn = arm.workspace.sample(np.random.default_rng(seed))
             assert drawn.tobytes() == before(np.random.default_rng(seed)).tobytes()
+
+
+def test_reading_the_scene_constants_imports_no_mujoco():
+    """Commands validate flags against OTHER_APPEARANCES, CAMERAS, ...; that must not probe a GL backend."""
+    import subprocess
+    import sys
+
+    code = "import sys, mirrorlab.envs.scene; sys.exit('mujoco' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
