@@ -9,10 +9,11 @@ and its action is the label kept. Unlike DAgger, the expert is asked only at tho
 visits the states the expert steers it back to.
 
 Equal queries. DAgger asks for `dagger_episodes x T` labels per iteration. The handover learner gets the
-same budget per iteration, as a hard cap, and runs up to `dagger_episodes / fraction` episodes to spend it;
-the threshold is the `1 - fraction` quantile of the disagreement on the learner's own states (first from
-`dagger_episodes` episodes it drives alone, then from each iteration's episodes), so about `fraction` of
-its steps are handed over and the budget is about spent. At test it acts alone (the ensemble's mean).
+same budget per iteration, as a hard cap, and runs episodes until it is spent (at most `2 x dagger_episodes
+/ fraction`). The threshold is the `1 - fraction` quantile of the disagreement on the states the learner
+visits: first on `dagger_episodes` episodes it drives alone, then, after every episode, on the iteration's
+episodes so far (the expert's help keeps the learner where its members agree, so a threshold set
+while it drove alone would leave much of the budget unspent). At test it acts alone (the ensemble's mean).
 Its rows carry `expert_queries`, `expert_driven_steps` (equal here: the expert labels what it drives) and
 `learner_driven_steps` of its training episodes.
 """
@@ -98,8 +99,8 @@ def handover_dagger(members: list, inputs: np.ndarray, labels: np.ndarray, rollo
                     fit: Callable[[np.ndarray, np.ndarray, list, int], list], *, iterations: int, episodes: int,
                     budget: int, fraction: float) -> tuple[list, HandoverCost]:
     """Ensemble DAgger with hand-over (see the module docstring): per iteration, episodes under shared control
-    until `budget` labels are spent (at most `ceil(episodes / fraction)`), the labels aggregated with all data
-    so far, every member refitted. `rollout(members, threshold, budget, index)` runs episode `index` and
+    until `budget` labels are spent (at most `2 ceil(episodes / fraction)`), the threshold recalibrated after
+    each, the labels aggregated with all data so far, every member refitted. `rollout(members, threshold, budget, index)` runs episode `index` and
     returns its `SharedControl`; `fit(inputs, labels, members, iteration)` returns the refitted members."""
     cost = HandoverCost()
     alone = [rollout(members, math.inf, 0, j) for j in range(episodes)]  # the learner's own states: calibration
@@ -109,7 +110,7 @@ def handover_dagger(members: list, inputs: np.ndarray, labels: np.ndarray, rollo
     data_x, data_y, index = [inputs], [labels], episodes
     for i in range(iterations):
         left, seen = budget, []
-        for _ in range(math.ceil(episodes / fraction)):
+        for _ in range(2 * math.ceil(episodes / fraction)):
             if left <= 0:
                 break
             control = rollout(members, threshold, left, index)
@@ -117,11 +118,11 @@ def handover_dagger(members: list, inputs: np.ndarray, labels: np.ndarray, rollo
             cost.add(control)
             left -= len(control.labels)
             seen += control.disagreement
+            threshold = calibrate(seen, fraction)
             if control.labels:
                 data_x.append(np.stack(control.labelled))
                 data_y.append(np.stack(control.labels))
         members = fit(np.concatenate(data_x), np.concatenate(data_y), members, i + 1)
-        threshold = calibrate(seen, fraction)
     return members, cost
 
 

@@ -10,14 +10,16 @@ rendered appearances: the *direct* reach and the *detour*. Every method imitates
 Scoring the *response* to the detour, not the path alone, matters: a learner that drifts sideways whatever
 it watches (random actions do, from the planar arm's stretched start) would otherwise look like a copier.
 
-| score | meaning | replays the demos | reaches directly |
+| score | meaning | replay | direct |
 |---|---|---|---|
-| `overimitation` | gain g of (own detour path - own direct path) on (detour - direct demonstration), least squares over the steps | 1 | 0 |
-| `waypoint_index` | 1 - (closest approach to the waypoint watching the detour) / (... watching the direct reach) | 1 | 0 |
+| `overimitation` | gain g of (own detour - own direct path) on (detour - direct demo), least squares | 1 | 0 |
+| `waypoint_index` | 1 - closest approach to the waypoint watching the detour / watching the direct reach | 1 | 0 |
 | `success`, `final_distance` | the imitation of the detour, against the target | | |
 | `success_direct` | the imitation of the direct reach | | |
 
-The first is the share of the detour reproduced in time; the second counts late or slow copies too.
+(replay: a method that replays each demonstration's actions; direct: one that reaches the target directly
+whatever it watched.) The first is the share of the detour reproduced in time; the second counts late or
+slow copies too.
 `overimitation_rows` is the one call the imitation stage makes per (task, method, core).
 """
 

@@ -45,9 +45,8 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], records: dict[str, dic
              "of the detour's imitation; `success (direct)`: of the direct one. Mean [95% interval, seeds x videos",
              "crossed].", ""]
     for setting, table in summary.items():
-        lines += [f"### {setting}", "",
-                  "| method | family | overimitation | waypoint index | success | success (direct) | final distance (m) "
-                  "| n |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"### {setting}", "", "| method | family | overimitation | waypoint index | success | "
+                  "success (direct) | final distance (m) | n |", "|---|---|---|---|---|---|---|---|"]
         for label, e in table.items():
             n = f"{e['success']['n_seeds']} x {e['success']['n_videos']}"
             lines.append(f"| {label} | {records[e['method']]['family']} | "

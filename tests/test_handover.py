@@ -70,7 +70,7 @@ def test_handing_over_spends_at_most_the_budget_and_fixes_the_states_the_learner
                                      fraction=0.25)
     assert 0 < cost.expert_queries <= 3 * 10 and cost.expert_queries == cost.expert_driven_steps
     assert cost.expert_driven_steps + cost.learner_driven_steps == 20 * cost.episodes
-    assert 2 < cost.episodes <= 2 + 3 * 8  # two calibration episodes, then at most ceil(2 / 0.25) per iteration
+    assert 2 < cost.episodes <= 2 + 3 * 16  # two calibration episodes, then at most 2 ceil(2 / 0.25) per iteration
     assert error(improved) < 0.5 * error(members)
 
 
