@@ -98,9 +98,9 @@ def test_the_study_plan_runs_on_a_local_ray_instance(tmp_path):
         report = study(TINY_STUDY, tmp_path / "study", show_progress=False, ray_address=address)
     finally:
         ray.shutdown()
-    assert (tmp_path / "study" / "runs" / "identical" / "shared__seed0" / "done.json").is_file()
+    assert (tmp_path / "study" / "runs" / "third_person" / "identical" / "shared__seed0" / "done.json").is_file()
     groups = json.loads((tmp_path / "study" / "analysis" / "metrics.json").read_text())["groups"]
-    assert len(groups) == 3 and "imitation/report.md" in report.read_text()
+    assert len(groups) == 4 and "imitation/report.md" in report.read_text()  # as tests/test_study.py counts them
 
 
 def test_ray_addresses_users_try_fail_in_one_line_at_once():
