@@ -28,9 +28,9 @@ from mirrorlab.errors import UserError
 from mirrorlab.experiments.bench_profile import Rule, StackSampler, breakdown, label_of, own_function, table
 from mirrorlab.experiments.cli import OneLineParser
 
-# The outermost of these frames names a sample's stage.
+# The outermost of these frames names a sample's stage (as the study's own timings name it).
 STAGES = [
-    Rule("toy replication + demonstrator", "experiments/study.py", "first_stage"),
+    Rule("toy_and_demonstrator", "experiments/study.py", "first_stage"),
     Rule("collect", "experiments/stages/collection.py", "collect"),
     Rule("train", "agents/training.py", "train_run"),
     Rule("analyze", "experiments/stages/measurement.py", "analyze"),
@@ -151,22 +151,29 @@ def profile_study(config, out: Path, interval: float) -> tuple[StackSampler, dic
 
 
 def profile_lines(sampler: StackSampler, timings: dict[str, Any], top: int) -> list[str]:
-    """The tables: stages (the study's clock), kinds of work, imitation by method and kind, own time."""
+    """The tables: stages (the study's clock), kinds of work, imitation by method and kind, own time; each
+    with the profiled thread's CPU seconds beside the wall seconds."""
     from collections import Counter
 
     stage = lambda s, _t: label_of(s, STAGES, innermost=False)  # noqa: E731
     kind = lambda s, _t: label_of(s, KINDS, innermost=True)  # noqa: E731
     in_imitation = lambda s, t: stage(s, t) == "imitate"  # noqa: E731
-    lines = [f"wall time {sampler.wall:.1f} s (load average {os.getloadavg()[0]:.1f}), sampled {sampler.total:.1f} s"]
-    lines += table(Counter({k: float(v) for k, v in timings["stages_s"].items()}), "by stage (the study's clock)")
-    lines += table(breakdown(sampler, kind), "by kind of work (samples; innermost labelled frame)")
-    for name in ("train", "analyze", "collect"):
-        lines += table(breakdown(sampler, kind, lambda s, t, n=name: stage(s, t) == n), f"inside {name}, by kind", 6)
     phase = lambda s, t: t or label_of(s, IMITATION_PHASES, innermost=True)  # noqa: E731
-    lines += table(breakdown(sampler, phase, in_imitation), "inside imitate, by method (or phase)")
-    lines += table(breakdown(sampler, kind, in_imitation), "inside imitate, by kind of work")
-    lines += table(breakdown(sampler, own_function, in_imitation), "inside imitate, top functions by own time", top)
-    lines += table(breakdown(sampler, own_function), "whole study, top functions by own time", top)
+
+    def both(title, key, within=lambda _s, _t: True, n=None):
+        return table(breakdown(sampler, key, within), title, n, breakdown(sampler, key, within, cpu=True))
+
+    lines = [f"wall time {sampler.wall:.1f} s (load average {os.getloadavg()[0]:.1f}), sampled {sampler.total:.1f} s, "
+             f"{sampler.total_cpu:.1f} CPU s of the profiled thread"]
+    lines += table(Counter({k: float(v) for k, v in timings["stages_s"].items()}), "by stage (the study's clock)",
+                   cpu=breakdown(sampler, stage, cpu=True))
+    lines += both("by kind of work (samples; innermost labelled frame)", kind)
+    for name in ("train", "analyze", "collect"):
+        lines += both(f"inside {name}, by kind", kind, lambda s, t, n=name: stage(s, t) == n, 6)
+    lines += both("inside imitate, by method (or phase)", phase, in_imitation)
+    lines += both("inside imitate, by kind of work", kind, in_imitation)
+    lines += both("inside imitate, top functions by own time", own_function, in_imitation, top)
+    lines += both("whole study, top functions by own time", own_function, n=top)
     return lines
 
 

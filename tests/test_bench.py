@@ -47,6 +47,27 @@ def test_sampler_charges_planted_work_to_the_right_functions():
     assert breakdown(sampler, own_function)["tests/test_bench.py:_waits_long"] == by_kind["long"]
 
 
+def _sleeps():
+    time.sleep(0.2)
+
+
+def _spins():
+    start = time.thread_time()
+    while time.thread_time() - start < 0.1:  # 0.1 s of this thread's CPU, however loaded the machine
+        pass
+
+
+def test_sampler_charges_cpu_seconds_to_work_not_to_waiting():
+    with StackSampler(0.002) as sampler:
+        _sleeps()
+        _spins()
+    cpu = breakdown(sampler, own_function, cpu=True)
+    assert cpu["tests/test_bench.py:_spins"] == pytest.approx(0.1, abs=0.03)
+    assert cpu["tests/test_bench.py:_sleeps"] < 0.02
+    assert breakdown(sampler, own_function)["tests/test_bench.py:_sleeps"] == pytest.approx(0.2, abs=0.06)
+    assert sampler.total_cpu == pytest.approx(sum(cpu.values()))
+
+
 def test_rules_match_functions_qualified_names_and_classes():
     class Actor:
         def __call__(self):
@@ -64,6 +85,8 @@ def test_table_shares_add_up():
 
     lines = table(Counter({"a": 3.0, "b": 1.0}), "t")
     assert lines[0] == "t (4.0 s):" and "75%" in lines[2] and "25%" in lines[3]
+    lines = table(Counter({"a": 3.0, "b": 1.0}), "t", cpu=Counter({"a": 1.0, "b": 1.0}))
+    assert lines[0] == "t (4.0 s, 2.0 CPU s):" and lines[2].endswith("50%") and "75%" in lines[2]
 
 
 # --- FLOPs and limits ----------------------------------------------------------------------------------------
