@@ -31,6 +31,7 @@ from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.imitation import ImitateConfig
+from mirrorlab.experiments.stages.lesion import LesionConfig
 from mirrorlab.files import atomic_write_json, atomic_write_text, claim_output_dir, folder_owner
 from mirrorlab.provenance import provenance
 
@@ -64,6 +65,8 @@ class StudyConfig:
         episodes=6, mirror_conditions=("shared",), policy_epochs=10, refit_epochs=5, dagger_iterations=2,
         bco_iterations=1))
     spillover: bool = True                 # seed 003's test on every run
+    # Do mirror units matter? Unit sets silenced inside the recurrence of every analyzed run (None: skipped).
+    lesion: LesionConfig | None = field(default_factory=LesionConfig)
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
     device: str = "cpu"
@@ -88,6 +91,8 @@ class StudyConfig:
         resolve_workers(self.workers, "config: workers")
         self.train.validate("config: train")
         self.imitation.validate()
+        if self.lesion is not None:
+            self.lesion.validate()
         if self.demonstrator != "sac":  # a checkpoint: checked now, not after the first stage
             from mirrorlab.agents.demonstrator import check_demonstrator_fits
 
@@ -257,6 +262,7 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
     from mirrorlab.experiments.stages.collection import collect
     from mirrorlab.experiments.stages.episode_video import write_episode_video
     from mirrorlab.experiments.stages.imitation import imitate
+    from mirrorlab.experiments.stages.lesion import lesion
     from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
     from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
 
@@ -298,6 +304,11 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
     parts["imitation"] = imitate(runs, out / "imitation", imitation, analysis=analysis_dir, force=True,
                                  show_progress=show_progress, ray_address=ray_address)["report"]
     lap("imitate")
+    if config.lesion is not None:
+        parts["lesion"] = lesion(runs, analysis_dir, out / "lesion", dataclasses.replace(config.lesion,
+                                                                                        workers=config.workers),
+                                 force=True, ray_address=ray_address, show_progress=show_progress)["report"]
+        lap("lesion")
     if config.spillover:
         parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", SpilloverConfig(), force=True)["report"]
         lap("spillover")
@@ -356,6 +367,10 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
               "## Part 3: imitation from video", "",
               f"[Report]({parts['imitation'].relative_to(out)}): every method imitates held-out videos of the other",
               "arm with the self arm, the task only in the video; and whether imitation tracks the mirror measures.", ""]
+    if "lesion" in parts:
+        lines += ["## Part 3b: do mirror units matter? Lesions inside the recurrence", "",
+                  f"[Report]({parts['lesion'].relative_to(out)}): the significant mirror units, anti-mirror units, the",
+                  "top read-out units and matched-random sets silenced at every step; effects on watching and doing.", ""]
     if "spillover" in parts:
         lines += ["## Part 4: spillover of value from self to other (seed 003)", "",
                   f"[Report]({parts['spillover'].relative_to(out)}): value learnt on the self arm's own video, applied "

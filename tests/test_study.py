@@ -9,6 +9,7 @@ import pytest
 from mirrorlab.agents.runs import TrainConfig
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.stages.imitation import ImitateConfig
+from mirrorlab.experiments.stages.lesion import LesionConfig
 from mirrorlab.experiments.study import StudyConfig, run_plan, study
 from tests.conftest import TINY_TRAIN
 
@@ -17,7 +18,7 @@ TINY_STUDY = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=
                          train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
                          imitation=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
                                                    bco_iterations=1, plan_iterations=5, replan_iterations=2),
-                         video_size=64, workers=1, self_video_inverse=True)
+                         video_size=64, workers=1, self_video_inverse=True, lesion=LesionConfig(ks=(2,)))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
     out, report = tiny_study
     text = report.read_text()
     assert "demonstrator: the scripted controller, not the SB3 policy" in text  # the small preset's fallback, said
-    for link in ("analysis/report.md", "imitation/report.md", "spillover/report.md",
+    for link in ("analysis/report.md", "imitation/report.md", "lesion/report.md", "spillover/report.md",
                  "videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4",
                  "videos/other_view_identical.mp4"):
         assert link in text and (out / link).is_file(), link
@@ -60,7 +61,7 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
                               for w in (a, "held_out_color")}
     assert "inverse [shared_selfvideo]" in imitation["third_person | trained on identical -> watching identical"]
     timings = json.loads((out / "timings.json").read_text())
-    assert {"collect", "train", "analyze", "imitate", "spillover", "videos"} <= set(timings["stages_s"])
+    assert {"collect", "train", "analyze", "imitate", "lesion", "spillover", "videos"} <= set(timings["stages_s"])
     model = out / "runs" / "third_person" / "identical" / "shared__seed0" / "model.pt"
     stamp = model.stat().st_mtime_ns
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
