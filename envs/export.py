@@ -18,7 +18,8 @@ kwargs, cameras, appearance of the other arm, demonstrator), the role names, and
 (perform index, observe index, episode id, seed). The env spec is the *self* arm's env (actor "self",
 obs_mode "both"); observe episodes were recorded with actor "other" and camera `other_view`, which the
 metadata says. Frames are stored losslessly in Minari's parquet format (no JPEG encoding), so they match
-the source bit for bit at about the gzip HDF5 source's size (Minari's HDF5 backend stores them uncompressed).
+the source bit for bit; the parquet files are rewritten with zstd (`recompress`), which brings them below the
+gzip HDF5 source's size (Minari's HDF5 backend stores frames uncompressed, 13x larger).
 
 The export is atomic (`publish_folder`): written under a temporary Minari root beside the real one, renamed
 into place once complete; `--force` moves the old dataset aside only then. A killed export leaves the old
@@ -191,6 +192,17 @@ def _write(data: PairedDataset, dataset_id: str, plan: list[tuple[Any, str, int,
         "pairs": pairs, "pairs_columns": ["perform_index", "observe_index", "episode_id", "seed"]}})
 
 
+def recompress(folder: Path) -> None:
+    """Rewrite every parquet file under `folder` with zstd: Minari writes snappy, 2.6x larger on these frames
+    (2.0x the gzip HDF5 source at 64 px, 0.93x after this); the data, schema and metadata are unchanged."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(folder.rglob("*.parquet")):
+        tmp = path.with_name(path.name + TEMP_SUFFIX)
+        pq.write_table(pq.read_table(path), tmp, compression="zstd", compression_level=3)
+        os.replace(tmp, path)
+
+
 def dataset_folder(root: Path, dataset_id: str) -> Path:
     """Where Minari keeps `dataset_id` under `root`, checked to lie inside it."""
     if not _ID.match(dataset_id):
@@ -218,6 +230,7 @@ def export_minari(data_path: str | os.PathLike, dataset_id: str, root: str | os.
         def write(tmp: Path) -> Path:
             with minari_root(tmp):
                 _write(data, dataset_id, plan, chunk)
+            recompress(tmp / dataset_id)
             if namespace and not (root_dir / namespace / "namespace_metadata.json").exists():
                 (root_dir / namespace).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(tmp / namespace / "namespace_metadata.json", root_dir / namespace)
