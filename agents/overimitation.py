@@ -13,7 +13,7 @@ it watches (random actions do, from the planar arm's stretched start) would othe
 | score | meaning | replay | direct |
 |---|---|---|---|
 | `overimitation` | gain g of (own detour - own direct path) on (detour - direct demo), least squares | 1 | 0 |
-| `waypoint_index` | 1 - closest approach to the waypoint watching the detour / watching the direct reach | 1 | 0 |
+| `waypoint_index` | (closest approach to the waypoint: own direct - own detour) / (the same, demos) | 1 | 0 |
 | `success`, `final_distance` | the imitation of the detour, against the target | | |
 | `success_direct` | the imitation of the direct reach | | |
 
@@ -83,10 +83,16 @@ def response_gain(own_detour: np.ndarray, own_direct: np.ndarray, demo_detour: n
     return float(np.sum((np.asarray(own_detour, np.float64) - own_direct) * shown) / scale)
 
 
-def waypoint_index(own_detour: np.ndarray, own_direct: np.ndarray, waypoint: np.ndarray) -> float:
-    """1 - (closest approach of own_detour to the waypoint) / (that of own_direct)."""
+def waypoint_index(own_detour: np.ndarray, own_direct: np.ndarray, demo_detour: np.ndarray, demo_direct: np.ndarray,
+                   waypoint: np.ndarray) -> float:
+    """How much closer the imitation of the detour passes the waypoint than the imitation of the direct reach
+    (closest approaches, any time), over the same for the demonstrations (a fixed, clearly positive scale:
+    a ratio to the imitation's own approach explodes when it passes the waypoint by chance)."""
     closest = lambda path: float(np.linalg.norm(np.asarray(path) - waypoint, axis=-1).min())  # noqa: E731
-    return 1.0 - closest(own_detour) / max(closest(own_direct), 1e-12)
+    shown = closest(demo_direct) - closest(demo_detour)
+    if shown <= 0:
+        raise ValueError("the detour demonstration passes the waypoint no closer than the direct one")
+    return (closest(own_direct) - closest(own_detour)) / shown
 
 
 def _demonstrate(task: "ImitationTask", video: Video) -> DetourPair:
@@ -129,7 +135,8 @@ def pair_scores(task: "ImitationTask", pair: DetourPair, direct: dict[str, Any],
     return {"episode_id": pair.episode_id,
             "overimitation": response_gain(own["detour"], own["direct"], pair.detour.other_path,
                                            pair.direct.other_path),
-            "waypoint_index": waypoint_index(own["detour"], own["direct"], pair.waypoint),
+            "waypoint_index": waypoint_index(own["detour"], own["direct"], pair.detour.other_path,
+                                             pair.direct.other_path, pair.waypoint),
             "success": float(distance(own["detour"]) < task.success_radius), "final_distance": distance(own["detour"]),
             "success_direct": float(distance(own["direct"]) < task.success_radius)}
 

@@ -4,8 +4,8 @@ Rows are one method's imitations of one demonstration pair each (agents/overimit
 the same reach with a detour): (`view`, `trained_on`, `method`, `core`, `seed`, `episode_id`, `overimitation`,
 `waypoint_index`, `success`, `final_distance`, `success_direct`). `overimitation` is 1 for a method whose
 path moves with the demonstrated detour as much as the demonstration did and 0 for one that does the same
-whatever it watched; `waypoint_index` 1 when it passes through the waypoint, 0 when no closer than its own
-imitation of the direct reach. Intervals
+whatever it watched; `waypoint_index` 1 when watching the detour brings it as much closer to the waypoint
+as the demonstration came, 0 when it passes no closer than its own imitation of the direct reach. Intervals
 are the imitation table's crossed bootstrap over seeds and videos (`analysis.imitation.bootstrap_mean`).
 """
 
@@ -41,7 +41,8 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], records: dict[str, dic
              "waypoint beside it to the same target. Every method imitates both. `overimitation`: the share of the",
              "demonstrated detour its own path reproduces, step by step (1: all of it, as replaying the actions;",
              "0: it does the same whatever it watched, as a direct reach). `waypoint index`: how much closer it",
-             "passes the waypoint watching the detour than watching the direct reach (1: through it). `success`:",
+             "passes the waypoint watching the detour than watching the direct reach, at any time (1: as much",
+             "closer as the demonstration came; late or slow copies count). `success`:",
              "of the detour's imitation; `success (direct)`: of the direct one. Mean [95% interval, seeds x videos",
              "crossed].", ""]
     for setting, table in summary.items():

@@ -30,11 +30,14 @@ def test_the_index_ignores_movement_orthogonal_to_the_detour_and_refuses_no_deto
         ov.response_gain(DIRECT, DIRECT, DIRECT, DIRECT)
 
 
-def test_the_waypoint_index_is_one_through_the_waypoint_and_zero_no_closer_than_the_direct_imitation():
+def test_the_waypoint_index_is_one_through_the_waypoint_and_zero_watching_or_not():
     waypoint = DETOUR[T // 2]
-    assert ov.waypoint_index(DETOUR, DIRECT, waypoint) == pytest.approx(1.0)
-    assert ov.waypoint_index(DIRECT, DIRECT, waypoint) == pytest.approx(0.0)
-    assert ov.waypoint_index(DIRECT - BUMP, DIRECT, waypoint) < 0  # the other way: farther than the direct reach
+    assert ov.waypoint_index(DETOUR, DIRECT, DETOUR, DIRECT, waypoint) == pytest.approx(1.0)
+    assert ov.waypoint_index(DIRECT, DIRECT, DETOUR, DIRECT, waypoint) == pytest.approx(0.0)
+    assert ov.waypoint_index(DIRECT + 0.5 * BUMP, DIRECT, DETOUR, DIRECT, waypoint) == pytest.approx(0.5)
+    assert ov.waypoint_index(DIRECT - BUMP, DIRECT, DETOUR, DIRECT, waypoint) < 0  # the other way
+    with pytest.raises(ValueError, match="no closer"):
+        ov.waypoint_index(DIRECT, DIRECT, DIRECT, DIRECT, waypoint)
 
 
 def test_the_waypoint_lies_to_the_left_of_the_direct_path_inside_the_workspace():
@@ -83,7 +86,8 @@ def test_replaying_the_detour_overimitates_and_reaching_directly_does_not(task_a
     direct = ov.overimitation_rows(by_name["goal_given"], ctx, pairs, {"view": "v"})
     assert [r["overimitation"] for r in oracle] == pytest.approx([1.0] * 3, abs=1e-6)
     assert [r["overimitation"] for r in direct] == pytest.approx([0.0] * 3, abs=1e-6)
-    assert all(r["waypoint_index"] > 0.8 for r in oracle) and all(abs(r["waypoint_index"]) < 1e-6 for r in direct)
+    assert [r["waypoint_index"] for r in oracle] == pytest.approx([1.0] * 3, abs=1e-6)
+    assert [r["waypoint_index"] for r in direct] == pytest.approx([0.0] * 3, abs=1e-6)
     assert all(r["success"] == r["success_direct"] == 1.0 and r["view"] == "v" for r in oracle + direct)
 
 
