@@ -105,6 +105,24 @@ def test_a_method_is_built_on_the_demonstrations_with_a_core_that_has_watched_no
     assert ctx.task.test[ctx.task.appearance][0] is not videos[0] and len(core._watched) == 1
 
 
+def test_a_learnt_method_acts_as_fitted_and_any_other_is_built_on_each_set_of_demonstrations(task_and_pairs):
+    from mirrorlab.agents.imitation_methods import Method
+
+    ctx, pairs = task_and_pairs
+    replayer = lambda v: (lambda _o, t: v.actions[t])  # noqa: E731
+    fitted = Method("fitted", "baseline", "the video", False, lambda _c: pytest.fail("refitted"), learner=True)
+    rows = ov.overimitation_rows(fitted, ctx, pairs, {}, make=replayer)
+    assert [r["overimitation"] for r in rows] == pytest.approx([1.0] * 3, abs=1e-6)
+    built = []
+
+    def build(c):
+        built.append(c.task.test[c.task.appearance])
+        return replayer, {}
+
+    ov.overimitation_rows(Method("planner", "mirror system", "the video", False, build), ctx, pairs, {}, make=replayer)
+    assert built == [[p.direct for p in pairs], [p.detour for p in pairs]]
+
+
 def test_the_summary_and_report_carry_each_methods_mean():
     rows = [{"view": "other_view", "trained_on": "identical", "method": m, "core": None, "seed": s, "episode_id": e,
              "overimitation": value, "waypoint_index": value, "success": 1.0, "final_distance": 0.01,
