@@ -100,8 +100,9 @@ def handover_dagger(members: list, inputs: np.ndarray, labels: np.ndarray, rollo
                     budget: int, fraction: float) -> tuple[list, HandoverCost]:
     """Ensemble DAgger with hand-over (see the module docstring): per iteration, episodes under shared control
     until `budget` labels are spent (at most `2 ceil(episodes / fraction)`), the threshold recalibrated after
-    each, the labels aggregated with all data so far, every member refitted. `rollout(members, threshold, budget, index)` runs episode `index` and
-    returns its `SharedControl`; `fit(inputs, labels, members, iteration)` returns the refitted members."""
+    each, the labels aggregated with all data so far, every member refitted. `rollout(members, threshold,
+    budget, index)` runs episode `index` and returns its `SharedControl`; `fit(inputs, labels, members,
+    iteration)` returns the refitted members. The first `episodes` episodes the learner drives alone."""
     cost = HandoverCost()
     alone = [rollout(members, math.inf, 0, j) for j in range(episodes)]  # the learner's own states: calibration
     for control in alone:
