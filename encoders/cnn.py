@@ -102,11 +102,12 @@ def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator) -> 
     if pad <= 0:
         return frames
     B, S = frames.shape[0], frames.shape[-1]
-    offsets = torch.randint(0, 2 * pad + 1, (B, 2), generator=generator).tolist()
+    offsets = torch.randint(0, 2 * pad + 1, (B, 2), generator=generator).to(frames.device)
     # Replicate-padding then cropping at (y, x) reads row clamp(y - pad + i) and column clamp(x - pad + j):
-    # indexed directly, in the frames' own dtype, without a padded float copy of the whole batch.
-    flat, grid = frames.reshape(B, -1, S, S), torch.arange(S, device=frames.device)
-    rows = [(grid + (y - pad)).clamp_(0, S - 1) for y, _ in offsets]
-    cols = [(grid + (x - pad)).clamp_(0, S - 1) for _, x in offsets]
-    crops = [flat[b].index_select(1, rows[b]).index_select(2, cols[b]) for b in range(B)]
-    return torch.stack(crops).reshape(frames.shape)
+    # one gather of those pixels, in the frames' own dtype, without a padded float copy of the batch.
+    grid = torch.arange(S, device=frames.device)[None, :]
+    rows = (grid + offsets[:, :1] - pad).clamp_(0, S - 1)
+    cols = (grid + offsets[:, 1:] - pad).clamp_(0, S - 1)
+    index = (rows[:, :, None] * S + cols[:, None, :]).reshape(B, 1, S * S)
+    flat = frames.reshape(B, -1, S * S)
+    return flat.gather(2, index.expand(B, flat.shape[1], S * S)).reshape(frames.shape)

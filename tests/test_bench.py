@@ -159,13 +159,28 @@ def test_random_shift_is_bit_identical(pad, dtype):
 
 @contextlib.contextmanager
 def reference_code():
-    saved = (cnn.FrameEncoder.forward, cnn.random_shift, embodied.frames_as_targets)
-    cnn.FrameEncoder.forward, cnn.random_shift, embodied.frames_as_targets = \
-        reference_forward, reference_shift, reference_scale
+    import mirrorlab.agents.imitation as imitation
+
+    saved = (cnn.FrameEncoder.forward, cnn.random_shift, embodied.frames_as_targets, imitation.random_shift)
+    cnn.FrameEncoder.forward, cnn.random_shift, embodied.frames_as_targets, imitation.random_shift = \
+        reference_forward, reference_shift, reference_scale, reference_shift
     try:
         yield
     finally:
-        cnn.FrameEncoder.forward, cnn.random_shift, embodied.frames_as_targets = saved
+        cnn.FrameEncoder.forward, cnn.random_shift, embodied.frames_as_targets, imitation.random_shift = saved
+
+
+def test_a_fitted_frame_policy_is_bit_identical_to_the_reference_code():
+    from mirrorlab.agents.imitation import fit_frame_policy
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    windows = rng.integers(0, 256, (40, 3, 3, 16, 16), dtype=np.uint8)
+    actions = rng.uniform(-1, 1, (40, 2)).astype(np.float32)
+    fast = fit_frame_policy(windows, actions, epochs=2, batch_size=16, seed=3).state_dict()
+    with reference_code():
+        slow = fit_frame_policy(windows, actions, epochs=2, batch_size=16, seed=3).state_dict()
+    assert all(torch.equal(fast[k], slow[k]) for k in fast)
 
 
 def test_trained_weights_are_bit_identical_to_the_reference_code():
