@@ -12,7 +12,7 @@ re-simulates stored episodes from their seeds and compares frames and propriocep
 | file                | content                                                                    |
 |---------------------|----------------------------------------------------------------------------|
 | `manifest.json`     | format, version, header, collect config + provenance, completed shards (size and SHA-256 of each file), the dataset `fingerprint` |
-| `shard-NNNNN.h5`    | one chunk of episodes of one kind; written under a temp name, renamed when complete |
+| `shard-NNNNN.h5`    | one chunk of episodes of one kind; built in memory, written under a temp name, renamed when complete |
 
 The manifest is the only list of shards: each name must be a plain file name inside the folder (no
 path, no symbolic link), and every reader compares each shard's size and SHA-256 with the manifest's
@@ -84,13 +84,13 @@ import numpy as np
 from mirrorlab.envs.episodes import check_env_id, check_env_kwargs, make_arm_env, replay
 from mirrorlab.errors import UserError
 from mirrorlab.files import (
+    atomic_write_bytes,
     atomic_write_json,
     check_value,
     contained_path,
     parse_json,
     read_json,
     refuse_symlinks,
-    temp_path_for,
 )
 
 FORMAT = "mirrorlab-paired"
@@ -231,10 +231,13 @@ def make_header(env_id: str, env_kwargs: dict[str, Any], demonstrator: str,
 
 # --- writing -------------------------------------------------------------------------------------------------
 class ShardWriter:
-    """Write one shard to a hidden temp file; `commit()` marks it complete and renames it into place.
+    """Build one shard in memory; `commit()` marks it complete and writes it atomically into place.
 
-    A shard that was never committed (a killed worker) stays a temp file that readers ignore and
-    the collector deletes and redoes.
+    The HDF5 file is built in memory (HDF5's core driver, no backing file) and written out in one
+    piece by `atomic_write_bytes` only when it is complete: a full disk is then an ordinary error of
+    that write (the temp file removed, nothing renamed) rather than a failure deep inside HDF5's cache,
+    which crashes the process and leaves a temp file behind. A killed worker leaves nothing. A shard
+    holds `episodes_per_shard` episodes of compressed frames, so it fits in memory.
     """
 
     def __init__(self, path: str | os.PathLike, header: Header, shard: int, kind: str):
@@ -244,9 +247,8 @@ class ShardWriter:
             raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temp_path_for(self.path)
         self.header, self.kind = header, kind
-        self.file = h5py.File(self.tmp, "w")
+        self.file = h5py.File(f"{self.path}.in-memory-{id(self)}", "w", driver="core", backing_store=False)
         self.file.attrs.update({**header.attrs(), "shard": int(shard), "kind": kind, "complete": False})
         self.n_episodes = 0
         self.episode_digests: dict[str, str] = {}
@@ -296,17 +298,13 @@ class ShardWriter:
         self.file.attrs["n_episodes"] = self.n_episodes
         self.file.attrs["complete"] = True
         self.file.flush()
+        image = self.file.id.get_file_image()
         self.file.close()
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.path)
-        return self.path
+        return atomic_write_bytes(self.path, image)
 
     def abort(self) -> None:
-        try:
+        if self.file:
             self.file.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
 
 
 # --- the manifest -------------------------------------------------------------------------------------------

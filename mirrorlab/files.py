@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -55,18 +56,33 @@ def temp_path_for(path: Path) -> Path:
     return Path(tmp)
 
 
+def _disk_full(err: BaseException) -> bool:
+    """Whether a writer failed because the disk (or the user's quota, or the file size limit) is full; torch
+    and HDF5 report it in their own words."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return isinstance(err, (OSError, RuntimeError)) and any(
+        text in str(err) for text in ("No space left on device", "file write failed", "Disk quota exceeded"))
+
+
 def atomic_write_via(path: str | os.PathLike, write: Any) -> Path:
-    """Call `write(temp_path)` to fill a temp file, fsync it, then rename it to `path`."""
+    """Call `write(temp_path)` to fill a temp file, fsync it, then rename it to `path`. On any failure the
+    temp file is removed and `path` keeps what it held; a full disk is one line saying so."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(path)
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if _disk_full(err):
+            raise UserError(f"{path}: the disk is full ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                            "nothing was replaced: free some space and rerun") from None
         raise
     return path
 

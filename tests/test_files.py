@@ -255,6 +255,6 @@ def test_a_full_disk_leaves_the_old_file_and_no_temp_file(tmp_path):
 
     from mirrorlab.files import atomic_write_via
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(UserError, match=r"metrics\.json: the disk is full .*nothing was replaced"):
         atomic_write_via(tmp_path / "metrics.json", fill_then_fail)
     assert (tmp_path / "metrics.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
