@@ -21,7 +21,6 @@ returns an object with SB3's `predict(obs, deterministic=True) -> (action, state
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,14 @@ import numpy as np
 from mirrorlab.envs.episodes import check_env_id, make_arm_env, policy_actor, rollout
 from mirrorlab.envs.scene import ACTION_MODES
 from mirrorlab.errors import UserError
-from mirrorlab.files import atomic_torch_save, atomic_write_json, load_torch, read_json, refuse_symlinks
+from mirrorlab.files import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_via,
+    load_torch,
+    read_json,
+    refuse_symlinks,
+)
 from mirrorlab.provenance import provenance
 
 ALGOS = ("sac", "ppo")
@@ -184,14 +190,12 @@ def train_demonstrator(config: DemoTrainConfig, out: Path, show_progress: bool =
                    "action_shape": list(env.action_space.shape), "net_arch": list(config.net_arch),
                    "sb3_version": _sb3_version()}
     atomic_torch_save(out / "policy.pt", {k: v.detach().clone() for k, v in model.policy.state_dict().items()})
-    atomic_write_json(out / "policy.json", description)
-    sb3_zip = out / "sb3_model.zip"
-    tmp = out / ".sb3_model.mirrorlab-tmp.zip"
-    model.save(tmp)
-    os.replace(tmp, sb3_zip)
+    atomic_write_via(out / "sb3_model.zip", model.save)
     record = provenance(config, seeds=[config.seed])
     record.update(train_wall_time_s=wall, torch_threads=config.torch_threads)
     atomic_write_json(out / "config.json", record)
+    # Last: a folder is a checkpoint only once every file is written (a full disk leaves none that looks whole).
+    atomic_write_json(out / "policy.json", description)
     env.close()
     return record
 
