@@ -269,3 +269,14 @@ def test_a_retrained_toy_core_is_the_replications_core():
     assert lesioned["intact"]["toy_inverse_accuracy"] == cell["inverse_accuracy"]
     assert lesioned["intact"]["toy_forward_mse"] == pytest.approx(cell["forward_mse"], rel=1e-6)
     assert lesioned["n_mirror"] == cell["n_mirror_fdr"]
+
+
+def test_the_dose_response_table_summarises_each_weight_over_seeds():
+    from mirrorlab.analysis.lesion import dose_report, dose_response
+
+    rows = [{"selectivity_weight": w, "seed": s, "n_mirror_fdr": 10 * w + s, "n_anti_mirror_fdr": 0, "mean_r": w,
+             "inverse_accuracy": 0.9, "forward_mse": 0.1} for w in (-1.0, 1.0) for s in (0, 1, 2)]
+    table = dose_response(rows)
+    assert [t["selectivity_weight"] for t in table] == [-1.0, 1.0] and table[1]["n_seeds"] == 3
+    assert table[0]["n_mirror_fdr"]["mean"] == pytest.approx(-9.0) and table[1]["n_mirror_fdr"]["mean"] == 11.0
+    assert "| -1 | 3 | -9 [" in dose_report(table) and dose_report([]) == ""

@@ -308,9 +308,10 @@ def embodied_jobs(runs: list[Path], analysis: Path, config: LesionConfig) -> lis
 
 
 def toy_jobs(config: LesionConfig) -> list[Job]:
+    """The toy lesion cells (with `toy`) and the dose-response cells (one per selectivity weight and seed)."""
     rep = dataclasses.replace(ReplicateConfig(), seeds=tuple(config.toy_seeds))
     jobs = [Job(f"toy:{c}:{s}", toy_lesion_cell, (rep, c, s, config)) for c in config.toy_conditions
-            for s in config.toy_seeds]
+            for s in config.toy_seeds] if config.toy else []
     jobs += [Job(f"dose:{w:g}:{s}", toy_dose_cell, (rep, float(w), s)) for w in config.selectivity_weights
              for s in config.toy_seeds]
     return jobs
@@ -336,15 +337,16 @@ def check_config(out: Path, config: LesionConfig) -> None:
 def lesion(runs: list[Path], analysis: Path | None, out: Path, config: LesionConfig, force: bool = False,
            ray_address: str | None = None, show_progress: bool = False) -> dict[str, Any]:
     """The lesion study (command and study stage): every run's and toy core's lesions, resumable, then the
-    summary. `runs` may be empty when `config.toy` asks for the toy world only."""
+    summary. `runs` may be empty when the config asks for the toy world only."""
     from tqdm import tqdm
 
     config.validate()
     if runs and analysis is None:
         raise UserError("--analysis: the `mirrorlab analyze` output of --runs is needed (unit tables, activations)")
-    if not runs and not config.toy:
-        raise UserError("--runs: name at least one analyzed run folder (or set toy = true for the toy world only)")
-    jobs = (embodied_jobs(runs, analysis, config) if runs else []) + (toy_jobs(config) if config.toy else [])
+    if not runs and not config.toy and not config.selectivity_weights:
+        raise UserError("--runs: name at least one analyzed run folder (or, for the toy world only, --toy or "
+                        "selectivity_weights in the config)")
+    jobs = (embodied_jobs(runs, analysis, config) if runs else []) + toy_jobs(config)
     if not force:
         check_config(out, config)
     claim_output_dir(out, "lesion", resume=not force, force=force)
@@ -384,7 +386,8 @@ def write_summary(out: Path, config: LesionConfig, results: dict[str, dict[str, 
     metrics.update(summary, dose_response=dose, wall_time_s=wall_s,
                    runs=[{k: r[k] for k in ("group", "condition", "seed", "n_mirror", "n_anti_mirror", "n_units",
                                             "intact", "sets")} for r in lesioned])
-    report = "# " + lesion_report(summary, names, config.n_random, figures).lstrip("# ") + "\n" + dose_report(dose)
+    section = lesion_report(summary, names, config.n_random, figures) if lesioned else ""
+    report = "# " + (section + "\n" + dose_report(dose)).lstrip("# \n")
     atomic_write_text(out / "report.md", report)
     atomic_write_json(out / "metrics.json", metrics)
     return {"metrics": metrics, "report": out / "report.md"}
