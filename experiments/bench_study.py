@@ -36,6 +36,7 @@ STAGES = [
     Rule("analyze", "experiments/stages/measurement.py", "analyze"),
     Rule("imitate", "experiments/stages/imitation.py", "imitate"),
     Rule("spillover", "experiments/stages/spillover.py", "spillover"),
+    Rule("lesion", "experiments/stages/lesion.py"),
     Rule("videos", "experiments/stages/episode_video.py"),
     Rule("report and page", "experiments/stages/page.py"),
 ]
@@ -60,6 +61,8 @@ KINDS = [
     Rule("training: backward + Adam + bookkeeping", "agents/training.py", "train_run"),
     Rule("toy replication", "stages/replication.py"),
     Rule("recording activations", "agents/activations.py"),
+    Rule("lesions (silenced units)", "agents/lesion.py"),
+    Rule("lesions (silenced units)", "stages/lesion.py"),
     Rule("mirror statistics", "/analysis/"),
     Rule("analysis: orchestration, state ceilings", "stages/measurement.py"),
     Rule("spillover value heads", "stages/spillover.py"),
@@ -165,7 +168,8 @@ def profile_lines(sampler: StackSampler, timings: dict[str, Any], top: int) -> l
 
     lines = [f"wall time {sampler.wall:.1f} s (load average {os.getloadavg()[0]:.1f}), sampled {sampler.total:.1f} s, "
              f"{sampler.total_cpu:.1f} CPU s of the profiled thread"]
-    lines += table(Counter({k: float(v) for k, v in timings["stages_s"].items()}), "by stage (the study's clock)",
+    clock = Counter({k: float(v) for k, v in timings["stages_s"].items()})
+    lines += table(clock, "by stage (the study's clock; CPU s from the samples)",
                    cpu=breakdown(sampler, stage, cpu=True))
     lines += both("by kind of work (samples; innermost labelled frame)", kind)
     for name in ("train", "analyze", "collect"):

@@ -231,7 +231,7 @@ def test_bench_study_profiles_every_stage_and_inside_imitation(tmp_path):
     sampler, timings = bench_study.profile_study(dataclasses.replace(tiny, workers=2), tmp_path / "s", 0.002)
     assert set(timings["stages_s"]) >= {"collect", "train", "analyze", "imitate"} and timings["workers"] == 1
     text = "\n".join(bench_study.profile_lines(sampler, timings, 5))
-    for line in ("by stage (the study's clock)", "inside imitate, by method", "synthesis", "dagger", "task setup",
+    for line in ("by stage (the study's clock", "inside imitate, by method", "synthesis", "dagger", "task setup",
                  "planning through the core", "policy fits", "rendering", "load average"):
         assert line in text, line
     imitate = breakdown(sampler, lambda s, _t: label_of(s, bench_study.STAGES, innermost=False))["imitate"]
