@@ -190,7 +190,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--imitation-as-is", action="store_true",
                         help="reduce the rest, but keep the preset's episodes and imitation settings")
     parser.add_argument("--demonstrator", default=None,
-                        help="a demonstrator checkpoint for the reduced run (default: scripted instead of SAC)")
+                        help="the demonstrator: a checkpoint folder, 'scripted' or 'sac' (default: the preset's; "
+                             "a reduced run uses the scripted controller instead of training SAC)")
     parser.add_argument("--out", type=Path, default=None, help="keep the study here (default: a temporary folder)")
     parser.add_argument("--interval", type=float, default=0.005, help="seconds between stack samples")
     parser.add_argument("--top", type=int, default=12, help="lines of the top-function tables")
@@ -204,6 +205,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--out {args.out}: exists; name a new folder (the bench measures a fresh study)")
     base = PRESETS[args.preset]
     config = base if args.as_is else reduced(base, args.demonstrator, args.imitation_as_is)
+    if args.demonstrator:
+        config = dataclasses.replace(config, demonstrator=args.demonstrator)
     config.validate()
     print(f"mirrorlab bench study: preset {args.preset}, " + ("as is" if args.as_is else "REDUCED: " +
           "; ".join(changes(base, config))) + f"; one worker, in this process; {os.cpu_count()} CPUs")
