@@ -204,11 +204,16 @@ class Header:
 
     def check(self, where: str) -> "Header":
         """The header of a file from elsewhere: a registered env id, env kwargs an object of finite values."""
+        from mirrorlab import envs
+
         check_env_id(self.env_id, f"{where}: header env_id")
         check_env_kwargs(parse_json(self.env_kwargs, f"{where}: header env_kwargs"), f"{where}: header env_kwargs")
-        for name in ("frame_size", "action_dim", "max_steps"):
-            if not 0 < getattr(self, name) <= 100_000:
-                raise PairedDataError(f"{where}: header {name} is {getattr(self, name)}, expected 1..100000")
+        # Sizes bound what a reader allocates for one episode (frames of at most 101 x 1024 x 1024 x 3 bytes).
+        limits = {"frame_size": (16, 1024), "action_dim": (1, 64),
+                  "max_steps": (envs.MAX_EPISODE_STEPS[self.env_id],) * 2}
+        for name, (low, high) in limits.items():
+            if not low <= getattr(self, name) <= high:
+                raise PairedDataError(f"{where}: header {name} is {getattr(self, name)}, expected {low}..{high}")
         return self
 
 
@@ -486,6 +491,8 @@ def check_episode(group, header: Header, kind: str, where: str, content: bool = 
     if "actions" not in group:
         raise PairedDataError(f"{where}: no actions array")
     T = int(group.attrs.get("n_steps", -1))
+    if T != header.max_steps:  # every collected episode runs the env's full time limit
+        raise PairedDataError(f"{where}: n_steps is {T}, the header's max_steps is {header.max_steps}")
     actions = group["actions"]
     if actions.shape != (T, header.action_dim):
         raise PairedDataError(f"{where}: actions have shape {actions.shape}, expected ({T}, {header.action_dim})")

@@ -211,6 +211,8 @@ CASES = [
     ("shard-external-link", lambda w: _train(w, _external_link(w)), "demo/000000/extra is a ExternalLink"),
     ("header-env-module", lambda w: _check(w, _shard_attrs(w, env_id=f"{EVIL}:Reach-v0")),
      f"header env_id: env id '{EVIL}:Reach-v0' is not a mirrorlab env"),
+    ("header-huge-frames", lambda w: _check(w, _shard_attrs(w, frame_size=100_000)),
+     "header frame_size is 100000, expected 16..1024"),
     ("header-render-human", lambda w: _check(w, _env_kwargs(w, render_mode="human")), 'render "rgb_array" only'),
     ("header-nan-weight", lambda w: _check(w, _env_kwargs(w, reward_dist_weight=float("nan"))),
      "env kwarg 'reward_dist_weight' must be a finite number"),

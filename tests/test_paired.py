@@ -229,6 +229,11 @@ def test_other_env_version_or_incomplete_shards_are_rejected(copy):
     with h5py.File(copy / "shard-00001.h5", "r+") as f:
         f.attrs["env_id"] = "mirrorlab/Arm3DReach-v0"
     reseal(copy)
+    with pytest.raises(PairedDataError, match=r"shard-00001\.h5: header max_steps is 50, expected 100\.\.100"):
+        PairedDataset(copy)  # the 3-D arm's episodes are 100 steps long
+    with h5py.File(copy / "shard-00001.h5", "r+") as f:
+        f.attrs["max_steps"] = 100
+    reseal(copy)
     with pytest.raises(PairedDataError, match=r"shard-00001\.h5: its header differs .* in env_id"):
         PairedDataset(copy)
     with h5py.File(copy / "shard-00001.h5", "r+") as f:
