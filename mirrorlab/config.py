@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mirrorlab.errors import UserError
-from mirrorlab.files import MAX_JSON_DEPTH, json_depth, parse_json, read_text
+from mirrorlab.records import MAX_JSON_DEPTH, json_depth, parse_json, read_text
 
 C = TypeVar("C")
 

@@ -1,4 +1,5 @@
-"""mirrorlab.files and mirrorlab.provenance: atomic writes, safe reads, output folders only the tool replaces."""
+"""mirrorlab.files, mirrorlab.records and mirrorlab.provenance: atomic writes, safe reads (JSON from others into
+checked records), output folders only the tool replaces and one writer at a time."""
 
 import json
 import os
@@ -185,12 +186,12 @@ def test_strings_holding_brackets_do_not_count_as_nesting(tmp_path):
 
 
 def test_an_oversized_json_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    import mirrorlab.files as files
+    import mirrorlab.records as records
 
-    monkeypatch.setattr(files, "MAX_JSON_BYTES", 100)
+    monkeypatch.setattr(records, "MAX_JSON_BYTES", 100)
     (tmp_path / "big.json").write_text(json.dumps({"x": "y" * 200}))
     with pytest.raises(UserError, match=r"big\.json: 2\d\d bytes, more than the 100"):
-        files.read_json(tmp_path / "big.json")
+        read_json(tmp_path / "big.json")
 
 
 def test_names_read_from_files_stay_inside_their_folder(tmp_path):
