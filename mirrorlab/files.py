@@ -79,6 +79,8 @@ def atomic_write_via(path: str | os.PathLike, write: Any) -> Path:
         if _disk_full(err):
             raise UserError(f"{path}: the disk is full ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
                             "nothing was replaced: free some space and rerun") from None
+        if isinstance(err, OSError) and err.errno is not None:  # a name too long, a read-only or vanished folder
+            raise UserError(f"{str(path)[:300]}: cannot write it ({err.strerror}); nothing was replaced") from None
         raise
     return path
 
@@ -288,6 +290,12 @@ def _empty_folder(folder: Path) -> None:
 
 def _claim_refusal(out: Path, command: str, resume: bool, force: bool, what: str) -> None:
     """Raise the refusal `claim_output_dir` would give, without writing anything."""
+    try:
+        out.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as err:  # a name too long for the filesystem, a loop of links, a file used as a folder
+        raise UserError(f"{what} {str(out)[:300]}: not a usable path ({err.strerror})") from None
     if out.exists() and not out.is_dir():
         raise UserError(f"{what} {out}: is a file, expected a folder")
     if not _holds_files(out):

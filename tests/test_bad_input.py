@@ -193,6 +193,9 @@ CASES = [
     # report
     ("report-not-a-study", lambda w: ["report", "--out", str(w["thesis"])], "not a study folder"),
     ("report-replicate-output", lambda w: ["report", "--out", _replicate_output(w)], "not a study folder"),
+    # lesion
+    ("lesion-not-a-run", lambda w: ["lesion", "--runs", str(w["thesis"]), "--analysis", str(w["analysis"]), "--out",
+                                    f"{w['root']}/le"], "not a finished `mirrorlab train` run"),
     # bench
     ("bench-all-options", lambda w: ["bench", "all", "--full"], "takes no options"),
     ("bench-train-rounds", lambda w: ["bench", "train", "--rounds", "0"], "--rounds"),

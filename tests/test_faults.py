@@ -154,6 +154,27 @@ def _huge_activations(w) -> str:
     return str(copy)
 
 
+def _activations_meta(w, meta: str) -> str:
+    """A copy of the analysis whose run's activations carry `meta` as their metadata."""
+    import io
+    import zipfile
+
+    copy = w["root"] / "analysis_copy"
+    shutil.copytree(w["analysis"], copy)
+    metrics = (copy / "metrics.json").read_text().replace(str(w["analysis"]), str(copy))
+    (copy / "metrics.json").write_text(metrics)
+    entry = json.loads(metrics)["runs"][str(w["run"])]["activations"]
+    with zipfile.ZipFile(entry) as src:
+        members = {name: src.read(name) for name in src.namelist()}
+    npy = io.BytesIO()
+    np.save(npy, np.array(meta))
+    members["meta.npy"] = npy.getvalue()
+    with zipfile.ZipFile(entry, "w") as dst:
+        for name, data in members.items():
+            dst.writestr(name, data)
+    return str(copy)
+
+
 def _cfg(w, name: str, content: str | bytes) -> str:
     path = w["root"] / "configs" / name
     path.parent.mkdir(exist_ok=True)
@@ -247,6 +268,11 @@ CASES = [
     ("activations-huge-member", lambda w: ["video", "--run", str(w["run"]), "--analysis", _huge_activations(w),
                                            "--episode", "0", "--out", f"{w['root']}/v.mp4"],
      "member perform.npy declares shape (1000000, 1000000)"),
+    ("activations-meta-list", lambda w: ["video", "--run", str(w["run"]), "--analysis", _activations_meta(w, "[]"),
+                                         "--episode", "0", "--out", f"{w['root']}/v.mp4"],
+     "meta: expected an object, got list"),
+    ("activations-meta-deep", lambda w: ["video", "--run", str(w["run"]), "--analysis", _activations_meta(w, DEEP),
+                                         "--episode", "0", "--out", f"{w['root']}/v.mp4"], "meta: JSON nested more"),
     # config files
     ("config-deep", lambda w: _collect_with(w, "deep.json", DEEP),
      "nested more than 64"),
@@ -266,6 +292,8 @@ CASES = [
     ("demo-train-buffer-huge", lambda w: ["demo", "train", "--out", f"{w['root']}/d", "--config",
                                           _cfg(w, "bu.json", '{"buffer_size": 1000000000000}')],
      "buffer_size must be at most"),
+    ("demo-train-name-too-long", lambda w: ["demo", "train", "--out", f"{w['root']}/{'x' * 300}", "--timesteps", "1"],
+     "File name too long"),
     ("demo-eval-overwrite", lambda w: _eval(w, _demo_with_eval(w)),
      "already holds eval.json; pass --force"),
 ]
