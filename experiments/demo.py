@@ -23,7 +23,7 @@ from mirrorlab.agents.demonstrator import ALGOS, EVAL_SEED_OFFSET, DemoTrainConf
 from mirrorlab.config import build_config
 from mirrorlab.envs.scene import ACTION_MODES
 from mirrorlab.errors import UserError
-from mirrorlab.files import atomic_write_json, claim_output_dir
+from mirrorlab.files import atomic_write_json, staged_output_dir
 from mirrorlab.provenance import provenance
 
 MAX_EVAL_EPISODES = 100_000  # about 3 CPU-days of rollouts; a larger count is a typo
@@ -121,8 +121,8 @@ def main_train(args: argparse.Namespace) -> int:
 
     config = build_config(DemoTrainConfig(), args.config,
                           {n: getattr(args, n) for n in ("env_id", "algo", "timesteps", "seed", "action_mode")})
-    claim_output_dir(args.out, "demo", force=args.force)
-    record = train_demonstrator(config, args.out)
+    with staged_output_dir(args.out, "demo", force=args.force) as folder:  # --force keeps the old one until done
+        record = train_demonstrator(config, folder)
     print(f"checkpoint: {args.out} (policy.json + policy.pt)")
     print(f"trained {config.algo.upper()} for {config.timesteps} steps in {record['train_wall_time_s']:.1f} s")
     return 0

@@ -370,6 +370,32 @@ def locked_output_dir(out: str | os.PathLike, command: str, *, resume: bool = Fa
 RESUMABLE = ("replicate",)
 
 
+@contextmanager
+def staged_output_dir(out: str | os.PathLike, command: str, *, force: bool = False,
+                      what: str = "--out") -> Iterator[Path]:
+    """`claim_output_dir` for a command that writes its whole result at once, where `--force` replaces the
+    old result only once the new one is complete: the block writes into a staging folder beside `out`,
+    which takes `out`'s place when the block ends normally; on any failure (a full disk, Ctrl-C) the
+    staging folder is deleted and `out` keeps the old result."""
+    out = Path(out)
+    _claim_refusal(out, command, False, force, what)
+    if not _holds_files(out):
+        yield claim_output_dir(out, command, what=what)
+        return
+    staging = out.with_name(f".{out.name}{TEMP_SUFFIX}-new")
+    old = out.with_name(f".{out.name}{TEMP_SUFFIX}-old")
+    for debris in (staging, old):  # left by a run killed between the renames below
+        shutil.rmtree(debris, ignore_errors=True)
+    try:
+        yield claim_output_dir(staging, command, what=what)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def check_new_file(path: str | os.PathLike, force: bool, suffix: str, what: str = "--out") -> Path:
     """A single output file (an mp4, say): the right suffix, not a folder, not overwritten without
     `force`, and a folder it can be written to."""

@@ -195,6 +195,27 @@ def test_demo_cli_train_and_eval(tmp_path, capsys):
     assert json.loads((out / "eval.json").read_text())["config"]["episodes"] == 2
 
 
+def test_demo_train_force_keeps_the_old_checkpoint_when_the_new_training_fails(checkpoint, tmp_path, monkeypatch,
+                                                                                capsys):
+    import shutil
+
+    import mirrorlab.agents.demonstrator as demonstrator
+
+    out = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, out)
+    (out / ".mirrorlab-output.json").write_text(json.dumps({"command": "demo"}))
+    before = (out / "policy.pt").read_bytes()
+
+    def fails(config, folder, show_progress=True):
+        (folder / "policy.pt").write_bytes(b"half")
+        raise UserError(f"{folder}/policy.pt: the disk is full")
+
+    monkeypatch.setattr(demonstrator, "train_demonstrator", fails)
+    assert cli(["demo", "train", "--timesteps", "30", "--out", str(out), "--force"]) == 2
+    assert "the disk is full" in capsys.readouterr().err
+    assert (out / "policy.pt").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
 def test_the_same_seed_trains_the_same_policy(tmp_path):
     """SAC on CPU is bit-for-bit reproducible at a fixed seed and thread count (torch_threads, recorded in
     config.json): the policy depends on the thread count, so it is a config value, not the machine's."""

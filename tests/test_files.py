@@ -23,6 +23,7 @@ from mirrorlab.files import (
     load_torch,
     locked_output_dir,
     read_json,
+    staged_output_dir,
 )
 from mirrorlab.provenance import provenance
 
@@ -259,3 +260,23 @@ def test_a_full_disk_leaves_the_old_file_and_no_temp_file(tmp_path):
     with pytest.raises(UserError, match=r"metrics\.json: the disk is full .*nothing was replaced"):
         atomic_write_via(tmp_path / "metrics.json", fill_then_fail)
     assert (tmp_path / "metrics.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_force_replaces_a_staged_result_only_once_the_new_one_is_complete(tmp_path):
+    out = tmp_path / "demo"
+    with staged_output_dir(out, "demo") as folder:
+        atomic_write_text(folder / "policy.json", "old")
+    with pytest.raises(UserError, match="already holds results"):
+        with staged_output_dir(out, "demo"):
+            pass
+    with pytest.raises(KeyboardInterrupt):  # interrupted half way: the old result stays, the half is removed
+        with staged_output_dir(out, "demo", force=True) as folder:
+            assert folder != out
+            atomic_write_text(folder / "policy.json", "half")
+            raise KeyboardInterrupt
+    assert (out / "policy.json").read_text() == "old"
+    with staged_output_dir(out, "demo", force=True) as folder:
+        atomic_write_text(folder / "policy.json", "new")
+        assert (out / "policy.json").read_text() == "old"  # still there while the new one is written
+    assert (out / "policy.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging debris
