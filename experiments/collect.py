@@ -6,8 +6,10 @@ and is filmed from `self_view` (perform). Babble episode j: the self arm under s
 The format is documented in `mirrorlab.envs.paired` (HDF5, readable with plain h5py).
 
 Shards run in parallel processes (or on a Ray cluster); rerunning the same command continues a killed
-collection (shards whose bytes are unchanged are kept, the rest redone). `--check-only` collects
-nothing: it checks every episode's hashes (frames included) and replays some bit for bit.
+collection (shards whose bytes are unchanged are kept, the rest redone). Until it finishes, the
+manifest says `complete: false` and every reader refuses the folder; a second `collect` on the same
+`--out` is refused while the first holds the folder's lock. `--check-only` collects nothing: it
+checks every episode's hashes (frames included) and replays some bit for bit.
 """
 
 from __future__ import annotations
