@@ -154,6 +154,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     from mirrorlab.analysis import imitation as stats
 
     config.validate()
+    resolve_workers(config.workers, "config: workers")
     by_data = check_runs(runs, analysis)
     mirror = mirror_measures_by_run(analysis, MIRROR_MEASURES)
     claim_output_dir(out, "imitate", force=force)
