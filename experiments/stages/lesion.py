@@ -373,7 +373,11 @@ def write_summary(out: Path, config: LesionConfig, results: dict[str, dict[str, 
     from mirrorlab.analysis.figures import lesion_effects as effects_figure
     from mirrorlab.analysis.lesion import dose_report, dose_response, lesion_report, summarise_lesions
 
-    lesioned = [r for k, r in results.items() if not k.startswith("dose:")]
+    from mirrorlab.agents.conditions import CONDITIONS
+
+    order = list(CONDITIONS)  # tables and panels in the study's condition order, whatever order --runs named
+    lesioned = sorted((r for k, r in results.items() if not k.startswith("dose:")),
+                      key=lambda r: (r["group"], order.index(r["condition"]), r["seed"]))
     questions = {o.name: o.question for o in OUTCOMES}
     names = {o.name: o.label for o in OUTCOMES}
     summary = summarise_lesions(lesioned, questions, config.ks)
