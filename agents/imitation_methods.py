@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mirrorlab.agents.handover import build_handover
-from mirrorlab.agents.imitation_task import ImitationTask, Video
+from mirrorlab.agents.imitation_task import ImitationTask, Replay, Video
 from mirrorlab.agents.runs import DEVICES, check_seed
 from mirrorlab.errors import UserError
 
@@ -146,10 +146,7 @@ class Method:
 
 def replay(actions: Callable[[Video], np.ndarray]) -> Callable[[Video], Actor]:
     """An open-loop method: the actions it reads from a video, replayed."""
-    def make(video: Video) -> Actor:
-        planned = actions(video)
-        return lambda _obs, t: planned[t]
-    return make
+    return lambda video: Replay(actions(video))
 
 
 # --- bounds and references -----------------------------------------------------------------------------
@@ -159,8 +156,7 @@ def _oracle(ctx: Context) -> Built:
 
 def _random(ctx: Context) -> Built:
     rng = np.random.default_rng([ctx.config.seed, ctx.seed, 1])
-    A = ctx.task.header.action_dim
-    return (lambda _v: (lambda _o, _t: rng.uniform(-1, 1, A))), {}
+    return replay(lambda v: rng.uniform(-1, 1, v.actions.shape)), {}
 
 
 def _goal_given(ctx: Context) -> Built:
@@ -246,7 +242,7 @@ def _bco_alpha(ctx: Context) -> Built:
     for i in range(ctx.config.bco_iterations):
         for video in ctx.task.fit:
             inferred = _infer(idm, _video_windows([video])[0])
-            own = ctx.task.rollout(video, lambda _o, t, a=inferred: a[t], camera=ctx.task.header.perform_camera)
+            own = ctx.task.rollout(video, Replay(inferred), camera=ctx.task.header.perform_camera)
             all_windows.append(episode_windows(own["frames"][None])[0])
             all_actions.append(own["actions"])
         idm = _fit(ctx, np.concatenate(all_windows), np.concatenate(all_actions), idm, i + 1)
@@ -331,6 +327,8 @@ def _planner(kind: str) -> Callable[[Context], Built]:
 
         def make(video: Video) -> Actor:
             i = index[id(video)]
+            if not (c.replan_every and c.replan_iterations and core.model.grounded):
+                return Replay(plans[i])
             match = match_for(kind, core.model, [video], states[i:i + 1])
             return PlanningActor(core.model, match, plans[i], replan_every=c.replan_every,
                                  replan_iterations=c.replan_iterations, seed=ctx.seed, lesion=core.lesion)

@@ -47,6 +47,17 @@ class Video:
         return specular(self.target) if self.appearance == "mirrored" else self.target
 
 
+class Replay:
+    """An actor that replays a fixed action sequence [T, A]: it needs no camera and no simulator state, so the
+    task rolls it out in an env that renders nothing (most methods are replays of what they read)."""
+
+    def __init__(self, actions: np.ndarray):
+        self.actions = np.asarray(actions, np.float32)
+
+    def __call__(self, _obs: Any, t: int) -> np.ndarray:
+        return self.actions[t]
+
+
 def specular(point: np.ndarray) -> np.ndarray:
     """A base-frame point reflected across the arm's sagittal plane (x -> -x)."""
     return np.asarray(point, np.float64) * np.array([-1.0, 1.0, 1.0])
@@ -71,6 +82,8 @@ class ImitationTask:
             self.header = data.header
             self.env = imitation_env(self.header)
             self.physics = self.env.unwrapped.physics
+            # The same self arm, unrendered: for replays (rendering every step of every rollout cost most).
+            self.replay_env = self.header.make_env("self", observe_target=False, visible_targets="other")
             refs = {r.episode_id: r for r in data.episodes("demo")}
             self.train = [self._video(data.read_episode(refs[i])) for i in train_ids]
             self.fit = [self._video(data.read_episode(refs[i])) for i in fit_ids]
@@ -104,10 +117,11 @@ class ImitationTask:
                      result["target"])
 
     def rollout(self, video: Video, act: Callable[[Any, int], np.ndarray], **kwargs: Any) -> dict[str, Any]:
-        """The self arm from the video's reset seed (its start pose), `act` acting (`envs.episodes.rollout`)."""
+        """The self arm from the video's reset seed (its start pose), `act` acting (`envs.episodes.rollout`);
+        a `Replay` runs in the unrendered env (frames only where `camera` asks for them)."""
         from mirrorlab.envs.episodes import rollout
 
-        return rollout(self.env, video.seed, act, **kwargs)
+        return rollout(self.replay_env if isinstance(act, Replay) else self.env, video.seed, act, **kwargs)
 
     def start_frame(self, video: Video) -> np.ndarray:
         """The self arm's own first frame [S, S, 3] when it imitates `video` (its reset seed), before acting."""
@@ -135,3 +149,4 @@ class ImitationTask:
 
     def close(self) -> None:
         self.env.close()
+        self.replay_env.close()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mirrorlab.agents.imitation_methods import Context, plan_videos
+from mirrorlab.agents.imitation_task import Replay
 
 
 def patch_rows(ctx: Context) -> list[dict[str, Any]]:
@@ -30,7 +31,7 @@ def patch_rows(ctx: Context) -> list[dict[str, Any]]:
     plans = plan_videos("goal_inference", ctx, videos + controls, hosts + hosts)
 
     def final_tip(host, plan) -> np.ndarray:
-        tips = task.rollout(host, lambda _o, t: plan[t])["fingertip_pos"]
+        tips = task.rollout(host, Replay(plan))["fingertip_pos"]
         return task.physics.to_base_frame("self", tips[-1])
 
     rows = []

@@ -182,7 +182,7 @@ def test_imitate_scores_every_method_with_the_task_only_in_the_video(analyzed_ru
                      ("closed_loop", "separate"), ("synthesis", "shared"), ("latent", "shared"),
                      ("goal_inference", "shared")}  # the planners run on mirror_conditions only
     assert {r["method"] for r in rows if not r.get("core")} == {"oracle", "random", "goal_given", "what_then_how",
-                                                                 "bc", "bco", "bco_alpha", "dagger"}
+                                                                 "bc", "bco", "bco_alpha", "dagger", "handover"}
     # The dataset's own appearance and one no core trained on, 3 test videos each, every method.
     assert {r["appearance"] for r in rows} == {"identical", "held_out_color"}
     oracle = [r for r in rows if r["method"] == "oracle"]

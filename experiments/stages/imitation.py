@@ -59,7 +59,7 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
     import torch
     from threadpoolctl import threadpool_limits
 
-    from mirrorlab.agents.imitation_task import ImitationTask
+    from mirrorlab.agents.imitation_task import ImitationTask, Replay
     from mirrorlab.agents.patching import patch_rows
 
     # Small CNNs: extra threads only spin against each other (and against parallel jobs).
@@ -70,7 +70,7 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
     task = ImitationTask(Path(data_path), loaded[0].train_episode_ids, loaded[0].test_episode_ids, config.episodes,
                          config.appearances)
     try:
-        oracle_tips = {(a, v.episode_id): task.rollout(v, lambda _o, t, x=v.actions: x[t])["fingertip_pos"]
+        oracle_tips = {(a, v.episode_id): task.rollout(v, Replay(v.actions))["fingertip_pos"]
                        for a, videos in task.test.items() for v in videos}
         ctx = Context(task, config, seed, device, make_expert(task))
         base = {"view": task.header.observe_camera, "trained_on": task.appearance, "data": data_path}
