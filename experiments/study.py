@@ -65,7 +65,8 @@ class StudyConfig:
         episodes=6, mirror_conditions=("shared",), policy_epochs=10, refit_epochs=5, dagger_iterations=2,
         bco_iterations=1))
     spillover: bool = True                 # seed 003's test on every run
-    # Do mirror units matter? Unit sets silenced inside the recurrence of every analyzed run (None: skipped).
+    # Do mirror units matter? Unit sets silenced inside the recurrence of the headline runs (the first view, the
+    # identical arm: every condition) (None: skipped).
     lesion: LesionConfig | None = field(default_factory=LesionConfig)
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
@@ -305,8 +306,9 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
                                  show_progress=show_progress, ray_address=ray_address)["report"]
     lap("imitate")
     if config.lesion is not None:
-        parts["lesion"] = lesion(runs, analysis_dir, out / "lesion", dataclasses.replace(config.lesion,
-                                                                                        workers=config.workers),
+        headline = [r for w, _, r in plan if w == scenario_dir(config.views[0], config.appearances[0])]
+        parts["lesion"] = lesion(headline, analysis_dir, out / "lesion", dataclasses.replace(config.lesion,
+                                                                                            workers=config.workers),
                                  force=True, ray_address=ray_address, show_progress=show_progress)["report"]
         lap("lesion")
     if config.spillover:

@@ -283,9 +283,10 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
 
     from mirrorlab.experiments.stages.imitation import condition_label
 
-    def run(name, condition, weight, babble=False, grounding="start_frame"):
+    def run(name, condition, weight, babble=False, grounding="start_frame", selectivity=0.0):
         return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight,
-                                                                 inverse_babble=babble, perform_grounding=grounding))
+                                                                 inverse_babble=babble, perform_grounding=grounding,
+                                                                 selectivity_weight=selectivity))
 
     assert condition_label(run("shared__seed0", "shared", 1.0)) == "shared"
     assert condition_label(run("shared__seed0", "shared", 0.25)) == "shared@w0.25"
@@ -295,3 +296,4 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
     assert condition_label(run("shared__seed0", "shared", 0.25, babble=True)) == "shared+babble@w0.25"
     assert condition_label(run("untrained__seed0", "untrained", 1.0, babble=True)) == "untrained"
     assert condition_label(run("shared__seed0", "shared", 1.0, grounding="none")) == "shared-ungrounded"
+    assert condition_label(run("shared__seed0", "shared", 1.0, selectivity=-0.3)) == "shared@sel-0.3"

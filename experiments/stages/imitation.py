@@ -96,7 +96,7 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
 def condition_label(run: Run) -> str:
     """The run's condition as its rows name it: the run name's condition (`shared`, `shared_selfvideo`, ...),
     plus `+babble` when its inverse head also learnt from the self arm's babbling, `@w<weight>` for a weight
-    other than 1 and `-ungrounded` for the action-only perform path, so runs that learnt differently are
+    other than 1, `@sel<weight>` for a selectivity term and `-ungrounded` for the action-only perform path, so runs that learnt differently are
     scored apart rather than pooled (the untrained core has no loss, so neither training mark)."""
     label = run.name.split("__")[0]
     if run.config.perform_grounding != "start_frame":
@@ -107,6 +107,8 @@ def condition_label(run: Run) -> str:
         label += "+babble"
     if run.config.inverse_weight != 1.0:
         label += f"@w{run.config.inverse_weight:g}"
+    if run.config.selectivity_weight:
+        label += f"@sel{run.config.selectivity_weight:g}"
     return label
 
 

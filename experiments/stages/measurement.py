@@ -33,8 +33,9 @@ def group_key(run: Run) -> str:
     """Runs that differ only by condition and seed form one group: what they watched (appearance, view), inverse
     data, loss weight, perform grounding."""
     c = run.config
+    selectivity = f", selectivity={c.selectivity_weight:g}" if c.selectivity_weight else ""
     return (f"{run.watched}, inverse_data={c.inverse_source}, inverse_weight={c.inverse_weight:g}, "
-            f"grounding={c.perform_grounding}")
+            f"grounding={c.perform_grounding}{selectivity}")
 
 
 def slug(text: str) -> str:
