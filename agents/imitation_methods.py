@@ -62,6 +62,7 @@ class ImitateConfig:
     plan_iterations: int = 150     # the mirror-system planners: Adam steps of the plan (all test videos at once)
     replan_every: int = 0          # re-plan from the own frame every this many steps (grounded cores; 0: never)
     replan_iterations: int = 30
+    learner_episodes: int = 0      # training videos the learnt baselines fit on (0: all the runs trained on)
     patching: bool = True          # activation patching on the mirror_conditions' cores (agents/patching.py)
     bootstrap: int = 2000          # resamples of (seeds, videos) for the intervals
     workers: int = 1               # (dataset, seed) jobs scored in parallel
@@ -74,7 +75,7 @@ class ImitateConfig:
         for name in ("episodes", "policy_epochs", "refit_epochs", "dagger_episodes", "plan_iterations", "bootstrap"):
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dagger_iterations", "bco_iterations", "replan_every", "replan_iterations"):
+        for name in ("dagger_iterations", "bco_iterations", "replan_every", "replan_iterations", "learner_episodes"):
             if getattr(self, name) < 0:
                 raise UserError(f"config: {name} must be >= 0, got {getattr(self, name)}")
         if not (self.policy_lr > 0 and math.isfinite(self.policy_lr)):
@@ -122,6 +123,24 @@ class Context:
     device: str
     expert: Actor
     core: Core | None = None
+    fits: dict[str, Any] = field(default_factory=dict)  # first fits several methods start from (this seed)
+
+    @property
+    def learner_videos(self) -> list[Video]:
+        """What the learnt baselines fit on: the runs' training videos (the first `learner_episodes`, if set)
+        and the fit videos, so they see what the cores saw."""
+        n = self.config.learner_episodes
+        return (self.task.train[:n] if n else self.task.train) + self.task.fit
+
+    def first_fit(self, key: str, data: Callable[[], tuple[np.ndarray, np.ndarray]]):
+        """One first fit per kind of data however many methods start from it (BC and DAgger's first policy
+        are the same fit of the same video windows; BCO and BCO(alpha) the same inverse dynamics); each
+        caller gets its own copy, as refits train a policy in place."""
+        import copy
+
+        if key not in self.fits:
+            self.fits[key] = _fit(self, *data())
+        return copy.deepcopy(self.fits[key])
 
 
 Built = tuple[Callable[[Video], Actor], dict[str, Any]]
@@ -191,7 +210,7 @@ def _what_then_how(ctx: Context) -> Built:
     """The target read from the video's first frame (a CNN fitted on every training and fit video with its
     target), then reached by the self arm's own scripted controller (no imitation of the movement)."""
     task = ctx.task
-    videos = task.train + task.fit
+    videos = ctx.learner_videos
     d = 2 if task.env.unwrapped.planar else 3
     targets = np.stack([v.target[:d] for v in videos])
     scale = 1.25 * float(np.abs(targets).max()) or 1.0
@@ -210,10 +229,15 @@ def _what_then_how(ctx: Context) -> Built:
     return make, {}
 
 
-def _bc(ctx: Context) -> Built:
-    videos = ctx.task.train + ctx.task.fit
+def _demonstrations(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Video windows [M, 3, 3, S, S] of the learners' videos and the demonstrator's actions [M, A]."""
+    videos = ctx.learner_videos
     windows = _video_windows(videos)
-    policy = _fit(ctx, windows.reshape(-1, *windows.shape[2:]), np.concatenate([v.actions for v in videos]))
+    return windows.reshape(-1, *windows.shape[2:]), np.concatenate([v.actions for v in videos])
+
+
+def _bc(ctx: Context) -> Built:
+    policy = ctx.first_fit("demonstrations", lambda: _demonstrations(ctx))
     return replay(lambda v: _infer(policy, _video_windows([v])[0])), {}
 
 
@@ -226,8 +250,7 @@ def _babble_idm(ctx: Context):
 
 
 def _bco(ctx: Context) -> Built:
-    windows, actions = _babble_idm(ctx)
-    idm = _fit(ctx, windows, actions)
+    idm = ctx.first_fit("babble", lambda: _babble_idm(ctx))
     return replay(lambda v: _infer(idm, _video_windows([v])[0])), {}
 
 
@@ -237,7 +260,7 @@ def _bco_alpha(ctx: Context) -> Built:
     from mirrorlab.agents.imitation import episode_windows
 
     windows, actions = _babble_idm(ctx)
-    idm = _fit(ctx, windows, actions)
+    idm = ctx.first_fit("babble", lambda: (windows, actions))
     all_windows, all_actions = [windows], [actions]
     for i in range(ctx.config.bco_iterations):
         for video in ctx.task.fit:
@@ -253,10 +276,8 @@ def _dagger(ctx: Context) -> Built:
     from mirrorlab.agents.imitation import TrackingActor, dagger
 
     task, config = ctx.task, ctx.config
-    videos = task.train + task.fit
-    windows = _video_windows(videos)
-    flat, labels = windows.reshape(-1, *windows.shape[2:]), np.concatenate([v.actions for v in videos])
-    policy = _fit(ctx, flat, labels)
+    flat, labels = _demonstrations(ctx)
+    policy = ctx.first_fit("demonstrations", lambda: (flat, labels))
 
     def expert_rollout(policy, index: int):
         video = task.fit[index % len(task.fit)]

@@ -297,3 +297,23 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
     assert condition_label(run("untrained__seed0", "untrained", 1.0, babble=True)) == "untrained"
     assert condition_label(run("shared__seed0", "shared", 1.0, grounding="none")) == "shared-ungrounded"
     assert condition_label(run("shared__seed0", "shared", 1.0, selectivity=-0.3)) == "shared@sel-0.3"
+
+
+def test_methods_that_start_from_the_same_fit_share_it_and_each_gets_its_own_copy(monkeypatch):
+    """BC and DAgger's first policy (and BCO and BCO(alpha)'s inverse dynamics) are one fit per seed: it runs
+    once, and each caller gets a copy, so one method's refits cannot change another's policy."""
+    from types import SimpleNamespace
+
+    from mirrorlab.agents import imitation_methods as methods
+
+    calls = []
+    monkeypatch.setattr(methods, "_fit", lambda ctx, x, y: calls.append(len(x)) or torch.nn.Linear(2, 2))
+    ctx = methods.Context(task=None, config=SimpleNamespace(learner_episodes=0), seed=0, device="cpu", expert=None)
+    data = lambda: (np.zeros((5, 2)), np.zeros((5, 2)))  # noqa: E731
+    a, b = ctx.first_fit("demonstrations", data), ctx.first_fit("demonstrations", data)
+    assert calls == [5] and a is not b and torch.equal(a.weight, b.weight)
+    with torch.no_grad():
+        a.weight.add_(1.0)
+    assert not torch.equal(a.weight, ctx.first_fit("demonstrations", data).weight)
+    ctx.first_fit("babble", data)
+    assert calls == [5, 5]
