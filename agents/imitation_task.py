@@ -9,11 +9,12 @@ two: the first half are *fit* videos (what BCO(alpha) and DAgger may roll out on
 appearances no core trained on (`held_out_color`), which are rendered here: the demonstrator acting on
 the same reset seeds with the other arm in that appearance, filmed from the dataset's own camera.
 
-Goals, declared. Every demonstration has an *anatomical* goal: the target in the self arm's own base
-frame, where the demonstrator's joint movement takes the self arm (`success`). For a mirrored other
-arm the video shows the mirror image of that movement, so a visual copier reaches the *specular* goal,
-the target reflected across the arm's sagittal plane (x -> -x in its base frame): `success_specular`.
-For every other appearance the two goals coincide.
+Goals, declared. Every demonstration's goal is its target in the self arm's own base frame (`success`,
+goal-level: for another body the same joint movement may end elsewhere). For a mirrored other arm that
+is the *anatomical* goal, where the same joint movement takes the self arm; its video shows the mirror
+image of the movement, so a visual copier reaches the *specular* goal, the target reflected across the
+arm's sagittal plane (x -> -x in its base frame): `success_specular`. For every other appearance the two
+goals coincide.
 """
 
 from __future__ import annotations

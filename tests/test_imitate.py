@@ -203,7 +203,8 @@ def test_imitate_scores_every_method_with_the_task_only_in_the_video(analyzed_ru
     assert table["oracle"]["success"]["n_seeds"] == 1 and table["inverse [shared]"]["success"]["n_videos"] == 3
     assert all(0 <= e["success"]["low"] <= e["success"]["mean"] <= e["success"]["high"] <= 1 for e in table.values())
     assert metrics["methods"]["dagger"]["expert"] is True and metrics["methods"]["latent"]["family"] == "mirror system"
-    assert "anatomical" in metrics["targets"]["other_view | trained on identical -> watching identical"]
+    goals = metrics["targets"]["other_view | trained on identical -> watching identical"]
+    assert goals["target"]["reference"] == "oracle" and "specular" not in goals  # no mirrored video here
     assert len(list(csv.DictReader((out / "imitation.csv").open()))) == len(rows)
     assert "| dagger | baseline |" in (out / "report.md").read_text()
     assert (out / "figures" / "success_by_method.png").read_bytes()[:4] == b"\x89PNG"
@@ -317,3 +318,24 @@ def test_methods_that_start_from_the_same_fit_share_it_and_each_gets_its_own_cop
     assert not torch.equal(a.weight, ctx.first_fit("demonstrations", data).weight)
     ctx.first_fit("babble", data)
     assert calls == [5, 5]
+
+
+def test_targets_compare_with_the_goal_given_reference_where_the_bodies_differ():
+    """On a morphology video the oracle's replayed actions land elsewhere (0%), so the best from-video method is
+    measured against the goal-given reference; on an identical arm against the oracle; the specular goal only
+    where a goal-given-specular reference ran (mirrored videos)."""
+    from mirrorlab.agents.imitation_methods import METHOD_RECORDS
+    from mirrorlab.analysis.imitation import targets
+
+    def entry(method, success, core=None):
+        stat = {"mean": success, "low": success, "high": success}
+        return {"success": stat, "success_specular": stat, "method": method, "core": core}
+
+    table = {"oracle": entry("oracle", 0.0), "goal_given": entry("goal_given", 1.0), "bco": entry("bco", 0.2),
+             "inverse [shared]": entry("inverse", 0.45, "shared"), "latent [shared]": entry("latent", 0.3, "shared")}
+    out = targets({"a": table, "b": {**table, "oracle": entry("oracle", 0.9)}}, METHOD_RECORDS,
+                  {"a": "morphology", "b": "identical"})
+    assert out["a"]["target"]["reference"] == "goal_given" and out["a"]["target"]["best_of_reference"] == 0.45
+    assert out["b"]["target"]["reference"] == "oracle" and out["b"]["target"]["best_of_reference"] == 0.5
+    assert out["a"]["target"]["best"] == "inverse [shared]" and out["a"]["target"]["beats"] == {"bco": True}
+    assert abs(out["a"]["target"]["mirror_gap_points"] - 15.0) < 1e-9 and "specular" not in out["a"]

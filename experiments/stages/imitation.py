@@ -177,7 +177,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     metrics["runs"] = [str(r) for r in runs]
     metrics["methods"] = METHOD_RECORDS
     metrics["summary"] = stats.summarise(rows, config.bootstrap, config.seed)
-    metrics["targets"] = stats.targets(metrics["summary"], METHOD_RECORDS)
+    metrics["targets"] = stats.targets(metrics["summary"], METHOD_RECORDS, stats.settings(rows))
     metrics["mirror_vs_imitation"] = correlate_with_mirroring(rows, mirror)
     metrics["patching"] = stats.patching_summary(patches, config.bootstrap, config.seed)
     metrics["wall_time_s"] = time.perf_counter() - started
