@@ -60,14 +60,15 @@ class StudyConfig:
     inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
     self_video_inverse: bool = False       # also shared cores whose inverse head saw only the self arm's video
-    # The small preset's imitation: the shared core's synthesis only, short policy fits (a 15-minute budget).
+    # The small preset's imitation: the shared core plans, the learnt baselines fit on a third of the training
+    # videos with short fits (their CNN fits were 85% of imitation's CPU time: README, bench study).
     imitation: ImitateConfig = field(default_factory=lambda: ImitateConfig(
-        episodes=6, mirror_conditions=("shared",), policy_epochs=10, refit_epochs=5, dagger_iterations=2,
-        bco_iterations=1))
+        episodes=6, mirror_conditions=("shared",), policy_epochs=5, refit_epochs=3, dagger_iterations=1,
+        dagger_episodes=2, bco_iterations=1, learner_episodes=15, plan_iterations=100))
     spillover: bool = True                 # seed 003's test on every run
     # Do mirror units matter? Unit sets silenced inside the recurrence of the headline runs (the first view, the
     # identical arm: every condition) (None: skipped).
-    lesion: LesionConfig | None = field(default_factory=LesionConfig)
+    lesion: LesionConfig | None = field(default_factory=lambda: LesionConfig(ks=(2, 4, 8)))
     video_size: int = 192                  # px per arm view in the perform-vs-observe videos
     workers: int = 0                       # 0: one per CPU core
     device: str = "cpu"
@@ -101,36 +102,35 @@ class StudyConfig:
 
 
 PRESETS = {
-    # The whole `make study` on a fresh 2-core machine, setup included, within 15 minutes (measured 11.6).
+    # The whole `make study` on a fresh 2-core machine, setup included: its budget is BUDGET_MIN (times: README).
     "small": StudyConfig(),
     # The README's embodied headline numbers: >= 5 seeds, every condition on the identical-looking arm, the
     # SB3 demonstrator. The inverse head learns from the other's demonstrations and the self arm's own
     # labelled babbling (180 episodes, 135 of them trained on): with babbling 60 and demonstrations only,
-    # it read demonstrations (R^2 0.86) but not random movements (babble R^2 -0.13; see README).
-    # Budget 60 minutes on 2 CPU cores; measured 81.9 (training on the babbling and BCO's larger fits: README).
+    # it read demonstrations but not random movements (README). Its budget is BUDGET_MIN (times: README).
     "medium": StudyConfig(demonstrator="sac", episodes=200, babble=180, seeds=(0, 1, 2, 3, 4),
                           train=TrainConfig(inverse_babble=True),
-                          imitation=ImitateConfig(episodes=10, mirror_conditions=("shared",))),
-    # The 3-D arm, identical-looking other arm, 5 seeds: its own documented run, made with the learner before
-    # `inverse_babble` (demonstrations only, babbling 60) and a short imitation test (no learnt baselines).
+                          imitation=ImitateConfig(episodes=20, mirror_conditions=("shared",)), lesion=LesionConfig()),
+    # The 3-D arm, identical-looking other arm, 5 seeds, on the general learner (the inverse head also learns
+    # from the self arm's babbling, as in medium), a short imitation test (no learnt baselines).
     "arm3d": StudyConfig(env_id="mirrorlab/Arm3DReach-v0", toy=False, demonstrator="sac", demo_timesteps=40_000,
-                         episodes=200, babble=60, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
-                         train=TrainConfig(),
+                         episodes=200, babble=180, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
+                         train=TrainConfig(inverse_babble=True),
                          imitation=ImitateConfig(episodes=10, learners=False, mirror_conditions=())),
     # Seed 000's tuning parameter on the embodied core: the loss weight between the forward and inverse
     # objectives, for shared, separate and untrained cores on the identical-looking other arm.
-    # Three seeds (27 runs) keep it under an hour on 2 CPU cores; five seeds would be 45 runs. Measured with
-    # the learner before `inverse_babble` (demonstrations only), as this preset still runs it.
+    # Three seeds (27 runs; five would be 45), on the learner before `inverse_babble` (demonstrations only).
     "tuning": StudyConfig(toy=False, demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2),
                           conditions=("shared", "separate", "untrained"), appearances=("identical",),
                           inverse_weights=(0.0, 0.25, 1.0, 4.0), train=TrainConfig(),
-                          imitation=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=False),
+                          imitation=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=False,
+                          lesion=None),
     # For a GPU: 64 px, more data, every condition for every appearance.
     "full": StudyConfig(frame_size=64, demonstrator="sac", episodes=400, babble=200, seeds=(0, 1, 2, 3, 4),
                         appearance_conditions=tuple(CONDITIONS), device="auto",
                         train=TrainConfig(epochs=30, inverse_babble=True),
                         self_video_inverse=True,
-                        imitation=ImitateConfig(episodes=40)),
+                        imitation=ImitateConfig(episodes=40), lesion=LesionConfig()),
 }
 
 
