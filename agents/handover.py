@@ -3,9 +3,9 @@
 "Let the model and the player have a hand on the joystick at the same time. Once the model feels like it's
 in a strange situation, it hands over control to the player." As in EnsembleDAgger (Menda et al. 2019) and
 ThriftyDAgger (Hoque et al. 2021): an ensemble of DAgger's tracking policies (own frames t-1, t and the
-video's t+1 -> action, `agents.imitation.TrackingActor`), each fitted from its own seed on the same data,
-drives with its mean action; where the members disagree beyond a threshold, the expert drives that step
-and its action is the label kept. Unlike DAgger, the expert is asked only at those steps, and the learner
+video's t+1 -> action, `agents.imitation.TrackingActor`) fitted on the same videos, member 0 DAgger's own
+first policy and the others from their own seeds, drives with its mean action; where the members disagree
+beyond a threshold, the expert drives that step and its action is the label kept. Unlike DAgger, the expert is asked only at those steps, and the learner
 visits the states the expert steers it back to.
 
 Equal queries. DAgger asks for `dagger_episodes x T` labels per iteration. The handover learner gets the
@@ -133,20 +133,24 @@ def mean_policy(members: list[Callable[[Any], np.ndarray]]) -> Callable[[Any], n
 
 def build_handover(ctx: "Context", settings: HandoverSettings = SETTINGS) -> "Built":
     """The `handover` method: DAgger's tracking policy as an ensemble that hands over control, at DAgger's
-    expert-query budget (`dagger_iterations`, `dagger_episodes`, the same fit and refit epochs)."""
+    expert-query budget (`dagger_iterations`, `dagger_episodes`), on DAgger's videos with its fit and refit
+    epochs."""
     from mirrorlab.agents.imitation import TrackingActor, episode_windows, fit_frame_policy
 
     task, c = ctx.task, ctx.config
-    videos = task.train + task.fit
+    videos = ctx.learner_videos
     windows = episode_windows(np.stack([v.frames for v in videos]))
     flat, labels = windows.reshape(-1, *windows.shape[2:]), np.concatenate([v.actions for v in videos])
 
+    def member(k: int, x: np.ndarray, y: np.ndarray, policy, iteration: int):
+        return fit_frame_policy(x, y, epochs=c.policy_epochs if policy is None else c.refit_epochs, lr=c.policy_lr,
+                                seed=ctx.seed * 100 + iteration + 10_000 * k, policy=policy, device=ctx.device)
+
     def fit(x: np.ndarray, y: np.ndarray, members: list | None, iteration: int) -> list:
-        # Member 0 is seeded as DAgger's policy; the others from their own seeds (init, batches, shifts).
-        return [fit_frame_policy(x, y, epochs=c.policy_epochs if members is None else c.refit_epochs, lr=c.policy_lr,
-                                 seed=ctx.seed * 100 + iteration + 10_000 * k,
-                                 policy=None if members is None else members[k], device=ctx.device)
-                for k in range(settings.members)]
+        if members is None:  # member 0 is DAgger's first policy (a copy of the seed's one fit), the others their own
+            return [ctx.first_fit("demonstrations", lambda: (x, y))] + \
+                [member(k, x, y, None, 0) for k in range(1, settings.members)]
+        return [member(k, x, y, m, iteration) for k, m in enumerate(members)]
 
     def rollout(members: list, threshold: float, budget: int, index: int) -> SharedControl:
         video = task.fit[index % len(task.fit)]

@@ -83,7 +83,9 @@ def test_the_handover_method_imitates_videos_within_daggers_query_budget(tiny_da
     task = ImitationTask(tiny_dataset, [0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 2)
     try:
         config = ImitateConfig(episodes=2, policy_epochs=2, refit_epochs=1, dagger_iterations=1, dagger_episodes=1)
-        make, extra = build_handover(Context(task, config, 0, "cpu", make_expert(task)))
+        ctx = Context(task, config, 0, "cpu", make_expert(task))
+        make, extra = build_handover(ctx)
+        assert list(ctx.fits) == ["demonstrations"]  # member 0 is DAgger's first policy: one fit per seed
         T = len(task.fit[0].actions)
         assert 0 < extra["expert_queries"] == extra["expert_driven_steps"] <= 1 * 1 * T  # DAgger asks 1 x 1 x T
         steps = extra["expert_driven_steps"] + extra["learner_driven_steps"]
