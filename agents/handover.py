@@ -5,8 +5,8 @@ in a strange situation, it hands over control to the player." As in EnsembleDAgg
 ThriftyDAgger (Hoque et al. 2021): an ensemble of DAgger's tracking policies (own frames t-1, t and the
 video's t+1 -> action, `agents.imitation.TrackingActor`) fitted on the same videos, member 0 DAgger's own
 first policy and the others from their own seeds, drives with its mean action; where the members disagree
-beyond a threshold, the expert drives that step and its action is the label kept. Unlike DAgger, the expert is asked only at those steps, and the learner
-visits the states the expert steers it back to.
+beyond a threshold, the expert drives that step and its action is the label kept. Unlike DAgger, the expert
+is asked only at those steps, and the learner visits the states the expert steers it back to.
 
 Equal queries. DAgger asks for `dagger_episodes x T` labels per iteration. The handover learner gets the
 same budget per iteration, as a hard cap, and runs episodes until it is spent (at most `2 x dagger_episodes
