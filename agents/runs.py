@@ -220,6 +220,10 @@ class Run:
         suffix = "" if self.config.inverse_data == "other" else f"_{self.config.inverse_data}video"
         return f"{self.config.condition}{suffix}__seed{self.config.seed}"
 
+    @property
+    def label(self) -> str:
+        return run_label(self)
+
     def load_core(self, device: str = "cpu"):
         """The trained core, in eval mode, on `device` (weights-only load)."""
         model = build_core(self.config, self.record["data"])
@@ -276,3 +280,23 @@ def read_run(run_dir: str | Path) -> Run:
             raise UserError(f"{where}: key 'config.{key}' is {getattr(config, key)}, more than {limit}; refusing to "
                             "build it")
     return Run(run_dir, config, record)
+
+
+def run_label(run) -> str:
+    """A run (anything with its `name` and `config`) as every stage's rows and reports name it: the run name's
+    condition (`shared`, `shared_selfvideo`, ...), plus `+babble` when its inverse head also learnt from the self
+    arm's babbling, `@w<weight>` for a weight other than 1, `@sel<weight>` for a selectivity term and
+    `-ungrounded` for the action-only perform path, so runs that learnt differently are scored apart rather
+    than pooled (the untrained core has no loss, so no training mark)."""
+    label = run.name.split("__")[0]
+    if run.config.perform_grounding != "start_frame":
+        label += f"-{run.config.perform_grounding.replace('none', 'ungrounded')}"
+    if run.config.condition == "untrained":
+        return label
+    if run.config.inverse_babble:
+        label += "+babble"
+    if run.config.inverse_weight != 1.0:
+        label += f"@w{run.config.inverse_weight:g}"
+    if run.config.selectivity_weight:
+        label += f"@sel{run.config.selectivity_weight:g}"
+    return label

@@ -282,7 +282,7 @@ def test_imitate_rejects_a_folder_that_is_not_a_run_or_an_unanalyzed_run(analyze
 def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_data():
     from types import SimpleNamespace
 
-    from mirrorlab.experiments.stages.imitation import condition_label
+    from mirrorlab.agents.runs import run_label as condition_label
 
     def run(name, condition, weight, babble=False, grounding="start_frame", selectivity=0.0):
         return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight,

@@ -126,7 +126,7 @@ def test_the_spillover_command_on_analyzed_runs(analyzed_runs, tmp_path):
     assert {r["condition"] for r in metrics["runs"]} == {"shared", "separate"}
     row = metrics["runs"][0]
     assert len(row["curve_relative"]) == 300 // 50 + 1 and np.isfinite(row["r"]) and 0 < row["p"] <= 1
-    assert set(metrics["groups"]["identical"]) == {"shared", "separate"}
+    assert set(metrics["groups"]["identical, other_view"]) == {"shared", "separate"}
     assert (out / "figures" / "spillover_vs_feedback.png").read_bytes()[:4] == b"\x89PNG"
     assert "Spillover" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="already holds results"):

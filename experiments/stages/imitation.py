@@ -17,6 +17,7 @@ import numpy as np
 
 from mirrorlab.agents.imitation_methods import METHOD_RECORDS, METHODS, Context, Core, ImitateConfig, Method
 from mirrorlab.agents.imitation_task import imitation_env  # noqa: F401  (the imitation env, re-exported for tests)
+from mirrorlab.agents.overimitation import detour_pairs, overimitation_rows
 from mirrorlab.agents.runs import Run, read_run, resolve_device
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
@@ -26,7 +27,7 @@ from mirrorlab.provenance import provenance
 
 MIRROR_MEASURES = ("n_mirror_fdr", "aligned_cka_debiased_excess", "decode_perform_to_observe_zscored")
 MIN_HELD_OUT = 4
-__all__ = ["ImitateConfig", "imitate", "imitate_dataset", "condition_label"]
+__all__ = ["ImitateConfig", "imitate", "imitate_dataset"]
 
 
 def _skip(method: Method, config: ImitateConfig, task, run: Run | None = None) -> bool:
@@ -37,8 +38,10 @@ def _skip(method: Method, config: ImitateConfig, task, run: Run | None = None) -
     return method.planner and run is not None and run.config.condition not in config.mirror_conditions
 
 
-def _score(method: Method, ctx: Context, oracle_tips: dict, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every test video of the task imitated by one method (built once for this seed and core)."""
+def _score(method: Method, ctx: Context, oracle_tips: dict, base: dict[str, Any], pairs: list = (),
+           overimitated: list | None = None) -> list[dict[str, Any]]:
+    """Every test video of the task imitated by one method (built once for this seed and core); with detour
+    `pairs` (`overimitation`), the method's imitations of them go to `overimitated`."""
     task = ctx.task
     make, extra = method.build(ctx)
     rows = []
@@ -50,12 +53,14 @@ def _score(method: Method, ctx: Context, oracle_tips: dict, base: dict[str, Any]
             result = task.rollout(video, make(video), options=options)
             rows.append({**base, "appearance": appearance, "method": method.name, "seed": ctx.seed,
                          **task.score(video, result, oracle_tips[(appearance, video.episode_id)]), **extra})
+    if pairs:
+        overimitated += overimitation_rows(method, ctx, pairs, base, make)
     return rows
 
 
 def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed: int) -> dict[str, list]:
-    """Every method on the test videos of one dataset for one seed (a runner job): rows of scores, and the
-    activation-patching rows of the cores that plan."""
+    """Every method on the test videos of one dataset for one seed (a runner job): rows of scores, the
+    activation-patching rows of the cores that plan, and (`overimitation`) every method on detour pairs."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -76,40 +81,23 @@ def imitate_dataset(data_path: str, runs: list[str], config: ImitateConfig, seed
         base = {"view": task.header.observe_camera, "trained_on": task.appearance, "data": data_path}
         rows: list[dict[str, Any]] = []
         patches: list[dict[str, Any]] = []
+        pairs, overimitated = (detour_pairs(task) if config.overimitation else []), []
         for method in METHODS:
             if not method.per_run and not _skip(method, config, task):
-                rows += _score(method, ctx, oracle_tips, base)
+                rows += _score(method, ctx, oracle_tips, base, pairs, overimitated)
         for run in loaded:
-            ctx.core = Core(run.load_core(device), condition_label(run), run.config.condition,
+            ctx.core = Core(run.load_core(device), run.label, run.config.condition,
                             tuple(run.config.observe_window))
             for method in METHODS:
                 if method.per_run and not _skip(method, config, task, run):
-                    rows += _score(method, ctx, oracle_tips, {**base, "core": ctx.core.label, "run": str(run.dir)})
+                    rows += _score(method, ctx, oracle_tips, {**base, "core": ctx.core.label, "run": str(run.dir)},
+                                   pairs, overimitated)
             if config.patching and run.config.condition in config.mirror_conditions:
                 patches += [{**base, "appearance": task.appearance, "core": ctx.core.label, "run": str(run.dir),
                              "seed": seed, **p} for p in patch_rows(ctx)]
-        return {"rows": rows, "patching": patches}
+        return {"rows": rows, "patching": patches, "overimitation": overimitated}
     finally:
         task.close()
-
-
-def condition_label(run: Run) -> str:
-    """The run's condition as its rows name it: the run name's condition (`shared`, `shared_selfvideo`, ...),
-    plus `+babble` when its inverse head also learnt from the self arm's babbling, `@w<weight>` for a weight
-    other than 1, `@sel<weight>` for a selectivity term and `-ungrounded` for the action-only perform path, so runs that learnt differently are
-    scored apart rather than pooled (the untrained core has no loss, so neither training mark)."""
-    label = run.name.split("__")[0]
-    if run.config.perform_grounding != "start_frame":
-        label += f"-{run.config.perform_grounding.replace('none', 'ungrounded')}"
-    if run.config.condition == "untrained":
-        return label
-    if run.config.inverse_babble:
-        label += "+babble"
-    if run.config.inverse_weight != 1.0:
-        label += f"@w{run.config.inverse_weight:g}"
-    if run.config.selectivity_weight:
-        label += f"@sel{run.config.selectivity_weight:g}"
-    return label
 
 
 def make_expert(task):
@@ -154,6 +142,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     from tqdm import tqdm
 
     from mirrorlab.analysis import imitation as stats
+    from mirrorlab.analysis import overimitation
 
     config.validate()
     resolve_workers(config.workers, "config: workers")
@@ -172,6 +161,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     # In submission order: rows do not depend on timing.
     rows = [row for job in jobs for row in results[job.key]["rows"]]
     patches = [row for job in jobs for row in results[job.key]["patching"]]
+    detours = [row for job in jobs for row in results[job.key]["overimitation"]]
     metrics = provenance(config)
     metrics["imitation"] = metrics.pop("config")
     metrics["runs"] = [str(r) for r in runs]
@@ -180,16 +170,25 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     metrics["targets"] = stats.targets(metrics["summary"], METHOD_RECORDS, stats.settings(rows))
     metrics["mirror_vs_imitation"] = correlate_with_mirroring(rows, mirror)
     metrics["patching"] = stats.patching_summary(patches, config.bootstrap, config.seed)
+    if detours:
+        metrics["overimitation"] = overimitation.summarise(detours, config.bootstrap, config.seed)
     metrics["wall_time_s"] = time.perf_counter() - started
     atomic_write_text(out / "imitation.csv", csv_text(rows, ["view", "trained_on", "appearance", "method", "core",
                                                              "seed", "run", "episode_id", *stats.SCORES,
-                                                             "expert_queries", "data"]))
+                                                             "expert_queries", "expert_driven_steps",
+                                                             "learner_driven_steps", "data"]))
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_bytes(out / "figures" / "success_by_method.png", _figure(metrics["summary"]))
     if patches:
         atomic_write_text(out / "patching.csv", csv_text(patches, list(patches[0])))
-    atomic_write_text(out / "report.md", stats.report(metrics["summary"], metrics["targets"], METHOD_RECORDS,
-                                                      metrics["mirror_vs_imitation"], metrics["patching"]))
+    report = stats.report(metrics["summary"], metrics["targets"], METHOD_RECORDS, metrics["mirror_vs_imitation"],
+                          metrics["patching"])
+    if detours:
+        atomic_write_text(out / "overimitation.csv", csv_text(detours, ["view", "trained_on", "appearance", "method",
+                                                                        "core", "seed", "run", "episode_id",
+                                                                        *overimitation.SCORES, "data"]))
+        report += "\n" + overimitation.report(metrics["overimitation"], METHOD_RECORDS)
+    atomic_write_text(out / "report.md", report)
     return {"metrics": metrics, "report": out / "report.md", "rows": rows, "patching": patches}
 
 

@@ -109,7 +109,7 @@ def spillover(runs: list[Path], analysis: Path, out: Path, config: SpilloverConf
     for run, acts in loaded:
         result = spill_run(acts, run.config.seed, config)
         result["half_life"] = half_life(np.array(result["curve_updates"]), np.array(result["curve_relative"]))
-        rows.append({"run": str(run.dir), "appearance": run.watched, "condition": run.name.split("__")[0],
+        rows.append({"run": str(run.dir), "appearance": run.watched, "condition": run.label,
                      "seed": run.config.seed, **result, **mirror.get(str(run.dir), {})})
     metrics = provenance(config)
     metrics["spillover"] = metrics.pop("config")
