@@ -64,6 +64,7 @@ class ImitateConfig:
     replan_iterations: int = 30
     learner_episodes: int = 0      # training videos the learnt baselines fit on (0: all the runs trained on)
     patching: bool = True          # activation patching on the mirror_conditions' cores (agents/patching.py)
+    overimitation: bool = False    # every method also imitates detour demonstration pairs (agents/overimitation.py)
     bootstrap: int = 2000          # resamples of (seeds, videos) for the intervals
     workers: int = 1               # (dataset, seed) jobs scored in parallel
     device: str = "cpu"            # where the cores and the frame policies run ("auto": a GPU if visible)

@@ -130,9 +130,34 @@ def test_the_summary_and_report_carry_each_methods_mean():
             for m, value in (("oracle", 1.0), ("goal_given", 0.0)) for s in (0, 1) for e in (3, 4, 5)]
     summary = stats.summarise(rows, n_boot=50)
     table = summary["other_view | trained on identical"]
-    assert table["oracle"]["overimitation"]["mean"] == 1.0 and table["goal_given"]["overimitation"]["mean"] == 0.0
+    assert table["oracle"]["overimitation"]["mean"] == pytest.approx(1.0) and table["goal_given"]["overimitation"]["mean"] == 0.0
     assert table["oracle"]["success"]["n_seeds"] == 2 and table["oracle"]["success"]["n_videos"] == 3
     records = {"oracle": {"family": "bound"}, "goal_given": {"family": "reference"}}
     text = stats.report(summary, records)
     assert "| oracle | bound | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] | 100% [100%, 100%] | 50% [50%, 50%] |" \
         in text and "| goal_given | reference | 0.000" in text
+
+
+def test_imitate_with_overimitation_scores_every_method_on_the_detour_pairs(analyzed_runs, tmp_path):
+    import csv
+    import json
+
+    from mirrorlab.experiments.stages.imitation import ImitateConfig, imitate
+
+    assert ImitateConfig().overimitation is False  # an option, off unless asked for
+    runs, analysis = analyzed_runs
+    config = ImitateConfig(episodes=2, learners=False, mirror_conditions=("shared",), plan_iterations=2, patching=False,
+                           bootstrap=50, overimitation=True)
+    imitate(runs, tmp_path / "imitation", config, analysis, show_progress=False)
+    with open(tmp_path / "imitation" / "overimitation.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["method"], r["core"]) for r in rows} == {
+        ("oracle", ""), ("random", ""), ("goal_given", ""), ("inverse", "shared"), ("inverse", "separate"),
+        ("closed_loop", "shared"), ("closed_loop", "separate"), ("synthesis", "shared"), ("latent", "shared"),
+        ("goal_inference", "shared")}
+    assert len(rows) == 10 * 2  # every method on both pairs
+    assert all(abs(float(r["overimitation"]) - 1) < 1e-6 for r in rows if r["method"] == "oracle")
+    assert all(abs(float(r["overimitation"])) < 1e-6 for r in rows if r["method"] in ("goal_given", "random"))
+    metrics = json.loads((tmp_path / "imitation" / "metrics.json").read_text())
+    assert metrics["overimitation"]["other_view | trained on identical"]["oracle"]["overimitation"]["mean"] == pytest.approx(1.0)
+    assert "## Overimitation" in (tmp_path / "imitation" / "report.md").read_text()
