@@ -30,7 +30,7 @@ from mirrorlab.experiments.cli import OneLineParser
 
 # The outermost of these frames names a sample's stage (as the study's own timings name it).
 STAGES = [
-    Rule("toy_and_demonstrator", "experiments/study.py", "first_stage"),
+    Rule("toy_and_demonstrator", "experiments/stages/study.py", "first_stage"),
     Rule("collect", "experiments/stages/collection.py", "collect"),
     Rule("train", "agents/training.py", "train_run"),
     Rule("analyze", "experiments/stages/measurement.py", "analyze"),
@@ -145,7 +145,7 @@ def limits_lines(frame_size: int, env_id: str) -> list[str]:
 
 def profile_study(config, out: Path, interval: float) -> tuple[StackSampler, dict[str, Any]]:
     """The study in this process (one worker) under the stack sampler; its own stage timings."""
-    from mirrorlab.experiments.study import study  # the command measured: its own code, not a copy
+    from mirrorlab.experiments.stages.study import study  # the command's own code, not a copy
     from mirrorlab.files import read_json
 
     with StackSampler(interval, tagger=method_tag) as sampler:
@@ -182,7 +182,7 @@ def profile_lines(sampler: StackSampler, timings: dict[str, Any], top: int) -> l
 
 
 def main(argv: list[str]) -> int:
-    from mirrorlab.experiments.study import PRESETS
+    from mirrorlab.experiments.stages.study import PRESETS
 
     parser = OneLineParser(prog="mirrorlab bench study", description=__doc__)
     parser.add_argument("--preset", default="small", choices=tuple(PRESETS), help="the study preset (default: small)")

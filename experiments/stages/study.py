@@ -1,0 +1,373 @@
+"""The study as a stage: its config tree and presets, the plan of datasets and runs, and every stage run in
+order (the `mirrorlab study` command and `mirrorlab bench study`, which profiles this very code, share it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mirrorlab.agents.conditions import CONDITIONS, check_conditions
+from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
+from mirrorlab.errors import UserError
+from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.stages.imitation import ImitateConfig
+from mirrorlab.experiments.stages.lesion import LesionConfig
+from mirrorlab.files import atomic_write_json, atomic_write_text, claim_output_dir, folder_owner
+from mirrorlab.provenance import provenance
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The main job's knobs; `PRESETS` holds the built-in sizes."""
+
+    toy: bool = True                       # run the toy replication (paper protocol, 5 seeds)
+    env_id: str = "mirrorlab/PlanarReach-v0"
+    action_mode: str = "position"          # joint-target offsets: readable from 32 px video (see `mirrorlab curve`)
+    frame_size: int = 32
+    render_supersample: int = 4
+    demonstrator: str = "scripted"         # "scripted", "sac" (trained here once, cached) or a checkpoint folder
+    demo_timesteps: int = 30_000
+    episodes: int = 60                     # paired demonstrator episodes per appearance (25% held out)
+    babble: int = 30
+    seeds: tuple[int, ...] = (0, 1, 2)
+    conditions: tuple[str, ...] = tuple(CONDITIONS)
+    appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
+    # Cameras the other arm is watched from. The first is the headline view: every appearance and condition.
+    # Each further view (the egocentric-equivalent `other_view`: the video is what the self arm would see of
+    # itself) runs the identical arm under `appearance_conditions`, as a contrast.
+    views: tuple[str, ...] = ("third_person", "other_view")
+    appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
+    inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
+    self_video_inverse: bool = False       # also shared cores whose inverse head saw only the self arm's video
+    # The small preset's imitation: the shared core plans, the learnt baselines fit on a third of the training
+    # videos with short fits (their CNN fits were 85% of imitation's CPU time: README, bench study).
+    imitation: ImitateConfig = field(default_factory=lambda: ImitateConfig(
+        episodes=6, mirror_conditions=("shared",), policy_epochs=5, refit_epochs=3, dagger_iterations=1,
+        dagger_episodes=2, bco_iterations=1, learner_episodes=15, plan_iterations=100))
+    spillover: bool = True                 # seed 003's test on every run
+    # Do mirror units matter? Unit sets silenced inside the recurrence of the headline runs (the first view, the
+    # identical arm: every condition) (None: skipped).
+    lesion: LesionConfig | None = field(default_factory=lambda: LesionConfig(ks=(2, 4, 8)))
+    video_size: int = 192                  # px per arm view in the perform-vs-observe videos
+    workers: int = 0                       # 0: one per CPU core
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        from mirrorlab.envs.scene import OTHER_APPEARANCES
+
+        check_conditions(self.conditions, "config: conditions")
+        check_conditions(self.appearance_conditions, "config: appearance_conditions")
+        if not self.appearances or any(a not in OTHER_APPEARANCES for a in self.appearances):
+            raise UserError(f"config: appearances must name some of {', '.join(OTHER_APPEARANCES)}")
+        if not self.views or len(set(self.views)) != len(self.views) or any(v not in WATCH_CAMERAS for v in self.views):
+            raise UserError(f"config: views must name distinct cameras among {', '.join(WATCH_CAMERAS)}")
+        for seed in self.seeds:
+            check_seed(seed, "config: seeds")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"config: seeds must be distinct and at least one, got {list(self.seeds)}")
+        if not self.inverse_weights or min(self.inverse_weights) < 0:
+            raise UserError(f"config: inverse_weights must be numbers >= 0, got {list(self.inverse_weights)}")
+        if self.device not in DEVICES:
+            raise UserError(f"config: device must be one of {', '.join(DEVICES)}")
+        resolve_workers(self.workers, "config: workers")
+        self.train.validate("config: train")
+        self.imitation.validate()
+        if self.lesion is not None:
+            self.lesion.validate()
+        if self.demonstrator != "sac":  # a checkpoint: checked now, not after the first stage
+            from mirrorlab.agents.demonstrator import check_demonstrator_fits
+
+            check_demonstrator_fits(self.demonstrator, self.env_id, self.action_mode, "--demonstrator")
+
+
+PRESETS = {
+    # The whole `make study` on a fresh 2-core machine, setup included: its budget is BUDGET_MIN (times: README).
+    "small": StudyConfig(),
+    # The README's embodied headline numbers: >= 5 seeds, every condition on the identical-looking arm, the
+    # SB3 demonstrator. The inverse head learns from the other's demonstrations and the self arm's own
+    # labelled babbling (180 episodes, 135 of them trained on): with babbling 60 and demonstrations only,
+    # it read demonstrations but not random movements (README). Its budget is BUDGET_MIN (times: README).
+    "medium": StudyConfig(demonstrator="sac", episodes=200, babble=180, seeds=(0, 1, 2, 3, 4),
+                          train=TrainConfig(inverse_babble=True),
+                          imitation=ImitateConfig(episodes=20, mirror_conditions=("shared",)), lesion=LesionConfig()),
+    # The 3-D arm, identical-looking other arm, 5 seeds, on the general learner (the inverse head also learns
+    # from the self arm's babbling, as in medium), a short imitation test (no learnt baselines).
+    "arm3d": StudyConfig(env_id="mirrorlab/Arm3DReach-v0", toy=False, demonstrator="sac", demo_timesteps=40_000,
+                         episodes=200, babble=180, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
+                         train=TrainConfig(inverse_babble=True),
+                         imitation=ImitateConfig(episodes=10, learners=False, mirror_conditions=())),
+    # Seed 000's tuning parameter on the embodied core: the loss weight between the forward and inverse
+    # objectives, for shared, separate and untrained cores on the identical-looking other arm.
+    # Three seeds (27 runs; five would be 45), on the learner before `inverse_babble` (demonstrations only).
+    "tuning": StudyConfig(toy=False, demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2),
+                          conditions=("shared", "separate", "untrained"), appearances=("identical",),
+                          inverse_weights=(0.0, 0.25, 1.0, 4.0), train=TrainConfig(),
+                          imitation=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=False,
+                          lesion=None),
+    # For a GPU: 64 px, more data, every condition for every appearance.
+    "full": StudyConfig(frame_size=64, demonstrator="sac", episodes=400, babble=200, seeds=(0, 1, 2, 3, 4),
+                        appearance_conditions=tuple(CONDITIONS), device="auto",
+                        train=TrainConfig(epochs=30, inverse_babble=True),
+                        self_video_inverse=True,
+                        imitation=ImitateConfig(episodes=40), lesion=LesionConfig()),
+}
+
+
+WATCH_CAMERAS = ("third_person", "other_view")  # the views the other arm can be watched from
+
+
+def scenarios(config: StudyConfig) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(view, appearance, conditions) of every dataset the study collects and trains on."""
+    out = [(config.views[0], a, config.conditions if a == "identical" else config.appearance_conditions)
+           for a in config.appearances]
+    return out + [(v, "identical", config.appearance_conditions) for v in config.views[1:]
+                  if "identical" in config.appearances]
+
+
+# Time budgets in minutes on 2 CPU cores, printed beside a run's wall time (small's includes setup, which
+# `make study` times).
+BUDGET_MIN = {"small": 15, "medium": 60}
+
+
+def scenario_dir(view: str, appearance: str) -> Path:
+    """A scenario's place under the study's data/ and runs/ folders."""
+    return Path(view) / appearance
+
+
+def run_plan(config: StudyConfig, out: Path) -> list[tuple[Path, TrainConfig, Path]]:
+    """(scenario folder, train config, run folder) for every run of the study."""
+    plan = []
+    several = len(config.inverse_weights) > 1
+
+    def add(where: Path, condition: str, seed: int, weight: float, inverse_data: str = "other") -> None:
+        tc = dataclasses.replace(config.train, condition=condition, seed=seed, inverse_weight=weight,
+                                 inverse_data=inverse_data,
+                                 inverse_babble=config.train.inverse_babble and inverse_data == "other")
+        name = f"{condition}{'_selfvideo' if inverse_data == 'self' else ''}__seed{seed}"
+        folder = out / "runs" / where / (f"w{weight:g}" if several else "") / name
+        plan.append((where, tc, folder))
+
+    for view, appearance, conditions in scenarios(config):
+        for condition in conditions:
+            # The untrained core never sees the loss, so one set serves every weight.
+            for weight in (config.inverse_weights if condition != "untrained" else config.inverse_weights[:1]):
+                for seed in config.seeds:
+                    add(scenario_dir(view, appearance), condition, seed, weight)
+    if config.self_video_inverse and "identical" in config.appearances:
+        # The transfer test: the inverse head learns from the self arm's own video only, then watches the other.
+        for seed in config.seeds:
+            add(scenario_dir(config.views[0], "identical"), "shared", seed, config.inverse_weights[0],
+                inverse_data="self")
+    return plan
+
+
+def _train_job(config: TrainConfig, data: str, run_dir: str, device: str) -> dict[str, Any]:
+    from mirrorlab.agents.training import train_run
+
+    return train_run(config, data, run_dir, device=device)
+
+
+def _demonstrator_job(config, folder: str) -> dict[str, Any]:
+    """Train the SB3 demonstrator into `folder` and score it on 100 held-out targets (a runner job)."""
+    from mirrorlab.agents.demonstrator import (
+        evaluate_policy_on_seeds,
+        load_demonstrator,
+        make_other_env,
+        train_demonstrator,
+    )
+
+    train_demonstrator(config, Path(folder), show_progress=False)
+    result = evaluate_policy_on_seeds(lambda: make_other_env(config.env_id, action_mode=config.action_mode),
+                                      lambda env: load_demonstrator(folder, env), list(range(10**6, 10**6 + 100)))
+    success = {k: result[k] for k in ("n_episodes", "success_rate", "final_distance_mean")}
+    atomic_write_json(Path(folder) / "success.json", success)
+    return success
+
+
+def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address: str | None,
+                log: Callable[[str], None]) -> tuple[str, str, Path | None]:
+    """The toy replication's cells and (for `demonstrator="sac"`) the demonstrator's training, as one set
+    of runner jobs: they are independent, so a 2-core machine trains SAC on one core while the other
+    runs the toy cells. Returns the demonstrator to collect with, a line describing it, and the
+    replication's report."""
+    from tqdm import tqdm
+
+    from mirrorlab.agents.demonstrator import DemoTrainConfig
+    from mirrorlab.experiments.stages.replication import ReplicateConfig, finish_replication, prepare_replication
+    from mirrorlab.files import read_json
+
+    jobs, rep = [], None
+    if config.toy:
+        rep_dir = out / "replicate"
+        rep = prepare_replication(dataclasses.replace(ReplicateConfig(), workers=config.workers), rep_dir,
+                                  resume=folder_owner(rep_dir) == "replicate")
+        jobs += rep.jobs
+    demonstrator, folder = config.demonstrator, out / "demo"
+    if config.demonstrator == "sac":
+        demonstrator = str(folder)
+        demo_config = dataclasses.replace(DemoTrainConfig(), env_id=config.env_id, action_mode=config.action_mode,
+                                          timesteps=config.demo_timesteps)
+        if not (folder / "success.json").is_file():
+            claim_output_dir(folder, "demo", force=True)  # a half-trained demonstrator is started over
+        jobs.append(Job("demo", _demonstrator_job, (demo_config, str(folder)), cost=1e9))
+
+    def done(job: Job) -> bool:
+        return (folder / "success.json").is_file() if job.key == "demo" else rep.done(job)
+
+    with tqdm(total=len(jobs), desc="toy cells + demonstrator", unit="job", disable=not show_progress) as bar:
+        run_jobs(jobs, lambda job, result: (None if job.key == "demo" else rep.save(job, result), bar.update(1)),
+                 workers=resolve_workers(config.workers), ray_address=ray_address, done=done,
+                 on_skip=lambda _job: bar.update(1))
+    if config.demonstrator == "sac":
+        success = read_json(folder / "success.json")
+        described = (f"SAC ({config.action_mode} actions, {config.demo_timesteps} steps): "
+                     f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final "
+                     f"distance {success['final_distance_mean'] * 1000:.1f} mm)")
+    elif config.demonstrator == "scripted":
+        described = ("the scripted controller, not the SB3 policy: the small preset's shortcut; the medium and "
+                     "full presets train SAC")
+    else:
+        described = f"the checkpoint {config.demonstrator}"
+    log(f"demonstrator: {described}")
+    return demonstrator, described, finish_replication(rep)["report"] if rep else None
+
+
+def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: bool = True,
+             ray_address: str | None = None, log: Callable[[str], None] = print,
+             timings: dict[str, float] | None = None) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from mirrorlab.agents.collection import CollectConfig
+    from mirrorlab.agents.runs import read_run
+    from mirrorlab.experiments.stages.collection import collect
+    from mirrorlab.experiments.stages.episode_video import write_episode_video
+    from mirrorlab.experiments.stages.imitation import imitate
+    from mirrorlab.experiments.stages.lesion import lesion
+    from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
+    from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
+
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        log(f"stage {stage}: {timings[stage]:.0f} s (load average {os.getloadavg()[0]:.1f})")
+
+    workers = resolve_workers(config.workers)
+    data_dirs = {}
+    for view, appearance, _ in scenarios(config):
+        cc = dataclasses.replace(CollectConfig(), env_id=config.env_id, demonstrator=demonstrator,
+                                 episodes=config.episodes, babble=config.babble, frame_size=config.frame_size,
+                                 other_appearance=appearance, action_mode=config.action_mode,
+                                 render_supersample=config.render_supersample, workers=config.workers,
+                                 observe_camera=view)
+        where = scenario_dir(view, appearance)
+        data_dirs[where] = out / "data" / where
+        collect(cc, data_dirs[where], show_progress=show_progress, ray_address=ray_address)
+    lap("collect")
+    plan = run_plan(config, out)
+    jobs = [Job(str(run_dir), _train_job, (tc, str(data_dirs[a]), str(run_dir), config.device),
+                cost=tc.epochs if tc.condition != "untrained" else 0) for a, tc, run_dir in plan]
+    with tqdm(total=len(jobs), desc="train runs", unit="run", disable=not show_progress) as bar:
+        run_jobs(jobs, lambda _job, _summary: bar.update(1), workers=workers, ray_address=ray_address,
+                 done=lambda job: (Path(job.key) / "done.json").is_file(), on_skip=lambda _job: bar.update(1))
+    lap("train")
+    runs = [r for _, _, r in plan]
+    analysis_dir = out / "analysis"
+    parts: dict[str, Any] = {"analysis": analyze(runs, analysis_dir, AnalyzeConfig(), force=True, workers=workers,
+                                                 ray_address=ray_address, show_progress=show_progress,
+                                                 device=config.device)["report"]}
+    lap("analyze")
+    imitation = dataclasses.replace(config.imitation, workers=config.workers, device=config.device)
+    parts["imitation"] = imitate(runs, out / "imitation", imitation, analysis=analysis_dir, force=True,
+                                 show_progress=show_progress, ray_address=ray_address)["report"]
+    lap("imitate")
+    if config.lesion is not None:
+        headline = [r for w, _, r in plan if w == scenario_dir(config.views[0], config.appearances[0])]
+        parts["lesion"] = lesion(headline, analysis_dir, out / "lesion", dataclasses.replace(config.lesion,
+                                                                                            workers=config.workers),
+                                 force=True, ray_address=ray_address, show_progress=show_progress)["report"]
+        lap("lesion")
+    if config.spillover:
+        parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", SpilloverConfig(), force=True)["report"]
+        lap("spillover")
+    videos = []
+    for where in data_dirs:
+        shared = [r for w, tc, r in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"]
+        if shared:
+            videos.append(write_episode_video(read_run(shared[0]), analysis_dir, 0,
+                                              out / "videos" / f"{where.parent.name}_{where.name}.mp4",
+                                              size=config.video_size, force=True))
+    atomic_write_json(out / "videos" / "index.json", videos)
+    parts["videos"] = [Path(v["path"]) for v in videos]
+    lap("videos")
+    return parts
+
+
+def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bool = True,
+          ray_address: str | None = None, log: Callable[[str], None] = print) -> Path:
+    from mirrorlab.experiments.stages.page import write_study_page
+
+    config.validate()
+    started = time.perf_counter()
+    if fresh and out.exists() and folder_owner(out) == "study":
+        shutil.rmtree(out)  # only a folder the study itself made (its marker says so); anything else is refused below
+    claim_output_dir(out, "study", resume=True)
+    atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
+    parts: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    demonstrator, described, toy_report = first_stage(config, out, show_progress, ray_address, log)
+    atomic_write_json(out / "demonstrator.json", {"demonstrator": demonstrator, "described": described})
+    if toy_report is not None:
+        parts["toy"] = toy_report
+    timings["toy_and_demonstrator"] = time.perf_counter() - started
+    log(f"stage toy_and_demonstrator: {timings['toy_and_demonstrator']:.0f} s")
+    parts.update(embodied(config, out, demonstrator, show_progress, ray_address, log, timings))
+    wall = time.perf_counter() - started
+    lines = [
+        "# mirrorlab study report",
+        "",
+        f"Wall time {wall:.0f} s on {resolve_workers(config.workers)} worker(s) (stages finished by an earlier "
+        f"run are not redone): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".",
+        "Open `index.html` for everything on one page: verdicts, tables, figures and videos.",
+        "",
+        f"The other arm's demonstrator: {described}.",
+        "",
+    ]
+    if "toy" in parts:
+        lines += ["## Part 1: the seed paper's toy experiment, replicated with nulls", "",
+                  f"[Report]({parts['toy'].relative_to(out)}): the paper's claims vs measured values, the claim",
+                  "verdicts, every condition and null, figures 1-4.", ""]
+    lines += ["## Part 2: the embodied study (arms, video, continuous actions)", "",
+              f"[Report]({parts['analysis'].relative_to(out)}): mirror measures of the core on held-out paired",
+              f"episodes, for {len(config.appearances)} appearances of the other arm "
+              f"({', '.join(config.appearances)}), {len(config.seeds)} seeds each; the inverse head's R^2 beside",
+              "its state ceiling.", "",
+              "## Part 3: imitation from video", "",
+              f"[Report]({parts['imitation'].relative_to(out)}): every method imitates held-out videos of the other",
+              "arm with the self arm, the task only in the video; and whether imitation tracks the mirror measures.", ""]
+    if "lesion" in parts:
+        lines += ["## Part 3b: do mirror units matter? Lesions inside the recurrence", "",
+                  f"[Report]({parts['lesion'].relative_to(out)}): the significant mirror units, anti-mirror units, the",
+                  "top read-out units and matched-random sets silenced at every step; effects on watching and doing.", ""]
+    if "spillover" in parts:
+        lines += ["## Part 4: spillover of value from self to other (seed 003)", "",
+                  f"[Report]({parts['spillover'].relative_to(out)}): value learnt on the self arm's own video, applied "
+                  "to the other's, and its decay under feedback.", ""]
+    lines += ["## Videos: self performing, other observed, live traces of the top mirror and an anti-mirror unit", "",
+              *[f"- [{v.stem}]({v.relative_to(out)})" for v in parts["videos"]], ""]
+    report = out / "report.md"
+    atomic_write_text(report, "\n".join(lines))
+    write_study_page(out)
+    atomic_write_json(out / "timings.json", {"wall_time_s": wall, "stages_s": timings,
+                                             "workers": resolve_workers(config.workers)})
+    return report
