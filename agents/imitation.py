@@ -4,17 +4,16 @@ Every learner acts on the self arm seeing only what imitation allows: its own ca
 and proprioception, and the other arm's video, watched before acting. Written here because the
 `imitation` package pins gymnasium 0.29.
 
-- `FramePolicy`: a CNN on a window of frames -> the action between them. With the window
-  (own frame t-1, own frame t, the demonstration's frame t+1) it is a closed-loop tracking policy:
-  "what takes me from where I am to where the demonstrator is next". BCO's inverse dynamics model
-  (fitted on the self arm's own babbling, all frames its own), BC (fitted on videos labelled by the
-  core's inverse head) and DAgger (BC, relabelled by the expert on the learner's own states) are all
-  this one policy, fitted to different data.
+- `FramePolicy`: a CNN on a window of frames -> the action between them. Fitted on video windows with the
+  demonstrator's actions it is BC; on the self arm's own babbling, BCO's inverse dynamics; with the window
+  (own frame t-1, own frame t, the demonstration's frame t+1), `TrackingActor`'s closed-loop tracking policy
+  that DAgger and handover improve with an expert.
 - `CoreTracker`: the mirror core's observe path run in closed loop: its window at step t takes the own
   frames up to t and the demonstration's frames after it; the GRU state follows the own frames.
-- `plan_by_synthesis`: imitation by the mirror system, analysis by synthesis: the action sequence whose
-  forward-predicted frames (the core's perform path and forward head) match the video, by gradient
-  descent on the whole sequence; `replan_every` re-optimises the remaining actions during the episode.
+- `plan_through_core`: the mirror system's one planner: action sequences (many videos at once) whose perform
+  run through the grounded core matches the video, by gradient descent; what it matches (`match_frames`,
+  `match_states`) makes it analysis by synthesis, latent matching or goal inference. `PlanningActor`
+  re-plans from the own frame during the episode.
 """
 
 from __future__ import annotations
