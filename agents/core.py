@@ -74,17 +74,26 @@ class MirrorCore(nn.Module):
 
     def perform(self, actions: torch.Tensor, start: torch.Tensor | None = None, lesion: Lesion | None = None
                 ) -> CoreOutput:
-        return self.perform_encoded(self.action_encoder(actions), self.perform_start(start), lesion)
+        return self.perform_encoded(self.action_encoder(actions), self.perform_start(start), lesion,
+                                    self.prediction_base(start))
 
     def observe(self, sensory: torch.Tensor, lesion: Lesion | None = None) -> CoreOutput:
         return self.observe_encoded(self.sensory_encoder(sensory), lesion)
 
-    def perform_encoded(self, encoded: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None = None
-                        ) -> CoreOutput:
-        """The perform path from already encoded actions [B, T, D] and its start state: many lesions of one
-        core on the same episodes encode (CNN, action encoder) once (agents/lesion.py)."""
+    def prediction_base(self, start: torch.Tensor | None) -> torch.Tensor | None:
+        """What the forward head's output is added to: the own start sensing in the head's scale, for a core
+        whose forward head predicts the change from where it started (None: it predicts the sensing itself)."""
+        base = getattr(self.start_encoder, "base", None)
+        return None if base is None or start is None else base(start)
+
+    def perform_encoded(self, encoded: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None = None,
+                        base: torch.Tensor | None = None) -> CoreOutput:
+        """The perform path from already encoded actions [B, T, D], its start state and its prediction base
+        (`prediction_base`): many lesions of one core on the same episodes encode (CNN, action encoder) once
+        (agents/lesion.py)."""
         hidden, _ = run_gru(self.perform_core, encoded, state, lesion)
-        return CoreOutput(hidden, self.forward_head(hidden))
+        prediction = self.forward_head(hidden)
+        return CoreOutput(hidden, prediction if base is None else prediction + base[:, None])
 
     def observe_encoded(self, encoded: torch.Tensor, lesion: Lesion | None = None) -> CoreOutput:
         """The observe path from already encoded sensory input [B, T, D]."""

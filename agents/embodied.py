@@ -1,11 +1,14 @@
 """The embodied core: torques and CNN-encoded video through one GRU (or two, for the separate control).
 
 Perform: torque a_t -> linear action encoder -> GRU -> forward head (a small deconvolutional
-decoder) predicts the self arm's frame after the action, in pixels. With `grounding="start_frame"` (the
-default) the GRU starts from the self arm's own first frame, seen by the same CNN as the observe path
-(the still frame stacked as a window: the arm at rest) and projected to the hidden state: the start pose
-is random, so a forward model that does not see it can only predict a blurred mean frame, and its
-prediction barely depends on the actions. `grounding="none"` is the action-only path of the paper. Pixels rather than a
+decoder) predicts the self arm's frame after the action, in pixels. With `grounding="start_frame_change"`
+(the default) the GRU starts from the self arm's own first frame, seen by the same CNN as the observe path
+(the still frame stacked as a window: the arm at rest) and projected to the hidden state, and the forward
+head's output is added to that frame: it predicts how the picture changes from where the arm started. The
+start pose is random, so a forward model that does not see it can only predict a blurred mean frame, whose
+error barely depends on the actions; and a head that must redraw the whole scene spends its updates on pixels
+that never move (measured: README, "The forward model"). `grounding="start_frame"` sets only the start
+state; `grounding="none"` is the action-only path of the paper. Pixels rather than a
 stop-gradient target embedding because a pixel target is fixed: nothing can collapse, in any
 condition (with forward-only training the CNN gets no gradient at all, just as the toy's observe
 projection does, so a learnt target embedding would be free to collapse to a constant).
@@ -31,16 +34,23 @@ from mirrorlab.encoders.vectors import continuous_action_encoder
 
 class StartEncoder(nn.Module):
     """The own start frame [B, 3, S, S] -> the perform path's initial hidden state [B, H], through the
-    observe path's CNN (`eyes`, shared: one visual system) with the still frame filling its window."""
+    observe path's CNN (`eyes`, shared: one visual system) with the still frame filling its window.
+    With `predict_change` the forward head's output is also added to that frame (`base`), so the head predicts
+    how the arm's picture changes from where it started rather than redrawing the whole scene."""
 
-    def __init__(self, eyes: FrameEncoder, embed_dim: int, hidden_size: int) -> None:
+    def __init__(self, eyes: FrameEncoder, embed_dim: int, hidden_size: int, predict_change: bool = False) -> None:
         super().__init__()
         self.eyes = eyes
         self.project = nn.Sequential(nn.Linear(embed_dim, hidden_size), nn.Tanh())
+        self.predict_change = predict_change
 
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
         still = frame[:, None].expand(frame.shape[0], self.eyes.n_frames, *frame.shape[1:])
         return self.project(self.eyes(still))
+
+    def base(self, frame: torch.Tensor) -> torch.Tensor | None:
+        """The start frame in the forward head's scale, if the head predicts the change from it."""
+        return frames_as_targets(frame) if self.predict_change else None
 
 
 def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden_size: int, cnn_channels: int,
@@ -60,8 +70,8 @@ def build_embodied_core(action_dim: int, frame_size: int, embed_dim: int, hidden
         inverse_head=nn.Linear(hidden_size, action_dim),
         separate_cores=separate_cores,
     )
-    if grounding == "start_frame":  # built last, so an ungrounded core of the same seed has the same weights
-        core.start_encoder = StartEncoder(eyes, embed_dim, hidden_size)
+    if grounding != "none":  # built last, so an ungrounded core of the same seed has the same weights
+        core.start_encoder = StartEncoder(eyes, embed_dim, hidden_size, predict_change=grounding == "start_frame_change")
     return core
 
 

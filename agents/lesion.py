@@ -87,6 +87,7 @@ class Probe:
     mode: str                      # "perform" or "observe"
     encoded: torch.Tensor          # [N, T, D] encoded actions (perform) or sensory input (observe)
     state: torch.Tensor | None     # perform: the start state [1, N, H] (None: zeros); observe: None
+    base: torch.Tensor | None = None  # perform: what the forward head's change is added to (MirrorCore.prediction_base)
 
     @torch.no_grad()
     def predict(self, lesion=None, repeats: int = 1) -> torch.Tensor:
@@ -95,7 +96,8 @@ class Probe:
         if self.mode == "observe":
             return self.model.observe_encoded(encoded, lesion).prediction
         state = None if self.state is None else self.state.repeat(1, repeats, 1)
-        return self.model.perform_encoded(encoded, state, lesion).prediction
+        base = None if self.base is None else self.base.repeat(repeats, *([1] * (self.base.ndim - 1)))
+        return self.model.perform_encoded(encoded, state, lesion, base).prediction
 
     def __len__(self) -> int:
         return len(self.encoded)
@@ -109,7 +111,7 @@ def make_probe(model: MirrorCore, mode: str, inputs: torch.Tensor, start: torch.
     model.eval()
     if mode == "observe":
         return Probe(model, mode, model.sensory_encoder(inputs), None)
-    return Probe(model, mode, model.action_encoder(inputs), model.perform_start(start))
+    return Probe(model, mode, model.action_encoder(inputs), model.perform_start(start), model.prediction_base(start))
 
 
 def probe_scores(probe: Probe, masks: torch.Tensor, ablation: str, pool: torch.Tensor | None, seed: int,

@@ -26,7 +26,8 @@ from mirrorlab.errors import UserError
 from mirrorlab.files import check_value, folder_owner, load_torch, read_json, refuse_symlinks_in
 
 INVERSE_DATA = ("other", "self")
-GROUNDINGS = ("start_frame", "none")  # how the perform path starts (agents.embodied)
+# How the perform path starts (agents.embodied); the first is the default.
+GROUNDINGS = ("start_frame_change", "start_frame", "none")
 MAX_THREADS = 256
 
 
@@ -47,13 +48,17 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 8            # episodes per batch
     epochs: int = 20
-    forward_weight: float = 1.0
+    # Pixel errors are ~100x smaller than action errors: at weight 1 the shared GRU serves the inverse head and
+    # the forward head barely uses the actions (README: "The forward model").
+    forward_weight: float = 10.0
     inverse_weight: float = 1.0    # the "tuning parameter" of mirroring (seed 000)
     inverse_data: str = "other"    # "other": the inverse head learns from the other arm's video;
                                    # "self": only from the self arm's own video (tests self -> other transfer)
-    # The perform path starts from the self arm's own first frame ("start_frame") or from zeros ("none", the
-    # paper's action-only path, whose forward head cannot know where the arm starts).
-    perform_grounding: str = "start_frame"
+    # The perform path starts from the self arm's own first frame, and its forward head predicts the change from
+    # that frame ("start_frame_change"), or the whole next frame ("start_frame"); or it starts from zeros ("none",
+    # the paper's action-only path, whose forward head cannot know where the arm starts). README: "The forward
+    # model" has the measurements behind the default.
+    perform_grounding: str = GROUNDINGS[0]
     use_babble: bool = True        # the self arm's motor babbling trains the forward head (and the inverse, if "self")
     # The inverse head also learns from the self arm's labelled babbling (its own video), as an agent can
     # label its own movements: a general inverse model rather than one of the demonstrator's policy. Its
@@ -285,18 +290,21 @@ def read_run(run_dir: str | Path) -> Run:
 def run_label(run) -> str:
     """A run (anything with its `name` and `config`) as every stage's rows and reports name it: the run name's
     condition (`shared`, `shared_selfvideo`, ...), plus `+babble` when its inverse head also learnt from the self
-    arm's babbling, `@w<weight>` for a weight other than 1, `@sel<weight>` for a selectivity term and
-    `-ungrounded` for the action-only perform path, so runs that learnt differently are scored apart rather
-    than pooled (the untrained core has no loss, so no training mark)."""
+    arm's babbling, `@w<weight>` for an inverse weight other than 1, `@fw<weight>` for a forward weight other than
+    the default, `@sel<weight>` for a selectivity term, `-ungrounded` for the action-only perform path and
+    `-wholeframe` for a forward head that redraws the whole frame, so runs that learnt differently are scored
+    apart rather than pooled (the untrained core has no loss, so no training mark)."""
     label = run.name.split("__")[0]
-    if run.config.perform_grounding != "start_frame":
-        label += f"-{run.config.perform_grounding.replace('none', 'ungrounded')}"
+    if run.config.perform_grounding != GROUNDINGS[0]:
+        label += {"none": "-ungrounded", "start_frame": "-wholeframe"}[run.config.perform_grounding]
     if run.config.condition == "untrained":
         return label
     if run.config.inverse_babble:
         label += "+babble"
     if run.config.inverse_weight != 1.0:
         label += f"@w{run.config.inverse_weight:g}"
+    if run.config.forward_weight != TrainConfig.forward_weight:
+        label += f"@fw{run.config.forward_weight:g}"
     if run.config.selectivity_weight:
         label += f"@sel{run.config.selectivity_weight:g}"
     return label

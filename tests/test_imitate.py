@@ -90,9 +90,9 @@ def _grounded_core_and_its_own_runs(seed=0, n=3):
     and the states a planner must find its way back to."""
     from mirrorlab.agents.embodied import build_embodied_core
 
-    model = build_embodied_core(2, 16, 8, 12, 4, False, seed=seed, grounding="start_frame").eval()
+    model = build_embodied_core(2, 16, 8, 12, 4, False, seed=seed, grounding="start_frame_change").eval()
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    starts = rng.integers(64, 192, (n, 16, 16, 3), dtype=np.uint8)  # mid-range: start + change is not clipped
     true = rng.uniform(-0.8, 0.8, (n, 20, 2)).astype(np.float32)
     with torch.no_grad():
         out = model.perform(torch.from_numpy(true), torch.from_numpy(starts.transpose(0, 3, 1, 2)))
@@ -128,14 +128,37 @@ def test_a_grounded_perform_path_depends_on_where_the_arm_starts():
 
     actions = torch.zeros(1, 5, 2)
     starts = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (2, 3, 16, 16), dtype=np.uint8))
-    grounded = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="start_frame").eval()
+    for grounding in ("start_frame", "start_frame_change"):
+        grounded = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding=grounding).eval()
+        with torch.no_grad():
+            a, b = (grounded.perform(actions, s[None]).hidden for s in starts)
+        assert (a - b).abs().max() > 1e-3
+        with pytest.raises(ValueError, match="start"):
+            grounded.perform(actions)
     plain = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="none").eval()
     with torch.no_grad():
-        a, b = (grounded.perform(actions, s[None]).hidden for s in starts)
-        assert (a - b).abs().max() > 1e-3
         np.testing.assert_array_equal(plain.perform(actions).hidden.numpy(), plain.perform(actions).hidden.numpy())
-    with pytest.raises(ValueError, match="start"):
-        grounded.perform(actions)
+
+
+def test_a_change_predicting_forward_head_adds_its_output_to_the_own_start_frame():
+    """With `start_frame_change` the forward prediction is the start frame (in the head's scale) plus the head's
+    output on the same hidden states: a head that outputs zero predicts the arm stays where it started; with
+    `start_frame` (same seed, same weights) the prediction is the head's output alone."""
+    from mirrorlab.agents.embodied import build_embodied_core
+    from mirrorlab.encoders.cnn import frames_as_targets
+
+    actions = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (2, 4, 2)).astype(np.float32))
+    starts = torch.from_numpy(np.random.default_rng(3).integers(0, 255, (2, 3, 16, 16), dtype=np.uint8))
+    change = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="start_frame_change").eval()
+    whole = build_embodied_core(2, 16, 8, 12, 4, False, seed=0, grounding="start_frame").eval()
+    with torch.no_grad():
+        out, plain = change.perform(actions, starts), whole.perform(actions, starts)
+        torch.testing.assert_close(out.hidden, plain.hidden)
+        torch.testing.assert_close(out.prediction, plain.prediction + frames_as_targets(starts)[:, None])
+        for p in change.forward_head.parameters():
+            p.zero_()
+        still = change.perform(actions, starts).prediction
+    torch.testing.assert_close(still, frames_as_targets(starts)[:, None].expand_as(still))
 
 
 def test_a_lesion_acts_inside_the_recurrence():
@@ -284,10 +307,11 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
 
     from mirrorlab.agents.runs import run_label as condition_label
 
-    def run(name, condition, weight, babble=False, grounding="start_frame", selectivity=0.0):
+    def run(name, condition, weight, babble=False, grounding="start_frame_change", selectivity=0.0, forward=10.0):
         return SimpleNamespace(name=name, config=SimpleNamespace(condition=condition, inverse_weight=weight,
                                                                  inverse_babble=babble, perform_grounding=grounding,
-                                                                 selectivity_weight=selectivity))
+                                                                 selectivity_weight=selectivity,
+                                                                 forward_weight=forward))
 
     assert condition_label(run("shared__seed0", "shared", 1.0)) == "shared"
     assert condition_label(run("shared__seed0", "shared", 0.25)) == "shared@w0.25"
@@ -297,6 +321,8 @@ def test_runs_that_learnt_differently_are_scored_apart_by_weight_and_inverse_dat
     assert condition_label(run("shared__seed0", "shared", 0.25, babble=True)) == "shared+babble@w0.25"
     assert condition_label(run("untrained__seed0", "untrained", 1.0, babble=True)) == "untrained"
     assert condition_label(run("shared__seed0", "shared", 1.0, grounding="none")) == "shared-ungrounded"
+    assert condition_label(run("shared__seed0", "shared", 1.0, grounding="start_frame")) == "shared-wholeframe"
+    assert condition_label(run("shared__seed0", "shared", 1.0, forward=1.0)) == "shared@fw1"
     assert condition_label(run("shared__seed0", "shared", 1.0, selectivity=-0.3)) == "shared@sel-0.3"
 
 
