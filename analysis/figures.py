@@ -238,6 +238,32 @@ def learning_curve(rows: list[dict[str, Any]]) -> bytes:
     return png(fig)
 
 
+def forward_curve(rows: list[dict[str, Any]]) -> bytes:
+    """The forward head's action sensitivity (mean over seeds) against training epochs, and for each form of the
+    forward model at one number of epochs; the dotted line at 3 is the issue's target, at 1 the actions are ignored."""
+    panels = [a for a in ("epochs", "forward") if any(r["axis"] == a for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        sub = [r for r in rows if r["axis"] == name]
+        values = list(dict.fromkeys(r["value"] for r in sorted(sub, key=lambda r: (str(type(r["value"])), r["value"]))))
+        mean = [np.mean([r["forward_action_sensitivity"] for r in sub if r["value"] == v]) for v in values]
+        if name == "epochs":
+            ax.plot(values, mean, "o-")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("training epochs")
+        else:
+            ax.barh(np.arange(len(values)), mean, color="C1")
+            ax.set_yticks(np.arange(len(values)), values, fontsize=7)
+            ax.set_xlabel("action sensitivity")
+        for level, style in ((1.0, "-"), (3.0, ":")):
+            (ax.axhline if name == "epochs" else ax.axvline)(level, color="0.6", lw=0.8, ls=style)
+        if name == "epochs":
+            ax.set_ylabel("forward action sensitivity")
+        ax.set_title(name)
+    fig.tight_layout()
+    return png(fig)
+
+
 def lesion_effects(cells: list[dict[str, Any]], outcome_names: dict[str, str]) -> bytes:
     """Lesion effect against k, one panel per (outcome, condition): the mirror set (mean, 95% CI over seeds)
     beside its matched-random null (mean and 95th percentile), the read-out control and anti-mirror units."""

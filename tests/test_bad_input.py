@@ -137,6 +137,7 @@ CASES = [
     # curve
     ("curve-seeds", lambda w: ["curve", "--out", f"{w['root']}/cu", "--seeds", "0"], "--seeds"),
     ("curve-workers", lambda w: ["curve", "--out", f"{w['root']}/cu", "--workers", "-2"], "--workers"),
+    ("curve-axes", lambda w: ["curve", "--out", f"{w['root']}/cu", "--axes", "epochs,speed"], "--axes"),
     ("curve-out-foreign", lambda w: ["curve", "--out", str(w["thesis"])], "did not write"),
     # imitate
     ("imitate-workers", lambda w: ["imitate", "--run", str(w["run"]), "--analysis", str(w["analysis"]), "--out",
