@@ -19,7 +19,7 @@ import numpy as np
 
 from mirrorlab.agents.activations import load_activations, record_run_activations, save_activations
 from mirrorlab.agents.conditions import CONDITIONS
-from mirrorlab.agents.runs import Run, read_run, resolve_device
+from mirrorlab.agents.runs import Run, TrainConfig, read_run, resolve_device
 from mirrorlab.analysis.measures import MeasureSettings, min_sequences
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
@@ -31,10 +31,11 @@ AnalyzeConfig = MeasureSettings  # the analysis knobs of the embodied study are 
 
 def group_key(run: Run) -> str:
     """Runs that differ only by condition and seed form one group: what they watched (appearance, view), inverse
-    data, loss weight, perform grounding."""
+    data, loss weights, perform grounding."""
     c = run.config
     selectivity = f", selectivity={c.selectivity_weight:g}" if c.selectivity_weight else ""
-    return (f"{run.watched}, inverse_data={c.inverse_source}, inverse_weight={c.inverse_weight:g}, "
+    forward = f", forward_weight={c.forward_weight:g}" if c.forward_weight != TrainConfig.forward_weight else ""
+    return (f"{run.watched}, inverse_data={c.inverse_source}, inverse_weight={c.inverse_weight:g}{forward}, "
             f"grounding={c.perform_grounding}{selectivity}")
 
 
