@@ -97,17 +97,19 @@ def reduced(config, demonstrator: str | None, keep_imitation: bool = False):
     """A few-minute version of a study preset that still runs every stage and every imitation method: one
     seed, the shared and untrained cores, one dataset, few epochs. With `keep_imitation`, the preset's
     episodes and imitation settings stay, so one imitation job does the work of one of the preset's."""
-    im, tc = config.imitation, config.train
+    im, tc, cc = config.imitate, config.train, config.collect
+    sac = cc.demonstrator == "sac"
     config = dataclasses.replace(
         config, toy=False, seeds=config.seeds[:1], views=config.views[:1], appearances=("identical",),
         conditions=tuple(c for c in config.conditions if c in ("shared", "untrained")),
-        demonstrator=demonstrator or ("scripted" if config.demonstrator == "sac" else config.demonstrator),
-        video_size=min(config.video_size, 96), train=dataclasses.replace(tc, epochs=min(tc.epochs, 2)))
+        collect=dataclasses.replace(cc, demonstrator=demonstrator or ("scripted" if sac else cc.demonstrator)),
+        video=dataclasses.replace(config.video, size=min(config.video.size, 96)),
+        train=dataclasses.replace(tc, epochs=min(tc.epochs, 2)))
     if keep_imitation:
         return config
     return dataclasses.replace(
-        config, episodes=min(config.episodes, 24), babble=min(config.babble, 12),
-        imitation=dataclasses.replace(
+        config, collect=dataclasses.replace(config.collect, episodes=min(cc.episodes, 24), babble=min(cc.babble, 12)),
+        imitate=dataclasses.replace(
             im, episodes=min(im.episodes, 3), policy_epochs=min(im.policy_epochs, 3),
             refit_epochs=min(im.refit_epochs, 2), dagger_iterations=min(im.dagger_iterations, 1),
             bco_iterations=min(im.bco_iterations, 1), plan_iterations=min(im.plan_iterations, 30),
@@ -119,7 +121,7 @@ def changes(before, after, prefix: str = "") -> list[str]:
     out = []
     for f in dataclasses.fields(before):
         old, new = getattr(before, f.name), getattr(after, f.name)
-        if dataclasses.is_dataclass(old):
+        if dataclasses.is_dataclass(old) and dataclasses.is_dataclass(new):
             out += changes(old, new, f"{prefix}{f.name}.")
         elif old != new:
             out.append(f"{prefix}{f.name}: {old!r} -> {new!r}")
@@ -206,12 +208,12 @@ def main(argv: list[str]) -> int:
     base = PRESETS[args.preset]
     config = base if args.as_is else reduced(base, args.demonstrator, args.imitation_as_is)
     if args.demonstrator:
-        config = dataclasses.replace(config, demonstrator=args.demonstrator)
+        config = dataclasses.replace(config, collect=dataclasses.replace(config.collect, demonstrator=args.demonstrator))
     config.validate()
     print(f"mirrorlab bench study: preset {args.preset}, " + ("as is" if args.as_is else "REDUCED: " +
           "; ".join(changes(base, config))) + f"; one worker, in this process; {os.cpu_count()} CPUs")
     if not args.no_limits:
-        print("\n".join(limits_lines(config.frame_size, config.env_id)))
+        print("\n".join(limits_lines(config.collect.frame_size, config.collect.env_id)))
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         sampler, timings = profile_study(config, args.out or Path(tmp) / "study", args.interval)

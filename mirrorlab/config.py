@@ -1,7 +1,8 @@
 """Typed dataclass configs from files and flags: an unknown key or a wrong type is one clear error.
 
-Each study has one frozen dataclass holding every default. A config file (TOML or JSON) may set any
-subset of its fields; `--set`-style overrides are validated the same way, before any work starts.
+Each command has one frozen dataclass holding every default; the study's is a tree of them, one branch
+per stage. A config file (TOML or JSON) may set any subset of its fields, a branch's as a table
+(`[train]` in TOML, an object in JSON); flags are validated the same way, before any work starts.
 """
 
 from __future__ import annotations
@@ -66,19 +67,48 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
-def replace_checked(config: C, updates: dict[str, Any], source: str) -> C:
-    """`dataclasses.replace` that names an unknown key or a mistyped value, then runs the config's checks."""
+def replace_checked(config: C, updates: dict[str, Any], source: str, prefix: str = "") -> C:
+    """`dataclasses.replace` that names an unknown key or a mistyped value (by its dotted path under `prefix`
+    in a config tree); a field holding a config (a branch) takes a mapping of that config's keys."""
     hints = typing.get_type_hints(type(config))
     names = [f.name for f in dataclasses.fields(config)]
     unknown = [k for k in updates if k not in names]
     if unknown:
-        raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(names)}")
-    typed = {k: coerce(v, hints[k], f"{source}: {k}") for k, v in updates.items()}
+        raise UserError(f"{source}: unknown key {prefix + unknown[0]!r}; valid keys: {', '.join(names)}")
+    typed = {}
+    for key, value in updates.items():
+        branch = branch_type(hints[key])
+        if branch is None:
+            typed[key] = coerce(value, hints[key], f"{source}: {prefix}{key}")
+        else:
+            typed[key] = _replace_branch(getattr(config, key), branch, hints[key], value, source, f"{prefix}{key}")
     return dataclasses.replace(config, **typed)
 
 
+def branch_type(tp: Any) -> type | None:
+    """The config class a field holds (`X` or `X | None` for a dataclass X), else None."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    classes = [a for a in args if dataclasses.is_dataclass(a)]
+    return classes[0] if classes else None
+
+
+def _replace_branch(current: Any, branch: type, tp: Any, value: Any, source: str, key: str) -> Any:
+    """A branch updated from a mapping of its keys. A stage that may be skipped (`X | None`) also takes
+    false or null (skip it) or true (run it: its current config, or the defaults if it was skipped), as TOML has
+    no null."""
+    optional = type(None) in typing.get_args(tp)
+    if isinstance(value, dict):
+        return replace_checked(current if current is not None else branch(), value, source, f"{key}.")
+    if optional and value is None:  # JSON's null
+        return None
+    if optional and isinstance(value, bool):
+        return (current if current is not None else branch()) if value else None
+    expected = "a table of its keys" + (", or false to skip the stage" if optional else "")
+    raise UserError(f"{source}: {key}: expected {expected}, got {value!r}")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A flat mapping from a .toml or .json file (size and nesting limited as every JSON the tool reads)."""
+    """The mapping of config keys in a .toml or .json file (size and nesting limited as every JSON the tool reads)."""
     path = Path(path)
     label = f"config file {path}"
     if not path.is_file():

@@ -210,24 +210,27 @@ def test_reduction_is_listed_and_keeps_imitation_when_asked():
     medium = PRESETS["medium"]
     small = bench_study.reduced(medium, None)
     listed = bench_study.changes(medium, small)
-    assert "seeds: (0, 1, 2, 3, 4) -> (0,)" in listed and "demonstrator: 'sac' -> 'scripted'" in listed
-    assert any(line.startswith("imitation.policy_epochs") for line in listed)
+    assert "seeds: (0, 1, 2, 3, 4) -> (0,)" in listed and "collect.demonstrator: 'sac' -> 'scripted'" in listed
+    assert any(line.startswith("imitate.policy_epochs") for line in listed)
     kept = bench_study.reduced(medium, None, keep_imitation=True)
-    assert kept.imitation == medium.imitation and kept.episodes == medium.episodes and kept.seeds == (0,)
+    assert kept.imitate == medium.imitate and kept.collect.episodes == medium.collect.episodes and kept.seeds == (0,)
 
 
 def test_bench_study_profiles_every_stage_and_inside_imitation(tmp_path):
+    from mirrorlab.agents.collection import CollectConfig
     from mirrorlab.agents.runs import TrainConfig
+    from mirrorlab.experiments.stages.episode_video import VideoConfig
     from mirrorlab.experiments.stages.imitation import ImitateConfig
     from mirrorlab.experiments.study import StudyConfig
     from tests.conftest import TINY_TRAIN
 
-    tiny = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=(0,), conditions=("shared", "untrained"),
+    tiny = StudyConfig(toy=False, seeds=(0,), conditions=("shared", "untrained"),
                        appearances=("identical",), views=("third_person",),
+                       collect=CollectConfig(frame_size=16, episodes=20, babble=3),
                        train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
-                       imitation=ImitateConfig(episodes=2, policy_epochs=1, refit_epochs=1, dagger_iterations=1,
-                                               dagger_episodes=1, bco_iterations=1, plan_iterations=3,
-                                               replan_iterations=1, bootstrap=50), video_size=64)
+                       imitate=ImitateConfig(episodes=2, policy_epochs=1, refit_epochs=1, dagger_iterations=1,
+                                             dagger_episodes=1, bco_iterations=1, plan_iterations=3,
+                                             replan_iterations=1, bootstrap=50), video=VideoConfig(size=64))
     sampler, timings = bench_study.profile_study(dataclasses.replace(tiny, workers=2), tmp_path / "s", 0.002)
     assert set(timings["stages_s"]) >= {"collect", "train", "analyze", "imitate"} and timings["workers"] == 1
     text = "\n".join(bench_study.profile_lines(sampler, timings, 5))

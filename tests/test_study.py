@@ -1,30 +1,154 @@
 """The main job end to end on a tiny budget: every stage runs, the report and the page link them, a rerun
 resumes; the page opens in a real browser (headless Chromium) with its verdicts and videos."""
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+from mirrorlab.agents.collection import CollectConfig
 from mirrorlab.agents.runs import TrainConfig
 from mirrorlab.errors import UserError
+from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
 from mirrorlab.experiments.study import StudyConfig, run_plan, study
 from tests.conftest import TINY_TRAIN
 
-TINY_STUDY = StudyConfig(toy=False, frame_size=16, episodes=20, babble=3, seeds=(0,), conditions=("shared", "untrained"),
+TINY_STUDY = StudyConfig(toy=False, seeds=(0,), conditions=("shared", "untrained"),
                          appearances=("identical", "mirrored"), appearance_conditions=("shared",),
+                         collect=CollectConfig(frame_size=16, episodes=20, babble=3),
                          train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
-                         imitation=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
-                                                   bco_iterations=1, plan_iterations=5, replan_iterations=2),
-                         video_size=64, workers=1, self_video_inverse=True, lesion=LesionConfig(ks=(2,)))
+                         imitate=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
+                                               bco_iterations=1, plan_iterations=5, replan_iterations=2),
+                         video=VideoConfig(size=64), workers=1, self_video_inverse=True, lesion=LesionConfig(ks=(2,)))
+
+
+def toml_text(tree: dict) -> str:
+    """A config tree's mapping as TOML: top-level keys first, then one table per branch (false: skipped)."""
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)  # numbers and strings (JSON's string escapes are TOML's)
+
+    lines = [f"{k} = {value(v if v is not None else False)}" for k, v in tree.items() if not isinstance(v, dict)]
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]", *(f"{key} = {value(x)}" for key, x in v.items())]
+    return "\n".join(lines) + "\n"
+
+
+def differences(base, config) -> dict:
+    """The fields of `config` that differ from `base`, branches as nested mappings of their own differences."""
+    out = {}
+    for f in dataclasses.fields(config):
+        old, new = getattr(base, f.name), getattr(config, f.name)
+        if dataclasses.is_dataclass(new) and dataclasses.is_dataclass(old):
+            if differences(old, new):
+                out[f.name] = differences(old, new)
+        elif dataclasses.is_dataclass(new):
+            out[f.name] = dataclasses.asdict(new)
+        elif new != old:
+            out[f.name] = new
+    return out
 
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("study") / "study"
-    return out, study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
+    """TINY_STUDY run through the command: the small preset changed by a TOML file of nested tables."""
+    from mirrorlab.experiments.cli import main as cli
+    from mirrorlab.experiments.study import PRESETS
+
+    root = tmp_path_factory.mktemp("study")
+    out, config = root / "study", root / "tiny.toml"
+    config.write_text(toml_text(differences(PRESETS["small"], TINY_STUDY)))
+    assert cli(["study", "--config", str(config), "--out", str(out)]) == 0
+    return out, out / "report.md"
+
+
+def test_a_config_file_sets_nested_fields_and_config_json_shows_the_whole_tree(tiny_study):
+    out, _ = tiny_study
+    recorded = json.loads((out / "config.json").read_text())["config"]
+    assert recorded == json.loads(json.dumps(dataclasses.asdict(TINY_STUDY)))
+    assert recorded["imitate"]["plan_iterations"] == 5 and recorded["collect"]["frame_size"] == 16  # nested, set
+    assert recorded["analyze"]["n_permutations"] > 0 and recorded["spillover"]["fit_updates"] > 0  # every branch
+
+
+def test_a_config_file_can_skip_a_stage_or_restore_one_a_preset_skips(tmp_path):
+    from mirrorlab.config import build_config, read_config_file, replace_checked
+    from mirrorlab.experiments.study import PRESETS
+
+    skip = tmp_path / "skip.toml"
+    skip.write_text("lesion = false\n[spillover]\nevery = 100\n")
+    config = build_config(PRESETS["small"], str(skip), {})
+    assert config.lesion is None and config.spillover.every == 100
+    assert config.train == PRESETS["small"].train  # an untouched branch keeps the preset's values
+    restore = tmp_path / "restore.json"
+    restore.write_text(json.dumps({"spillover": {"lr": 0.5}, "lesion": True}))
+    tuning = replace_checked(PRESETS["tuning"], read_config_file(restore), "test")
+    assert tuning.spillover.lr == 0.5 and tuning.lesion == LesionConfig()  # skipped by the preset: defaults now
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[train]\ncondition = \"separate\"\n", "config: train.condition is set by the study's plan"),
+    ("[collect]\nother_appearance = \"mirrored\"\n", "set `appearances` instead"),
+    ("[imitate]\nepisodes = 0\n", "config: imitate.episodes must be >= 1"),
+    ("[demonstrator]\nenv_id = \"mirrorlab/Arm3DReach-v0\"\n[collect]\ndemonstrator = \"sac\"\n",
+     "config: demonstrator.env_id 'mirrorlab/Arm3DReach-v0' is not collect.env_id"),
+    ("train = 3\n", "train: expected a table of its keys, got 3"),
+    ("spillover = 3\n", "spillover: expected a table of its keys, or false to skip the stage"),
+])
+def test_a_config_file_is_checked_key_by_key_in_the_tree(tmp_path, text, expected):
+    from mirrorlab.config import build_config
+    from mirrorlab.experiments.study import PRESETS
+
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=re.escape(expected)):
+        build_config(PRESETS["small"], str(path), {})
+
+
+def stage_configs(config: StudyConfig) -> dict:
+    """What each stage of a study is handed, as the fields that differ from the config class's defaults
+    (a field added later with a default leaves this unchanged)."""
+    from mirrorlab.experiments.stages import study as st
+    from mirrorlab.experiments.stages.replication import ReplicateConfig
+
+    def plain(x) -> dict:
+        now, default = (json.loads(json.dumps(dataclasses.asdict(c))) for c in (x, type(x)()))
+        return {k: v for k, v in now.items() if v != default[k]}
+
+    root, sac = Path("/study"), config.collect.demonstrator == "sac"
+    demonstrator = "/study/demo" if sac else config.collect.demonstrator
+    plan = st.run_plan(config, root)
+    return {
+        "toy": plain(dataclasses.replace(ReplicateConfig(), workers=config.workers)) if config.toy else None,
+        "demonstrator": plain(config.demonstrator) if sac else None,
+        "collect": {str(st.scenario_dir(v, a)): plain(st.collect_config(config, v, a, demonstrator))
+                    for v, a, _ in st.scenarios(config)},
+        "train": {str(r.relative_to(root)): [str(w), plain(tc)] for w, tc, r in plan},
+        "analyze": {"settings": plain(config.analyze), "workers": config.workers, "device": config.device},
+        "imitate": plain(st.run_settings(config, "imitate")),
+        "lesion": plain(st.run_settings(config, "lesion")) if config.lesion else None,
+        "lesion_runs": [str(r.relative_to(root)) for r in st.headline_runs(config, plan)] if config.lesion else None,
+        "spillover": plain(config.spillover) if config.spillover else None,
+        "video": {"size": config.video.size, "device": config.device},
+    }
+
+
+def test_each_preset_hands_every_stage_what_the_flat_config_did():
+    """The config tree changed how presets are written, not what they run: each preset's runs and each
+    stage's config equal what the flat config handed them (recorded at commit d26049d, before the tree)."""
+    from mirrorlab.experiments.study import PRESETS
+
+    before = json.loads((Path(__file__).parent / "data" / "study_stage_configs.json").read_text())
+    assert set(before) <= set(PRESETS)
+    for name, expected in before.items():
+        assert stage_configs(PRESETS[name]) == expected, name
 
 
 def test_plan_covers_conditions_appearances_weights_and_the_self_video_transfer_runs(tmp_path):
@@ -35,8 +159,6 @@ def test_plan_covers_conditions_appearances_weights_and_the_self_video_transfer_
                      "third_person/identical/shared_selfvideo__seed0", "third_person/identical/untrained__seed0",
                      "third_person/mirrored/shared__seed0"]
     assert {tc.inverse_data for _, tc, r in plan if "selfvideo" in r.name} == {"self"}
-    import dataclasses
-
     weights = run_plan(dataclasses.replace(TINY_STUDY, inverse_weights=(0.0, 4.0), self_video_inverse=False), tmp_path)
     names = sorted(str(r.relative_to(tmp_path / "runs")) for _, _, r in weights)
     assert names == ["other_view/identical/w0/shared__seed0", "other_view/identical/w4/shared__seed0",

@@ -15,6 +15,7 @@ one per env step), each 2*size x 2*size pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,31 @@ DEFAULT_UNITS = 3
 DEFAULT_FPS = 10
 
 
-def check_options(size: int, n_units: int, fps: int) -> None:
+@dataclass(frozen=True)
+class VideoConfig:
+    """The study's perform-vs-observe videos: one per dataset, of its first shared core."""
+
+    size: int = DEFAULT_SIZE       # px per arm view; the video is 2*size square
+    episode: int = 0               # the held-out demo episode shown
+    units: int = DEFAULT_UNITS     # top mirror units traced (and the anti-mirror unit)
+    fps: int = DEFAULT_FPS
+
+    def validate(self) -> None:
+        check_options(self.size, self.units, self.fps, "config: ")
+        if self.episode < 0:
+            raise UserError(f"config: episode must be >= 0, got {self.episode}")
+
+
+def check_options(size: int, n_units: int, fps: int, where: str = "--") -> None:
+    """Each option in range; `where` names it as a flag (`--size`) or a config key (`config: size`)."""
     from mirrorlab.analysis.videos import MAX_UNITS
 
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64 or size > 1024 or size % 16:
-        raise UserError(f"--size must be a multiple of 16 in 64..1024; got {size!r}")
+        raise UserError(f"{where}size must be a multiple of 16 in 64..1024; got {size!r}")
     if not 1 <= n_units <= MAX_UNITS:
-        raise UserError(f"--units must be in 1..{MAX_UNITS}; got {n_units}")
+        raise UserError(f"{where}units must be in 1..{MAX_UNITS}; got {n_units}")
     if not 1 <= fps <= 120:
-        raise UserError(f"--fps must be in 1..120; got {fps}")
+        raise UserError(f"{where}fps must be in 1..120; got {fps}")
 
 
 def _replay(header, actor: str, camera: str, seed: int, actions: np.ndarray, size: int,

@@ -12,54 +12,74 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from mirrorlab.agents.collection import CollectConfig
 from mirrorlab.agents.conditions import CONDITIONS, check_conditions
+from mirrorlab.agents.demonstrator import SCRIPTED, DemoTrainConfig
 from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
+from mirrorlab.experiments.stages.measurement import AnalyzeConfig
+from mirrorlab.experiments.stages.spillover import SpilloverConfig
 from mirrorlab.files import atomic_write_json, atomic_write_text, claim_output_dir, folder_owner
 from mirrorlab.provenance import provenance
+
+SAC = "sac"  # `collect.demonstrator` naming no checkpoint: the study trains SAC once (the `demonstrator` branch)
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """The main job's knobs; `PRESETS` holds the built-in sizes."""
+    """The study's config tree: what it plans (seeds, conditions, appearances, views, loss weights) and one
+    branch per stage, each handed to its stage as it is, plus what the plan decides per dataset or run
+    (listed in `PLANNED`). `PRESETS` holds the built-in trees; `mirrorlab study --config FILE.toml` sets any
+    field of one, a branch's as a TOML table (`[train]` then `epochs = 5`)."""
 
     toy: bool = True                       # run the toy replication (paper protocol, 5 seeds)
-    env_id: str = "mirrorlab/PlanarReach-v0"
-    action_mode: str = "position"          # joint-target offsets: readable from 32 px video (see `mirrorlab curve`)
-    frame_size: int = 32
-    render_supersample: int = 4
-    demonstrator: str = "scripted"         # "scripted", "sac" (trained here once, cached) or a checkpoint folder
-    demo_timesteps: int = 30_000
-    episodes: int = 60                     # paired demonstrator episodes per appearance (25% held out)
-    babble: int = 30
+    # The plan. Cameras the other arm is watched from: the first is the headline view (every appearance and
+    # condition); each further view (the egocentric-equivalent `other_view`: the video is what the self arm
+    # would see of itself) runs the identical arm under `appearance_conditions`, as a contrast.
     seeds: tuple[int, ...] = (0, 1, 2)
     conditions: tuple[str, ...] = tuple(CONDITIONS)
     appearances: tuple[str, ...] = ("identical", "recolored", "mirrored", "morphology")
-    # Cameras the other arm is watched from. The first is the headline view: every appearance and condition.
-    # Each further view (the egocentric-equivalent `other_view`: the video is what the self arm would see of
-    # itself) runs the identical arm under `appearance_conditions`, as a contrast.
     views: tuple[str, ...] = ("third_person", "other_view")
     appearance_conditions: tuple[str, ...] = ("shared", "untrained")  # conditions run for non-identical appearances
-    inverse_weights: tuple[float, ...] = (1.0,)  # seed 000's tuning parameter; several make a map of it
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
+    inverse_weights: tuple[float, ...] = (1.0,)  # the loss weight between forward and inverse; several map it
     self_video_inverse: bool = False       # also shared cores whose inverse head saw only the self arm's video
+    # The stages, in the order they run. `collect.demonstrator` is "scripted", "sac" (trained here once, by the
+    # `demonstrator` branch, then cached) or a checkpoint folder.
+    demonstrator: DemoTrainConfig = field(default_factory=DemoTrainConfig)
+    collect: CollectConfig = field(default_factory=lambda: CollectConfig(episodes=60, babble=30))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     # The small preset's imitation: the shared core plans, the learnt baselines fit on a third of the training
-    # videos with short fits (their CNN fits were 85% of imitation's CPU time: README, bench study).
-    imitation: ImitateConfig = field(default_factory=lambda: ImitateConfig(
+    # videos with short fits (their CNN fits were most of imitation's CPU time: README, bench study).
+    imitate: ImitateConfig = field(default_factory=lambda: ImitateConfig(
         episodes=6, mirror_conditions=("shared",), policy_epochs=5, refit_epochs=3, dagger_iterations=1,
         dagger_episodes=2, bco_iterations=1, learner_episodes=15, plan_iterations=100))
-    spillover: bool = True                 # seed 003's test on every run
     # Do mirror units matter? Unit sets silenced inside the recurrence of the headline runs (the first view, the
-    # identical arm: every condition) (None: skipped).
+    # first appearance: every condition). None: skipped (a config file says `lesion = false`).
     lesion: LesionConfig | None = field(default_factory=lambda: LesionConfig(ks=(2, 4, 8)))
-    video_size: int = 192                  # px per arm view in the perform-vs-observe videos
+    spillover: SpilloverConfig | None = field(default_factory=SpilloverConfig)  # value spillover, on every run
+    video: VideoConfig = field(default_factory=lambda: VideoConfig(size=192))
+    # How the study runs, not what it computes: every stage's jobs use them.
     workers: int = 0                       # 0: one per CPU core
     device: str = "cpu"
 
     def validate(self) -> None:
+        """Every check before any work, each message naming its key in the tree (`config: imitate.episodes`)."""
+        self._validate_plan()
+        for name in BRANCHES:
+            branch = getattr(self, name)
+            if name == "collect" and branch.demonstrator == SAC:  # not a checkpoint yet: trained by the study
+                branch = dataclasses.replace(branch, demonstrator=SCRIPTED)
+            if branch is not None:
+                within(name, branch.validate)
+        check_planned(self)
+        self._check_demonstrator_acts_in_the_arm_collected()
+
+    def _validate_plan(self) -> None:
         from mirrorlab.envs.scene import OTHER_APPEARANCES
 
         check_conditions(self.conditions, "config: conditions")
@@ -77,14 +97,50 @@ class StudyConfig:
         if self.device not in DEVICES:
             raise UserError(f"config: device must be one of {', '.join(DEVICES)}")
         resolve_workers(self.workers, "config: workers")
-        self.train.validate("config: train")
-        self.imitation.validate()
-        if self.lesion is not None:
-            self.lesion.validate()
-        if self.demonstrator != "sac":  # a checkpoint: checked now, not after the first stage
-            from mirrorlab.agents.demonstrator import check_demonstrator_fits
 
-            check_demonstrator_fits(self.demonstrator, self.env_id, self.action_mode, "--demonstrator")
+    def _check_demonstrator_acts_in_the_arm_collected(self) -> None:
+        """SAC trained here must learn on the env and actions the study collects (a checkpoint is checked by
+        the collect branch's own validate)."""
+        collect, demo = self.collect, self.demonstrator
+        for key in ("env_id", "action_mode"):
+            if collect.demonstrator == SAC and getattr(demo, key) != getattr(collect, key):
+                raise UserError(f"config: demonstrator.{key} {getattr(demo, key)!r} is not collect.{key} "
+                                f"{getattr(collect, key)!r}; the demonstrator trained here acts in the arm collected")
+
+
+# The stage branches of the tree, in the order the stages run.
+BRANCHES = ("demonstrator", "collect", "train", "analyze", "imitate", "lesion", "spillover", "video")
+# Fields of a branch that the study sets per dataset or run: the plan's own key says what they take.
+PLANNED = {
+    "collect": {"other_appearance": "appearances", "observe_camera": "views", "workers": "workers"},
+    "train": {"condition": "conditions", "seed": "seeds", "inverse_weight": "inverse_weights",
+              "inverse_data": "self_video_inverse"},
+    "imitate": {"workers": "workers", "device": "device"},
+    "lesion": {"workers": "workers"},
+}
+
+
+def within(name: str, check: Callable[[], None]) -> None:
+    """Run a branch's own `validate`, its message naming the key inside the tree (`config: train.epochs`)."""
+    try:
+        check()
+    except UserError as err:
+        text = str(err)
+        raise UserError(text.replace("config: ", f"config: {name}.", 1) if text.startswith("config: ")
+                        else f"config: {name}: {text}") from None
+
+
+def check_planned(config: StudyConfig) -> None:
+    """Refuse a planned field set in a branch (it would be silently replaced) and name the key that plans it."""
+    for name, keys in PLANNED.items():
+        branch = getattr(config, name)
+        if branch is None:
+            continue
+        default = type(branch)()
+        for key, planner in keys.items():
+            if getattr(branch, key) != getattr(default, key):
+                raise UserError(f"config: {name}.{key} is set by the study's plan, per dataset or run; set "
+                                f"`{planner}` instead")
 
 
 PRESETS = {
@@ -94,29 +150,30 @@ PRESETS = {
     # SB3 demonstrator. The inverse head learns from the other's demonstrations and the self arm's own
     # labelled babbling (180 episodes, 135 of them trained on): with babbling 60 and demonstrations only,
     # it read demonstrations but not random movements (README). Its budget is BUDGET_MIN (times: README).
-    "medium": StudyConfig(demonstrator="sac", episodes=200, babble=180, seeds=(0, 1, 2, 3, 4),
+    "medium": StudyConfig(seeds=(0, 1, 2, 3, 4), collect=CollectConfig(demonstrator=SAC, episodes=200, babble=180),
                           train=TrainConfig(inverse_babble=True),
-                          imitation=ImitateConfig(episodes=20, mirror_conditions=("shared",)), lesion=LesionConfig()),
+                          imitate=ImitateConfig(episodes=20, mirror_conditions=("shared",)), lesion=LesionConfig()),
     # The 3-D arm, identical-looking other arm, 5 seeds, on the general learner (the inverse head also learns
     # from the self arm's babbling, as in medium), a short imitation test (no learnt baselines).
-    "arm3d": StudyConfig(env_id="mirrorlab/Arm3DReach-v0", toy=False, demonstrator="sac", demo_timesteps=40_000,
-                         episodes=200, babble=180, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
+    "arm3d": StudyConfig(toy=False, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
+                         demonstrator=DemoTrainConfig(env_id="mirrorlab/Arm3DReach-v0", timesteps=40_000),
+                         collect=CollectConfig(env_id="mirrorlab/Arm3DReach-v0", demonstrator=SAC, episodes=200,
+                                               babble=180),
                          train=TrainConfig(inverse_babble=True),
-                         imitation=ImitateConfig(episodes=10, learners=False, mirror_conditions=())),
-    # Seed 000's tuning parameter on the embodied core: the loss weight between the forward and inverse
-    # objectives, for shared, separate and untrained cores on the identical-looking other arm.
-    # Three seeds (27 runs; five would be 45), on the learner before `inverse_babble` (demonstrations only).
-    "tuning": StudyConfig(toy=False, demonstrator="sac", episodes=200, babble=60, seeds=(0, 1, 2),
-                          conditions=("shared", "separate", "untrained"), appearances=("identical",),
-                          inverse_weights=(0.0, 0.25, 1.0, 4.0), train=TrainConfig(),
-                          imitation=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=False,
+                         imitate=ImitateConfig(episodes=10, learners=False, mirror_conditions=())),
+    # The loss-weight map on the embodied core: the weight between the forward and inverse objectives, for
+    # shared, separate and untrained cores on the identical-looking other arm. Three seeds (27 runs; five
+    # would be 45), on the learner before `inverse_babble` (demonstrations only).
+    "tuning": StudyConfig(toy=False, seeds=(0, 1, 2), conditions=("shared", "separate", "untrained"),
+                          appearances=("identical",), inverse_weights=(0.0, 0.25, 1.0, 4.0),
+                          collect=CollectConfig(demonstrator=SAC, episodes=200, babble=60), train=TrainConfig(),
+                          imitate=ImitateConfig(episodes=20, learners=False, mirror_conditions=()), spillover=None,
                           lesion=None),
     # For a GPU: 64 px, more data, every condition for every appearance.
-    "full": StudyConfig(frame_size=64, demonstrator="sac", episodes=400, babble=200, seeds=(0, 1, 2, 3, 4),
-                        appearance_conditions=tuple(CONDITIONS), device="auto",
-                        train=TrainConfig(epochs=30, inverse_babble=True),
-                        self_video_inverse=True,
-                        imitation=ImitateConfig(episodes=40), lesion=LesionConfig()),
+    "full": StudyConfig(seeds=(0, 1, 2, 3, 4), appearance_conditions=tuple(CONDITIONS), self_video_inverse=True,
+                        collect=CollectConfig(frame_size=64, demonstrator=SAC, episodes=400, babble=200),
+                        train=TrainConfig(epochs=30, inverse_babble=True), imitate=ImitateConfig(episodes=40),
+                        lesion=LesionConfig(), device="auto"),
 }
 
 
@@ -174,7 +231,7 @@ def _train_job(config: TrainConfig, data: str, run_dir: str, device: str) -> dic
     return train_run(config, data, run_dir, device=device)
 
 
-def _demonstrator_job(config, folder: str) -> dict[str, Any]:
+def _demonstrator_job(config: DemoTrainConfig, folder: str) -> dict[str, Any]:
     """Train the SB3 demonstrator into `folder` and score it on 100 held-out targets (a runner job)."""
     from mirrorlab.agents.demonstrator import (
         evaluate_policy_on_seeds,
@@ -193,15 +250,13 @@ def _demonstrator_job(config, folder: str) -> dict[str, Any]:
 
 def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address: str | None,
                 log: Callable[[str], None]) -> tuple[str, str, Path | None]:
-    """The toy replication's cells and (for `demonstrator="sac"`) the demonstrator's training, as one set
-    of runner jobs: they are independent, so a 2-core machine trains SAC on one core while the other
+    """The toy replication's cells and (for `collect.demonstrator = "sac"`) the demonstrator's training, as one
+    set of runner jobs: they are independent, so a 2-core machine trains SAC on one core while the other
     runs the toy cells. Returns the demonstrator to collect with, a line describing it, and the
     replication's report."""
     from tqdm import tqdm
 
-    from mirrorlab.agents.demonstrator import DemoTrainConfig
     from mirrorlab.experiments.stages.replication import ReplicateConfig, finish_replication, prepare_replication
-    from mirrorlab.files import read_json
 
     jobs, rep = [], None
     if config.toy:
@@ -209,14 +264,12 @@ def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address
         rep = prepare_replication(dataclasses.replace(ReplicateConfig(), workers=config.workers), rep_dir,
                                   resume=folder_owner(rep_dir) == "replicate")
         jobs += rep.jobs
-    demonstrator, folder = config.demonstrator, out / "demo"
-    if config.demonstrator == "sac":
+    demonstrator, folder = config.collect.demonstrator, out / "demo"
+    if demonstrator == SAC:
         demonstrator = str(folder)
-        demo_config = dataclasses.replace(DemoTrainConfig(), env_id=config.env_id, action_mode=config.action_mode,
-                                          timesteps=config.demo_timesteps)
         if not (folder / "success.json").is_file():
             claim_output_dir(folder, "demo", force=True)  # a half-trained demonstrator is started over
-        jobs.append(Job("demo", _demonstrator_job, (demo_config, str(folder)), cost=1e9))
+        jobs.append(Job("demo", _demonstrator_job, (config.demonstrator, str(folder)), cost=1e9))
 
     def done(job: Job) -> bool:
         return (folder / "success.json").is_file() if job.key == "demo" else rep.done(job)
@@ -225,96 +278,142 @@ def first_stage(config: StudyConfig, out: Path, show_progress: bool, ray_address
         run_jobs(jobs, lambda job, result: (None if job.key == "demo" else rep.save(job, result), bar.update(1)),
                  workers=resolve_workers(config.workers), ray_address=ray_address, done=done,
                  on_skip=lambda _job: bar.update(1))
-    if config.demonstrator == "sac":
-        success = read_json(folder / "success.json")
-        described = (f"SAC ({config.action_mode} actions, {config.demo_timesteps} steps): "
-                     f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final "
-                     f"distance {success['final_distance_mean'] * 1000:.1f} mm)")
-    elif config.demonstrator == "scripted":
-        described = ("the scripted controller, not the SB3 policy: the small preset's shortcut; the medium and "
-                     "full presets train SAC")
-    else:
-        described = f"the checkpoint {config.demonstrator}"
+    described = describe_demonstrator(config, folder)
     log(f"demonstrator: {described}")
     return demonstrator, described, finish_replication(rep)["report"] if rep else None
+
+
+def describe_demonstrator(config: StudyConfig, folder: Path) -> str:
+    """One line for the report: which policy the other arm ran, and how well SAC trained here reaches."""
+    from mirrorlab.files import read_json
+
+    if config.collect.demonstrator == SAC:
+        success = read_json(folder / "success.json")
+        return (f"SAC ({config.demonstrator.action_mode} actions, {config.demonstrator.timesteps} steps): "
+                f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final "
+                f"distance {success['final_distance_mean'] * 1000:.1f} mm)")
+    if config.collect.demonstrator == SCRIPTED:
+        return ("the scripted controller, not the SB3 policy: the small preset's shortcut; the medium and "
+                "full presets train SAC")
+    return f"the checkpoint {config.collect.demonstrator}"
+
+
+class StageClock:
+    """Each stage's wall time, logged with the load average as it ends (the study's `timings.json`)."""
+
+    def __init__(self, log: Callable[[str], None], timings: dict[str, float]):
+        self.log, self.timings, self.started = log, timings, time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        self.timings[stage] = time.perf_counter() - self.started
+        self.started = time.perf_counter()
+        self.log(f"stage {stage}: {self.timings[stage]:.0f} s (load average {os.getloadavg()[0]:.1f})")
+
+
+def run_settings(config: StudyConfig, name: str) -> Any:
+    """A stage's branch as the stage gets it: with the study's `workers` (and `device`) wherever it has them."""
+    branch = getattr(config, name)
+    keys = {k: getattr(config, k) for k in ("workers", "device") if k in PLANNED.get(name, {})}
+    return dataclasses.replace(branch, **keys) if branch is not None and keys else branch
+
+
+def collect_config(config: StudyConfig, view: str, appearance: str, demonstrator: str) -> CollectConfig:
+    """The collect branch as one dataset's collection gets it: the plan's view and appearance, the
+    demonstrator resolved (SAC trained in the first stage), the study's workers."""
+    return dataclasses.replace(run_settings(config, "collect"), demonstrator=demonstrator,
+                               other_appearance=appearance, observe_camera=view)
+
+
+def collect_all(config: StudyConfig, out: Path, demonstrator: str, show_progress: bool,
+                ray_address: str | None) -> dict[Path, Path]:
+    """Every dataset of the plan collected (or resumed); {scenario folder: dataset folder}."""
+    from mirrorlab.experiments.stages.collection import collect
+
+    data_dirs = {}
+    for view, appearance, _ in scenarios(config):
+        where = scenario_dir(view, appearance)
+        data_dirs[where] = out / "data" / where
+        collect(collect_config(config, view, appearance, demonstrator), data_dirs[where], show_progress=show_progress,
+                ray_address=ray_address)
+    return data_dirs
+
+
+def train_all(config: StudyConfig, plan: list[tuple[Path, TrainConfig, Path]], data_dirs: dict[Path, Path],
+              show_progress: bool, ray_address: str | None) -> None:
+    """Every run of the plan trained through the runner; finished runs (`done.json`) are kept."""
+    from tqdm import tqdm
+
+    jobs = [Job(str(run_dir), _train_job, (tc, str(data_dirs[where]), str(run_dir), config.device),
+                cost=tc.epochs if tc.condition != "untrained" else 0) for where, tc, run_dir in plan]
+    with tqdm(total=len(jobs), desc="train runs", unit="run", disable=not show_progress) as bar:
+        run_jobs(jobs, lambda _job, _summary: bar.update(1), workers=resolve_workers(config.workers),
+                 ray_address=ray_address, done=lambda job: (Path(job.key) / "done.json").is_file(),
+                 on_skip=lambda _job: bar.update(1))
+
+
+def headline_runs(config: StudyConfig, plan: list[tuple[Path, TrainConfig, Path]]) -> list[Path]:
+    """The runs on the first view and appearance (every condition): the ones the lesions silence."""
+    return [run for where, _, run in plan if where == scenario_dir(config.views[0], config.appearances[0])]
+
+
+def write_videos(config: StudyConfig, out: Path, plan: list[tuple[Path, TrainConfig, Path]],
+                 data_dirs: dict[Path, Path], analysis_dir: Path) -> list[Path]:
+    """One perform-vs-observe video per dataset, of its first shared core (inverse head on the other's video)."""
+    from mirrorlab.agents.runs import read_run
+    from mirrorlab.experiments.stages.episode_video import write_episode_video
+
+    videos, v = [], config.video
+    for where in data_dirs:
+        shared = [r for w, tc, r in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"]
+        if shared:
+            videos.append(write_episode_video(read_run(shared[0]), analysis_dir, v.episode,
+                                              out / "videos" / f"{where.parent.name}_{where.name}.mp4", size=v.size,
+                                              n_units=v.units, fps=v.fps, force=True))
+    atomic_write_json(out / "videos" / "index.json", videos)
+    return [Path(video["path"]) for video in videos]
 
 
 def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: bool = True,
              ray_address: str | None = None, log: Callable[[str], None] = print,
              timings: dict[str, float] | None = None) -> dict[str, Any]:
-    from tqdm import tqdm
-
-    from mirrorlab.agents.collection import CollectConfig
-    from mirrorlab.agents.runs import read_run
-    from mirrorlab.experiments.stages.collection import collect
-    from mirrorlab.experiments.stages.episode_video import write_episode_video
+    """Collect, train, analyze, imitate, lesion, spillover and videos in order, each stage given its own
+    branch of the tree; returns each stage's report (and the videos)."""
     from mirrorlab.experiments.stages.imitation import imitate
     from mirrorlab.experiments.stages.lesion import lesion
-    from mirrorlab.experiments.stages.measurement import AnalyzeConfig, analyze
-    from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
+    from mirrorlab.experiments.stages.measurement import analyze
+    from mirrorlab.experiments.stages.spillover import spillover
 
-    timings = {} if timings is None else timings
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        timings[stage] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        log(f"stage {stage}: {timings[stage]:.0f} s (load average {os.getloadavg()[0]:.1f})")
-
-    workers = resolve_workers(config.workers)
-    data_dirs = {}
-    for view, appearance, _ in scenarios(config):
-        cc = dataclasses.replace(CollectConfig(), env_id=config.env_id, demonstrator=demonstrator,
-                                 episodes=config.episodes, babble=config.babble, frame_size=config.frame_size,
-                                 other_appearance=appearance, action_mode=config.action_mode,
-                                 render_supersample=config.render_supersample, workers=config.workers,
-                                 observe_camera=view)
-        where = scenario_dir(view, appearance)
-        data_dirs[where] = out / "data" / where
-        collect(cc, data_dirs[where], show_progress=show_progress, ray_address=ray_address)
-    lap("collect")
+    clock = StageClock(log, {} if timings is None else timings)
+    run_opts = {"show_progress": show_progress, "ray_address": ray_address}
+    data_dirs = collect_all(config, out, demonstrator, **run_opts)
+    clock.lap("collect")
     plan = run_plan(config, out)
-    jobs = [Job(str(run_dir), _train_job, (tc, str(data_dirs[a]), str(run_dir), config.device),
-                cost=tc.epochs if tc.condition != "untrained" else 0) for a, tc, run_dir in plan]
-    with tqdm(total=len(jobs), desc="train runs", unit="run", disable=not show_progress) as bar:
-        run_jobs(jobs, lambda _job, _summary: bar.update(1), workers=workers, ray_address=ray_address,
-                 done=lambda job: (Path(job.key) / "done.json").is_file(), on_skip=lambda _job: bar.update(1))
-    lap("train")
-    runs = [r for _, _, r in plan]
-    analysis_dir = out / "analysis"
-    parts: dict[str, Any] = {"analysis": analyze(runs, analysis_dir, AnalyzeConfig(), force=True, workers=workers,
-                                                 ray_address=ray_address, show_progress=show_progress,
-                                                 device=config.device)["report"]}
-    lap("analyze")
-    imitation = dataclasses.replace(config.imitation, workers=config.workers, device=config.device)
-    parts["imitation"] = imitate(runs, out / "imitation", imitation, analysis=analysis_dir, force=True,
-                                 show_progress=show_progress, ray_address=ray_address)["report"]
-    lap("imitate")
+    train_all(config, plan, data_dirs, **run_opts)
+    clock.lap("train")
+    runs, analysis_dir = [r for _, _, r in plan], out / "analysis"
+    parts: dict[str, Any] = {"analysis": analyze(runs, analysis_dir, config.analyze, force=True,
+                                                 workers=resolve_workers(config.workers), device=config.device,
+                                                 **run_opts)["report"]}
+    clock.lap("analyze")
+    parts["imitation"] = imitate(runs, out / "imitation", run_settings(config, "imitate"), analysis=analysis_dir,
+                                 force=True, **run_opts)["report"]
+    clock.lap("imitate")
     if config.lesion is not None:
-        headline = [r for w, _, r in plan if w == scenario_dir(config.views[0], config.appearances[0])]
-        parts["lesion"] = lesion(headline, analysis_dir, out / "lesion", dataclasses.replace(config.lesion,
-                                                                                            workers=config.workers),
-                                 force=True, ray_address=ray_address, show_progress=show_progress)["report"]
-        lap("lesion")
-    if config.spillover:
-        parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", SpilloverConfig(), force=True)["report"]
-        lap("spillover")
-    videos = []
-    for where in data_dirs:
-        shared = [r for w, tc, r in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"]
-        if shared:
-            videos.append(write_episode_video(read_run(shared[0]), analysis_dir, 0,
-                                              out / "videos" / f"{where.parent.name}_{where.name}.mp4",
-                                              size=config.video_size, force=True))
-    atomic_write_json(out / "videos" / "index.json", videos)
-    parts["videos"] = [Path(v["path"]) for v in videos]
-    lap("videos")
+        parts["lesion"] = lesion(headline_runs(config, plan), analysis_dir, out / "lesion",
+                                 run_settings(config, "lesion"), force=True, **run_opts)["report"]
+        clock.lap("lesion")
+    if config.spillover is not None:
+        parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", config.spillover, force=True)["report"]
+        clock.lap("spillover")
+    parts["videos"] = write_videos(config, out, plan, data_dirs, analysis_dir)
+    clock.lap("videos")
     return parts
 
 
 def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bool = True,
           ray_address: str | None = None, log: Callable[[str], None] = print) -> Path:
+    """The whole study into `out` (resumed if a study is there; `fresh` deletes it first); `config.json`
+    holds the whole tree. Returns the report."""
     from mirrorlab.experiments.stages.page import write_study_page
 
     config.validate()
@@ -333,6 +432,17 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     log(f"stage toy_and_demonstrator: {timings['toy_and_demonstrator']:.0f} s")
     parts.update(embodied(config, out, demonstrator, show_progress, ray_address, log, timings))
     wall = time.perf_counter() - started
+    report = out / "report.md"
+    atomic_write_text(report, "\n".join(report_lines(config, out, parts, timings, wall, described)))
+    write_study_page(out)
+    atomic_write_json(out / "timings.json", {"wall_time_s": wall, "stages_s": timings,
+                                             "workers": resolve_workers(config.workers)})
+    return report
+
+
+def report_lines(config: StudyConfig, out: Path, parts: dict[str, Any], timings: dict[str, float], wall: float,
+                 described: str) -> list[str]:
+    """The study's report.md: its time, the demonstrator, and one linked section per stage that ran."""
     lines = [
         "# mirrorlab study report",
         "",
@@ -344,7 +454,7 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
         "",
     ]
     if "toy" in parts:
-        lines += ["## Part 1: the seed paper's toy experiment, replicated with nulls", "",
+        lines += ["## Part 1: the paper's toy experiment, replicated with nulls", "",
                   f"[Report]({parts['toy'].relative_to(out)}): the paper's claims vs measured values, the claim",
                   "verdicts, every condition and null, figures 1-4.", ""]
     lines += ["## Part 2: the embodied study (arms, video, continuous actions)", "",
@@ -360,14 +470,9 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
                   f"[Report]({parts['lesion'].relative_to(out)}): the significant mirror units, anti-mirror units, the",
                   "top read-out units and matched-random sets silenced at every step; effects on watching and doing.", ""]
     if "spillover" in parts:
-        lines += ["## Part 4: spillover of value from self to other (seed 003)", "",
+        lines += ["## Part 4: value spillover from self to other", "",
                   f"[Report]({parts['spillover'].relative_to(out)}): value learnt on the self arm's own video, applied "
                   "to the other's, and its decay under feedback.", ""]
     lines += ["## Videos: self performing, other observed, live traces of the top mirror and an anti-mirror unit", "",
               *[f"- [{v.stem}]({v.relative_to(out)})" for v in parts["videos"]], ""]
-    report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    write_study_page(out)
-    atomic_write_json(out / "timings.json", {"wall_time_s": wall, "stages_s": timings,
-                                             "workers": resolve_workers(config.workers)})
-    return report
+    return lines
