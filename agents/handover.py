@@ -1,4 +1,4 @@
-"""Handing over control: a learner that lets the expert drive where its ensemble disagrees (seed 001).
+"""Handing over control: a learner that lets the expert drive where its ensemble disagrees.
 
 "Let the model and the player have a hand on the joystick at the same time. Once the model feels like it's
 in a strange situation, it hands over control to the player." As in EnsembleDAgger (Menda et al. 2019) and

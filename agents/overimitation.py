@@ -1,6 +1,6 @@
 """Overimitation: demonstration pairs that differ only by a task-irrelevant detour, and how much of it is copied.
 
-Children copy steps of a demonstration that do nothing for the task (seed 001). Here the irrelevant step is
+Children copy steps of a demonstration that do nothing for the task. Here the irrelevant step is
 a detour: the other arm first heads for a *waypoint* off the direct path (a fixed fraction of the arm's
 reach to the left of the direct reach's midpoint, in its base frame), then reaches the same target. Each
 test video's reset seed (start pose, target) gives a *pair* of demonstrations by the scripted reacher

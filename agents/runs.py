@@ -51,7 +51,7 @@ class TrainConfig:
     # Pixel errors are ~100x smaller than action errors: at weight 1 the shared GRU serves the inverse head and
     # the forward head barely uses the actions (README: "The forward model").
     forward_weight: float = 10.0
-    inverse_weight: float = 1.0    # the "tuning parameter" of mirroring (seed 000)
+    inverse_weight: float = 1.0    # the loss weight of the inverse objective: the tuning parameter of mirroring
     inverse_data: str = "other"    # "other": the inverse head learns from the other arm's video;
                                    # "self": only from the self arm's own video (tests self -> other transfer)
     # The perform path starts from the self arm's own first frame, and its forward head predicts the change from

@@ -1,4 +1,4 @@
-"""The seed paper's network on its toy world: build it, score it, record its activations."""
+"""The paper's network on its toy world: build it, score it, record its activations."""
 
 from __future__ import annotations
 

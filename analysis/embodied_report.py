@@ -1,6 +1,6 @@
 """The embodied study's outputs: units.csv, one section per group of runs (appearance, inverse data,
 loss weight), a comparison across groups, figures, in the structure of the replication report, and,
-where runs differ in the loss weight, every measure against seed 000's tuning parameter."""
+where runs differ in the loss weight, every measure against the loss weight (the loss-weight map)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ ACROSS_GROUPS = [("n_mirror_fdr", False), ("frac_abs_r_gt_0.6", True), ("aligned
                  ("forward_action_sensitivity", False)]
 
 
-# Seed 000's tuning parameter: the measures drawn against the loss weight of the inverse objective.
+# The loss-weight map: the measures drawn against the loss weight of the inverse objective.
 WEIGHT_MEASURES = [("n_mirror_fdr", "significant mirror units (BH-FDR, r >= 0.4)"),
                    ("frac_abs_r_gt_0.6", "fraction of units with |r| > 0.6"),
                    ("aligned_cka_debiased_excess", "debiased CKA over its null"),
@@ -79,7 +79,7 @@ def weight_profiles(cells: dict[tuple[str, str, int], tuple[dict, dict]]) -> tup
         path = f"figures/against_inverse_weight_{_slug(f'{appearance}_{inverse_data}')}.png"
         effects = [f"{a}_minus_{b}_{col}" for a, b, col in WEIGHT_EFFECTS if a in conditions and b in conditions]
         outputs[path] = axis_profile_figure(table, "inverse_weight", weights, conditions, WEIGHT_MEASURES, effects)
-        lines += [f"## Seed 000's tuning parameter: `{appearance}`, inverse data `{inverse_data}`", "",
+        lines += [f"## The loss-weight map: `{appearance}`, inverse data `{inverse_data}`", "",
                   "Each measure against `inverse_weight` (loss = forward + weight x inverse); mean [95% interval",
                   "over seeds]. The untrained core has no loss, so its values repeat at every weight.", "",
                   "| inverse_weight | condition | " + " | ".join(col for col, _ in WEIGHT_MEASURES) + " |",

@@ -12,8 +12,8 @@ GLOSSARY: dict[str, tuple[str, str]] = {
                           "beyond the null (BH-FDR 5%)"),
     "n_mirror_fdr_time_locked_removed": ("mirror units, trial clock removed", "mirror units after subtracting each "
                                          "timestep's mean over sequences (activity every trial shares)"),
-    "frac_r_gt_0.75": ("units with r > 0.75", "the seed paper's headline fraction, no null"),
-    "frac_abs_r_gt_0.6": ("units with |r| > 0.6", "the seed paper's second fraction, no null"),
+    "frac_r_gt_0.75": ("units with r > 0.75", "the paper's headline fraction, no null"),
+    "frac_abs_r_gt_0.6": ("units with |r| > 0.6", "the paper's second fraction, no null"),
     "mean_r": ("mean unit r", "mean perform-vs-observe Pearson r over units"),
     "aligned_cka_debiased": ("shared population geometry", "debiased linear CKA of perform and observe states: "
                              "needs no unit matching"),

@@ -159,7 +159,7 @@ def replication_outputs(config: Any, metrics: dict[str, Any],
     }
 
     lines = [
-        "# Replication of the seed paper's toy experiment",
+        "# Replication of the paper's toy experiment",
         "",
         f"Protocol: K={config.n_actions} actions, effects ~ N(0, I) in R^{config.sensory_dim}, "
         f"s_t = {config.decay} s_(t-1) + effect(a_t) + N(0, {config.noise_sigma}^2 I), T={config.seq_len}, "

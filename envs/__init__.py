@@ -1,5 +1,5 @@
 """MuJoCo arm environments (self and other arm at a table), registered as `mirrorlab/...` ids, the
-seed paper's toy world, episodes and the paired perform/observe dataset format.
+paper's toy world, episodes and the paired perform/observe dataset format.
 
 Importing this package only registers the ids with gymnasium (entry points are strings): no GL
 backend is probed and no context is created until an env module is imported by `gymnasium.make`.

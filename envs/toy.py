@@ -1,4 +1,4 @@
-"""The seed paper's linear toy world: discrete actions push a sensory vector along fixed effect vectors.
+"""The paper's linear toy world: discrete actions push a sensory vector along fixed effect vectors.
 
     s_t = decay * s_{t-1} + effect[a_t] + N(0, noise_sigma^2 I),   s_0 = 0
 

@@ -1,4 +1,4 @@
-"""`mirrorlab replicate`: the seed paper's toy experiment under its own protocol, with the nulls it lacks.
+"""`mirrorlab replicate`: the paper's toy experiment under its own protocol, with the nulls it lacks.
 
 Per seed, one toy world and one paired data set; every condition (shared, separate, forward_only,
 shuffled_labels, untrained) is trained on it from the same initialisation and analyzed on the same
@@ -27,7 +27,7 @@ def config_from_args(args: argparse.Namespace) -> ReplicateConfig:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "replicate", help="the seed paper's toy experiment, with untrained and sequence-level nulls",
+        "replicate", help="the paper's toy experiment, with untrained and sequence-level nulls",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("results/replicate"),
                    help="output folder for metrics.json, units.csv, report.md and figures (default: %(default)s)")

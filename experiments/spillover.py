@@ -1,4 +1,4 @@
-"""`mirrorlab spillover`: seed 003's test. Does value learnt on "me" spill over to "the other", and does
+"""`mirrorlab spillover`: the value-spillover test. Does value learnt on "me" spill over to "the other", and does
 feedback remove it?
 
 A linear value head is fitted to the self arm's reward from the latent of the core watching its own arm;
@@ -19,7 +19,7 @@ from mirrorlab.experiments.stages.spillover import SpilloverConfig, spillover
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("spillover", help="seed 003: value learnt on self, applied to the other, and its decay",
+    p = subparsers.add_parser("spillover", help="value spillover: value learnt on self, applied to the other, and its decay",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders of `mirrorlab train`")
     p.add_argument("--analysis", type=Path, required=True, help="the `mirrorlab analyze` output for these runs")

@@ -81,8 +81,8 @@ NOT_AXES = ("seeds", "conditions", "workers")
 # Fields the untrained network never reads: one untrained cell serves every value of them.
 TRAINING_ONLY = ("lr", "batch_size", "epochs", "forward_weight", "inverse_weight")
 
-# The default grid, shipped as package data: lambda (the forward/inverse weight, seed 000's tuning
-# parameter) x sensory noise x hidden size, 3 seeds, the paper's protocol otherwise.
+# The default grid, shipped as package data: lambda (the forward/inverse loss weight, the
+# tuning parameter of mirroring) x sensory noise x hidden size, 3 seeds, the paper's protocol otherwise.
 # 16 points x 3 seeds x (shared + separate) = 96 trained cells + 12 untrained ones: 1,416 cell-seconds,
 # 12 minutes on 2 idle cores as measured (trained cell 17-19 s at hidden 96, 10.6 s at 48; untrained 3-5 s).
 DEFAULT_GRID_FILE = Path(__file__).resolve().parent / "grids" / "default.toml"

@@ -17,10 +17,10 @@ from mirrorlab.errors import UserError
 from mirrorlab.files import atomic_write_text, folder_owner, read_json
 
 SECTIONS = (  # (anchor, title, folder)
-    ("toy", "The seed paper's toy experiment, replicated with its nulls", "replicate"),
+    ("toy", "The paper's toy experiment, replicated with its nulls", "replicate"),
     ("embodied", "The embodied study: mirror measures of the core on held-out paired episodes", "analysis"),
     ("imitation", "Imitation from video", "imitation"),
-    ("spillover", "Spillover of value from self to other (seed 003)", "spillover"),
+    ("spillover", "Value spillover from self to other", "spillover"),
 )
 
 

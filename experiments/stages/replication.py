@@ -1,4 +1,4 @@
-"""The seed paper's toy experiment under its own protocol, with the nulls it lacks (replicate, sweep, study).
+"""The paper's toy experiment under its own protocol, with the nulls it lacks (replicate, sweep, study).
 
 Per seed, one toy world and one paired data set; every condition (shared, separate, forward_only,
 shuffled_labels, untrained) is trained on it from the same initialisation and analyzed on the same
