@@ -200,21 +200,3 @@ def report(summary: dict[str, dict[str, dict[str, Any]]], goals: dict[str, Any],
             lines.append(f"| {c['method']} | {c['runs']} | {c['mirror_measure']} | {c['n_runs']} | {r} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def correlate_across_runs(per_run: dict[str, float], measures: dict[str, dict[str, float]], measure: str
-                          ) -> dict[str, Any]:
-    """Pearson r (95% CI by Fisher z) across runs between a per-run score and a per-run measure; the one
-    helper imitation, spillover and lesions use to relate a run's outcome to its mirror measures."""
-    from scipy import stats
-
-    runs = sorted(r for r in per_run if r in measures)
-    x = np.array([measures[r].get(measure, np.nan) for r in runs], np.float64)
-    y = np.array([per_run[r] for r in runs], np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    entry: dict[str, Any] = {"mirror_measure": measure, "n_runs": int(ok.sum())}
-    if ok.sum() >= 4 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0:
-        res = stats.pearsonr(x[ok], y[ok])
-        ci = res.confidence_interval(0.95)
-        entry.update(r=float(res.statistic), ci95=[float(ci.low), float(ci.high)], p=float(res.pvalue))
-    return entry

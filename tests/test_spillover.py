@@ -112,6 +112,48 @@ def test_half_life_interpolates_and_says_never():
     assert np.isnan(half_life(np.array([0, 10]), np.array([-0.1, 0.0])))
 
 
+def spill_row(label: str, condition: str, seed: int, relative: float, weight: str = "") -> dict:
+    """A run's row as the stage writes it: its label, condition, counterparts and results (planted values)."""
+    return {"run": f"runs/{label}/seed{seed}", "appearance": "identical, third_person", "label": label,
+            "condition": condition, "seed": seed, "relative": relative, "r": relative / 2, "half_life": 100.0,
+            "counterparts": {"untrained": "untrained", "separate": f"separate{weight}"},
+            "curve_updates": [0, 1], "curve_relative": [relative, relative / 2]}
+
+
+def test_a_loss_weight_map_is_never_pooled_in_groups_or_comparisons():
+    from mirrorlab.analysis.spillover import compare, summarise
+
+    planted = {("shared", "shared", ""): 0.1, ("shared@w0.25", "shared", "@w0.25"): 0.9,
+               ("separate", "separate", ""): 0.3, ("separate@w0.25", "separate", "@w0.25"): 0.4,
+               ("untrained", "untrained", ""): 0.0}
+    rows = [spill_row(label, condition, seed, value + seed / 100, weight)
+            for (label, condition, weight), value in planted.items() for seed in (0, 1)]
+    groups = summarise(rows)["identical, third_person"]
+    assert set(groups) == {label for label, _, _ in planted} and all(g["n_seeds"] == 2 for g in groups.values())
+    assert groups["shared@w0.25"]["relative"]["mean"] == pytest.approx(0.905)  # its own two seeds only
+    found = {c["comparison"]: c for c in compare(rows)}
+    assert set(found) == {"shared minus untrained", "shared minus separate", "shared@w0.25 minus untrained",
+                          "shared@w0.25 minus separate@w0.25"}
+    assert found["shared@w0.25 minus separate@w0.25"]["relative"]["mean"] == pytest.approx(0.5)
+    assert found["shared minus separate"]["relative"]["mean"] == pytest.approx(-0.2)
+    assert all(c["n_seeds"] == 2 for c in found.values())
+    with pytest.raises(ValueError, match="share appearance, label and seed"):
+        summarise(rows + [dict(rows[0], run="runs/another")])  # two runs in one cell would be pooled
+
+
+def test_a_run_is_compared_with_the_cores_trained_the_same_way(analyzed_runs):
+    import dataclasses
+
+    from mirrorlab.agents.runs import read_run
+    from mirrorlab.experiments.stages.spillover import counterparts
+
+    run = read_run(analyzed_runs[0][0])
+    weighted = dataclasses.replace(run, config=dataclasses.replace(run.config, condition="shared", inverse_weight=0.25))
+    assert counterparts(weighted) == {"untrained": "untrained", "separate": "separate@w0.25"}
+    ungrounded = dataclasses.replace(weighted, config=dataclasses.replace(weighted.config, perform_grounding="none"))
+    assert counterparts(ungrounded) == {"untrained": "untrained-ungrounded", "separate": "separate-ungrounded@w0.25"}
+
+
 def test_the_spillover_command_on_analyzed_runs(analyzed_runs, tmp_path):
     import json
 
@@ -123,7 +165,7 @@ def test_the_spillover_command_on_analyzed_runs(analyzed_runs, tmp_path):
     assert cli(["spillover", "--runs", *map(str, runs), "--analysis", str(analysis), "--out", str(out), "--config",
                 _tiny_config(tmp_path)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {r["condition"] for r in metrics["runs"]} == {"shared", "separate"}
+    assert {r["label"] for r in metrics["runs"]} == {r["condition"] for r in metrics["runs"]} == {"shared", "separate"}
     row = metrics["runs"][0]
     assert len(row["curve_relative"]) == 300 // 50 + 1 and np.isfinite(row["r"]) and 0 < row["p"] <= 1
     assert set(metrics["groups"]["identical, other_view"]) == {"shared", "separate"}

@@ -19,13 +19,13 @@ from mirrorlab.agents.imitation_methods import METHOD_RECORDS, METHODS, Context,
 from mirrorlab.agents.imitation_task import imitation_env  # noqa: F401  (the imitation env, re-exported for tests)
 from mirrorlab.agents.overimitation import detour_pairs, overimitation_rows
 from mirrorlab.agents.runs import Run, read_run, resolve_device
+from mirrorlab.analysis.across_runs import MIRROR_MEASURES, correlate_across_runs
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.measurement import mirror_measures_by_run, run_activations
 from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, csv_text
 from mirrorlab.provenance import provenance
 
-MIRROR_MEASURES = ("n_mirror_fdr", "aligned_cka_debiased_excess", "decode_perform_to_observe_zscored")
 MIN_HELD_OUT = 4
 __all__ = ["ImitateConfig", "imitate", "imitate_dataset"]
 
@@ -195,8 +195,6 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
 def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     """Across trained runs, each core method's mean success on its dataset's own videos against each mirror
     measure (training itself improves both, so untrained cores are left out)."""
-    from mirrorlab.analysis.imitation import correlate_across_runs
-
     out = []
     for method in sorted({r["method"] for r in rows if r.get("run")}):
         per_run: dict[str, list[float]] = {}
