@@ -112,8 +112,20 @@ def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], 
                      ) -> dict[str, str | bytes]:
     """{relative path: content} of the embodied study's outputs: report.md, units.csv, figures."""
     outputs: dict[str, str | bytes] = {"units.csv": embodied_units_csv(cells)}
-    groups = metrics["groups"]
-    lines = [
+    lines = report_intro(metrics) + across_groups_table(metrics["groups"])
+    for g, entry in metrics["groups"].items():
+        group_figures = group_figures_of(g, entry["conditions"], cells)
+        outputs.update(group_figures)
+        lines += group_section(g, entry, list(group_figures))
+    weight_figures, weight_lines = weight_profiles(cells)
+    outputs.update(weight_figures)
+    outputs["report.md"] = "\n".join(lines + weight_lines)
+    return outputs
+
+
+def report_intro(metrics: dict[str, Any]) -> list[str]:
+    """What perform and observe are, what each inverse-head column means, and where the numbers come from."""
+    return [
         "# Embodied study: mirror measures on held-out paired episodes",
         "",
         "Perform: the core driven by an episode's actions (self arm). Observe: the core watching the other arm",
@@ -134,55 +146,58 @@ def embodied_outputs(metrics: dict[str, Any], cells: dict[tuple[str, str, int], 
         "the prediction ignores the actions; a forward model that knows where the arm starts should be well above).",
         f"Git commit {metrics.get('git_commit')}; analysis wall time {metrics['wall_time_s']:.0f} s.",
         "",
-        "## Across groups (shared core)",
-        "",
-        "| group | " + " | ".join(c for c, _ in ACROSS_GROUPS) + " |",
-        "|---" * (len(ACROSS_GROUPS) + 1) + "|",
     ]
+
+
+def across_groups_table(groups: dict[str, Any]) -> list[str]:
+    """The shared core of every group side by side, one row per group."""
+    lines = ["## Across groups (shared core)", "",
+             "| group | " + " | ".join(c for c, _ in ACROSS_GROUPS) + " |",
+             "|---" * (len(ACROSS_GROUPS) + 1) + "|"]
     for g, entry in groups.items():
         shared = entry["conditions"].get("shared")
         if shared:
             lines.append(f"| {g} | " + " | ".join(fmt_stat(shared["summary"][c], pct) for c, pct in ACROSS_GROUPS)
                          + " |")
-    lines.append("")
-    for g, entry in groups.items():
-        conds = entry["conditions"]
-        slug = _slug(g)
-        fig_paths = []
-        conditions = list(conds)
-        seeds = sorted({k[2] for k in cells if k[0] == g})
-        main_cond = "shared" if "shared" in conds else conditions[0]
-        example = cells[(g, main_cond, seeds[0])][1]
-        r_seed0 = {c: cells[(g, c, seeds[0])][1]["r"] for c in conditions if (g, c, seeds[0]) in cells}
-        pooled = {c: np.concatenate([cells[(g, c, s)][1]["r"] for s in seeds if (g, c, s) in cells]) for c in conditions}
-        per_seed = {c: conds[c]["per_seed"] for c in conditions}
-        fig_paths.append(f"figures/{slug}_emergence.png")
-        outputs[fig_paths[-1]] = figures.figure_emergence(r_seed0, example, pooled, seeds[0])
-        fig_paths.append(f"figures/{slug}_ablations.png")
-        outputs[fig_paths[-1]] = figures.figure_ablations(pooled, per_seed)
-        lines += [
-            f"## Group `{g}`",
-            "",
-            *condition_table(conds, EMBODIED_COLUMNS),
-            "",
-            "### Does the claim hold?",
-            "",
-            *CLAIMS_INTRO,
-            "",
-            *verdict_table(entry["claims"]),
-            "",
-            "### Beyond identity pairing",
-            "",
-            *beyond_identity_table(conds),
-            "",
-            "### Effect of training (minus the untrained core of the same seed)",
-            "",
-            *effect_table(conds),
-            "",
-            *[f"![{p.split('/')[-1][:-4]}]({p})" for p in fig_paths],
-            "",
-        ]
-    weight_figures, weight_lines = weight_profiles(cells)
-    outputs.update(weight_figures)
-    outputs["report.md"] = "\n".join(lines + weight_lines)
-    return outputs
+    return lines + [""]
+
+
+def group_figures_of(g: str, conds: dict[str, Any], cells: dict[tuple[str, str, int], tuple[dict, dict]]
+                     ) -> dict[str, bytes]:
+    """A group's emergence figure (its first seed, the shared core's units) and ablation figure (seeds pooled)."""
+    slug, conditions = _slug(g), list(conds)
+    seeds = sorted({k[2] for k in cells if k[0] == g})
+    main_cond = "shared" if "shared" in conds else conditions[0]
+    example = cells[(g, main_cond, seeds[0])][1]
+    r_seed0 = {c: cells[(g, c, seeds[0])][1]["r"] for c in conditions if (g, c, seeds[0]) in cells}
+    pooled = {c: np.concatenate([cells[(g, c, s)][1]["r"] for s in seeds if (g, c, s) in cells]) for c in conditions}
+    per_seed = {c: conds[c]["per_seed"] for c in conditions}
+    return {f"figures/{slug}_emergence.png": figures.figure_emergence(r_seed0, example, pooled, seeds[0]),
+            f"figures/{slug}_ablations.png": figures.figure_ablations(pooled, per_seed)}
+
+
+def group_section(g: str, entry: dict[str, Any], fig_paths: list[str]) -> list[str]:
+    """One group's tables (conditions, verdicts, beyond identity, effect of training) and its figures."""
+    conds = entry["conditions"]
+    return [
+        f"## Group `{g}`",
+        "",
+        *condition_table(conds, EMBODIED_COLUMNS),
+        "",
+        "### Does the claim hold?",
+        "",
+        *CLAIMS_INTRO,
+        "",
+        *verdict_table(entry["claims"]),
+        "",
+        "### Beyond identity pairing",
+        "",
+        *beyond_identity_table(conds),
+        "",
+        "### Effect of training (minus the untrained core of the same seed)",
+        "",
+        *effect_table(conds),
+        "",
+        *[f"![{p.split('/')[-1][:-4]}]({p})" for p in fig_paths],
+        "",
+    ]

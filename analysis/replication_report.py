@@ -140,7 +140,28 @@ def effect_table(conds: dict[str, Any]) -> list[str]:
 
 def replication_outputs(config: Any, metrics: dict[str, Any],
                         cells: dict[tuple[str, int], tuple[dict, dict]]) -> dict[str, str | bytes]:
-    conds = metrics["conditions"]
+    """{relative path: content} of the replication's outputs: report.md, units.csv, figures 1-4."""
+    figs = replication_figures(config, metrics["conditions"], cells)
+    lines = [
+        "# Replication of the paper's toy experiment",
+        "",
+        protocol_line(config, metrics),
+        "",
+        *report_body(config, metrics),
+        "## Figures",
+        "",
+        *[f"![{name.split('/')[-1][:-4]}]({name})" for name in figs],
+        "",
+        "Files: `metrics.json` (every number, per seed, with the protocol, versions and git commit), "
+        "`units.csv` (one row per condition, seed and unit), `cells/` (per-cell arrays).",
+        "",
+    ]
+    return {"units.csv": units_csv(cells), "report.md": "\n".join(lines), **figs}
+
+
+def replication_figures(config: Any, conds: dict[str, Any], cells: dict[tuple[str, int], tuple[dict, dict]]
+                        ) -> dict[str, bytes]:
+    """Figures 1-4: emergence (first seed, pooled), the null of the strongest unit, ablations, lags."""
     seed0 = config.seeds[0]
     r_seed0 = {c: cells[(c, seed0)][1]["r"] for c in config.conditions}
     pooled = {c: np.concatenate([cells[(c, s)][1]["r"] for s in config.seeds]) for c in config.conditions}
@@ -149,7 +170,7 @@ def replication_outputs(config: Any, metrics: dict[str, Any],
     example = cells[(main_cond, seed0)][1]
     r_main = np.nan_to_num(example["r"])
     top = int(np.argmax(np.abs(r_main)))
-    figs = {
+    return {
         "figures/fig1_emergence.png": figures.figure_emergence(r_seed0, example, pooled, seed0),
         "figures/fig2_robustness.png": figures.figure_robustness(example["null_example"], float(r_main[top]),
                                                                  f"{main_cond} unit {top}, seed {seed0}", per_seed),
@@ -158,24 +179,31 @@ def replication_outputs(config: Any, metrics: dict[str, Any],
                                                              config.max_lag),
     }
 
-    lines = [
-        "# Replication of the paper's toy experiment",
-        "",
+
+def protocol_line(config: Any, metrics: dict[str, Any]) -> str:
+    """The protocol as run, the significance test and where the numbers come from, in one paragraph."""
+    return (
         f"Protocol: K={config.n_actions} actions, effects ~ N(0, I) in R^{config.sensory_dim}, "
         f"s_t = {config.decay} s_(t-1) + effect(a_t) + N(0, {config.noise_sigma}^2 I), T={config.seq_len}, "
         f"{config.n_train} train / {config.n_test} test sequences, GRU hidden {config.hidden_size}, "
         f"Adam {config.lr}, batch {config.batch_size}, {config.epochs} epochs, loss = "
         f"{config.forward_weight} forward + {config.inverse_weight} inverse. Seeds: "
-        f"{', '.join(map(str, config.seeds))} (seed {seed0} first). Significance: sequence-level null with "
-        f"B={config.n_permutations} re-pairings of whole sequences, each tail tested against the null's own "
+        f"{', '.join(map(str, config.seeds))} (seed {config.seeds[0]} first). Significance: sequence-level null "
+        f"with B={config.n_permutations} re-pairings of whole sequences, each tail tested against the null's own "
         f"tail (p = 2 min(p_greater, p_less), corrected over units); mirror unit = BH-FDR (or Bonferroni) "
         f"< {config.alpha} in the upper tail and r >= {config.mirror_min_abs_r} (anti-mirror: lower tail, "
         f"r <= -{config.mirror_min_abs_r}). Wall time {metrics['wall_time_s']:.0f} s. "
-        f"Git commit {metrics.get('git_commit')}.",
-        "",
+        f"Git commit {metrics.get('git_commit')}.")
+
+
+def report_body(config: Any, metrics: dict[str, Any]) -> list[str]:
+    """The paper's claims against the measured values, every condition, the effect of training, the
+    verdicts and the measures beyond identity pairing."""
+    conds = metrics["conditions"]
+    return [
         "## The paper's claims vs what was measured",
         "",
-        *paper_claims_table(conds, seed0),
+        *paper_claims_table(conds, config.seeds[0]),
         "",
         "A claim is *consistent* when the 95% interval over seeds overlaps the paper's range; the untrained",
         "column is the same network before any training step on the same data, the baseline any",
@@ -203,12 +231,4 @@ def replication_outputs(config: Any, metrics: dict[str, Any],
         "",
         *beyond_identity_table(conds),
         "",
-        "## Figures",
-        "",
-        *[f"![{name.split('/')[-1][:-4]}]({name})" for name in figs],
-        "",
-        "Files: `metrics.json` (every number, per seed, with the protocol, versions and git commit), "
-        "`units.csv` (one row per condition, seed and unit), `cells/` (per-cell arrays).",
-        "",
     ]
-    return {"units.csv": units_csv(cells), "report.md": "\n".join(lines), **figs}

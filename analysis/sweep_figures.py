@@ -55,52 +55,67 @@ def heatmap_figure(rows: Sequence[dict[str, Any]], axes: dict[str, Sequence[Any]
         return list(axes[axis]) if axis is not None else [None]
 
     panels = [(x, y, *_panel_values(rows, metric, x, y, ticks(x), ticks(y))) for x, y in pairs]
-    finite = np.concatenate([m[np.isfinite(m)] for *_, m, _ in panels]) if panels else np.array([])
-    if diverging:
-        lim = float(np.max(np.abs(finite))) if finite.size else 1.0
-        vmin, vmax, cmap = -(lim or 1.0), (lim or 1.0), "RdBu_r"
-    else:
-        vmin = float(finite.min()) if finite.size else 0.0
-        vmax = float(finite.max()) if finite.size else 1.0
-        vmax = vmax if vmax > vmin else vmin + 1e-9
-        cmap = "viridis"
-
+    scale = _colour_scale([mean for *_, mean, _ in panels], diverging)
     ncols = min(3, len(panels))
     nrows = int(np.ceil(len(panels) / ncols))
     fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     for ax in grid.flat[len(panels):]:
         ax.axis("off")
     for ax, (x, y, mean, values) in zip(grid.flat, panels):
-        im = ax.imshow(mean, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower",
-                       interpolation="nearest")
         others = [a for a in varying if a not in (x, y)]
-        for i, j in itertools.product(range(mean.shape[0]), range(mean.shape[1])):
-            if not np.isfinite(mean[i, j]):
-                continue
-            mark = ""
-            if diverging and not others:
-                lo, hi = mean_ci95(values[i][j])["ci95"]
-                mark = "*" if (lo > 0 or hi < 0) else ""
-            shade = (mean[i, j] - vmin) / (vmax - vmin)
-            dark = (abs(shade - 0.5) > 0.3) if diverging else (shade < 0.6)
-            ax.text(j, i, f"{mean[i, j]:.2f}{mark}", ha="center", va="center", fontsize=8,
-                    color="white" if dark else "black")
-        if x is not None:
-            ax.set_xticks(range(len(axes[x])), [_fmt(v) for v in axes[x]])
-            ax.set_xlabel(x)
-        else:
-            ax.set_xticks([])
-        if y is not None:
-            ax.set_yticks(range(len(axes[y])), [_fmt(v) for v in axes[y]])
-            ax.set_ylabel(y)
-        else:
-            ax.set_yticks([])
+        im = _draw_panel(ax, mean, values, scale, diverging, mark_significant=diverging and not others)
+        _label_axes(ax, axes, x, y)
         ax.set_title("mean over seeds" + (f" and {', '.join(others)}" if others else ""), fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.046)
     note = "  (* 95% CI over seeds excludes 0)" if diverging else ""
     fig.suptitle(f"{title}{note}", fontsize=10)
     fig.tight_layout()
     return png(fig)
+
+
+def _colour_scale(means: list[np.ndarray], diverging: bool) -> tuple[float, float, str]:
+    """(vmin, vmax, colour map) shared by every panel: centred on 0 for an effect, else the finite range."""
+    finite = np.concatenate([m[np.isfinite(m)] for m in means]) if means else np.array([])
+    if diverging:
+        lim = float(np.max(np.abs(finite))) if finite.size else 1.0
+        return -(lim or 1.0), (lim or 1.0), "RdBu_r"
+    vmin = float(finite.min()) if finite.size else 0.0
+    vmax = float(finite.max()) if finite.size else 1.0
+    return vmin, (vmax if vmax > vmin else vmin + 1e-9), "viridis"
+
+
+def _draw_panel(ax, mean: np.ndarray, values: list[list[list[float]]], scale: tuple[float, float, str],
+                diverging: bool, mark_significant: bool):
+    """The panel's cells coloured and written, a `*` where the 95% interval over seeds excludes 0
+    (`mark_significant`: an effect averaged over seeds only); returns the image for the colour bar."""
+    vmin, vmax, cmap = scale
+    im = ax.imshow(mean, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower", interpolation="nearest")
+    for i, j in itertools.product(range(mean.shape[0]), range(mean.shape[1])):
+        if not np.isfinite(mean[i, j]):
+            continue
+        mark = ""
+        if mark_significant:
+            lo, hi = mean_ci95(values[i][j])["ci95"]
+            mark = "*" if (lo > 0 or hi < 0) else ""
+        shade = (mean[i, j] - vmin) / (vmax - vmin)
+        dark = (abs(shade - 0.5) > 0.3) if diverging else (shade < 0.6)
+        ax.text(j, i, f"{mean[i, j]:.2f}{mark}", ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
+    return im
+
+
+def _label_axes(ax, axes: dict[str, Sequence[Any]], x: str | None, y: str | None) -> None:
+    """Tick labels and names of the panel's axes (none for an axis the panel does not vary)."""
+    if x is not None:
+        ax.set_xticks(range(len(axes[x])), [_fmt(v) for v in axes[x]])
+        ax.set_xlabel(x)
+    else:
+        ax.set_xticks([])
+    if y is not None:
+        ax.set_yticks(range(len(axes[y])), [_fmt(v) for v in axes[y]])
+        ax.set_ylabel(y)
+    else:
+        ax.set_yticks([])
 
 
 _CONDITION_COLOURS = {"shared": "tab:blue", "separate": "tab:orange", "forward_only": "tab:green",
