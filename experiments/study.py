@@ -77,7 +77,8 @@ def study_config(args: argparse.Namespace) -> StudyConfig:
 def main(args: argparse.Namespace) -> int:
     config = study_config(args)
     started = time.perf_counter()
-    report = study(config, args.out, fresh=args.fresh, ray_address=args.ray_address)
+    report = study(config, args.out, fresh=args.fresh, ray_address=args.ray_address,
+                   origin={"preset": args.preset, "config_file": args.config})
     print(f"report: {report}")
     print(f"page: {report.parent / 'index.html'}")
     wall = time.perf_counter() - started

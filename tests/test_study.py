@@ -72,8 +72,11 @@ def tiny_study(tmp_path_factory):
 
 def test_a_config_file_sets_nested_fields_and_config_json_shows_the_whole_tree(tiny_study):
     out, _ = tiny_study
-    recorded = json.loads((out / "config.json").read_text())["config"]
+    written = json.loads((out / "config.json").read_text())
+    recorded = written["config"]
     assert recorded == json.loads(json.dumps(dataclasses.asdict(TINY_STUDY)))
+    assert written["preset"] == "small" and written["config_file"].endswith("tiny.toml")  # the tree's origin
+    assert "Preset small;" in (out / "index.html").read_text()  # (before the resume test reruns it from Python)
     assert recorded["imitate"]["plan_iterations"] == 5 and recorded["collect"]["frame_size"] == 16  # nested, set
     assert recorded["analyze"]["n_permutations"] > 0 and recorded["spillover"]["fit_updates"] > 0  # every branch
 

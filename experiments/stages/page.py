@@ -100,7 +100,7 @@ def _summary(out: Path) -> tuple[str, str]:
     config = read_json(out / "config.json") if (out / "config.json").is_file() else {}
     config = config if isinstance(config, dict) else {}
     inner = config.get("config")
-    preset = inner.get("preset") if isinstance(inner, dict) else None
+    preset = config.get("preset") or (inner.get("preset") if isinstance(inner, dict) else None)
     summary = (f"{'Preset ' + str(preset) + '; ' if preset else ''}git commit {config.get('git_commit', 'unknown')}. "
                "Every number below is measured, with its null or baseline beside it; the Markdown reports in the "
                "sub-folders hold the same.")

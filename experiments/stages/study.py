@@ -411,9 +411,10 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
 
 
 def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bool = True,
-          ray_address: str | None = None, log: Callable[[str], None] = print) -> Path:
+          ray_address: str | None = None, log: Callable[[str], None] = print,
+          origin: dict[str, Any] | None = None) -> Path:
     """The whole study into `out` (resumed if a study is there; `fresh` deletes it first); `config.json`
-    holds the whole tree. Returns the report."""
+    holds the whole tree and `origin` (the preset and config file it came from). Returns the report."""
     from mirrorlab.experiments.stages.page import write_study_page
 
     config.validate()
@@ -421,7 +422,7 @@ def study(config: StudyConfig, out: Path, fresh: bool = False, show_progress: bo
     if fresh and out.exists() and folder_owner(out) == "study":
         shutil.rmtree(out)  # only a folder the study itself made (its marker says so); anything else is refused below
     claim_output_dir(out, "study", resume=True)
-    atomic_write_json(out / "config.json", provenance(config, seeds=list(config.seeds)))
+    atomic_write_json(out / "config.json", {**provenance(config, seeds=list(config.seeds)), **(origin or {})})
     parts: dict[str, Any] = {}
     timings: dict[str, float] = {}
     demonstrator, described, toy_report = first_stage(config, out, show_progress, ray_address, log)
