@@ -97,7 +97,8 @@ def test_a_config_file_can_skip_a_stage_or_restore_one_a_preset_skips(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("[train]\ncondition = \"separate\"\n", "config: train.condition is set by the study's plan"),
+    ("[train]\ncondition = \"separate\"\n", "config: train.condition is set by the study"),
+    ("[imitate]\nworkers = 3\n", "config: imitate.workers is set by the study (per dataset or run, or for every stage)"),
     ("[collect]\nother_appearance = \"mirrored\"\n", "set `appearances` instead"),
     ("[imitate]\nepisodes = 0\n", "config: imitate.episodes must be >= 1"),
     ("[demonstrator]\nenv_id = \"mirrorlab/Arm3DReach-v0\"\n[collect]\ndemonstrator = \"sac\"\n",

@@ -110,7 +110,8 @@ class StudyConfig:
 
 # The stage branches of the tree, in the order the stages run.
 BRANCHES = ("demonstrator", "collect", "train", "analyze", "imitate", "lesion", "spillover", "video")
-# Fields of a branch that the study sets per dataset or run: the plan's own key says what they take.
+# Fields of a branch that the study sets per dataset or run (from the plan) or for every stage (workers,
+# device): the top-level key that sets each.
 PLANNED = {
     "collect": {"other_appearance": "appearances", "observe_camera": "views", "workers": "workers"},
     "train": {"condition": "conditions", "seed": "seeds", "inverse_weight": "inverse_weights",
@@ -139,8 +140,8 @@ def check_planned(config: StudyConfig) -> None:
         default = type(branch)()
         for key, planner in keys.items():
             if getattr(branch, key) != getattr(default, key):
-                raise UserError(f"config: {name}.{key} is set by the study's plan, per dataset or run; set "
-                                f"`{planner}` instead")
+                raise UserError(f"config: {name}.{key} is set by the study (per dataset or run, or for every "
+                                f"stage); set `{planner}` instead")
 
 
 PRESETS = {
