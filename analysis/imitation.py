@@ -143,60 +143,80 @@ def patching_summary(rows: list[dict[str, Any]], n_boot: int, seed: int = 0) -> 
     return out
 
 
+INTRO = ["# Imitation from video: the task only in the video", "",
+         "The self arm starts where the other did, but nothing it sees holds the target: no target in its",
+         "state and none drawn in its camera, in training as at test. The target is only in the other arm's",
+         "video. Test videos are held-out demonstrations (never trained on), in the dataset's own appearance",
+         "and in appearances no core trained on. `success`: within the radius of the demonstrated target in the",
+         "self arm's own base frame (goal-level; for a mirrored arm this is the anatomical goal, where the same",
+         "joint movement takes the self arm); `success_specular`: of the mirror image of that target (what a",
+         "visual copier of a mirrored arm reaches; the same goal for every other appearance). The oracle replays",
+         "the demonstrator's actions, so it is no bound where the bodies differ (morphology). Mean [95% interval",
+         "of a bootstrap over seeds and videos, crossed]; n = seeds x videos.", ""]
+
+
 def report(summary: dict[str, dict[str, dict[str, Any]]], goals: dict[str, Any],
            records: dict[str, dict[str, Any]], correlations: list[dict[str, Any]],
            patching: list[dict[str, Any]] = ()) -> str:
-    lines = ["# Imitation from video: the task only in the video", "",
-             "The self arm starts where the other did, but nothing it sees holds the target: no target in its",
-             "state and none drawn in its camera, in training as at test. The target is only in the other arm's",
-             "video. Test videos are held-out demonstrations (never trained on), in the dataset's own appearance",
-             "and in appearances no core trained on. `success`: within the radius of the demonstrated target in the",
-             "self arm's own base frame (goal-level; for a mirrored arm this is the anatomical goal, where the same",
-             "joint movement takes the self arm); `success_specular`: of the mirror image of that target (what a",
-             "visual copier of a mirrored arm reaches; the same goal for every other appearance). The oracle replays",
-             "the demonstrator's actions, so it is no bound where the bodies differ (morphology). Mean [95% interval",
-             "of a bootstrap over seeds and videos, crossed]; n = seeds x videos.", ""]
+    """The Markdown report: one table per setting with its goals, then patching and the correlations."""
+    lines = list(INTRO)
     for setting, table in summary.items():
-        lines += [f"## {setting}", "",
-                  "| method | family | sees | expert | success | success (specular goal) | final distance (m) | "
-                  "path error (m) | expert queries | n |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for label, e in table.items():
-            r = records[e["method"]]
-            n = f"{e['success']['n_seeds']} x {e['success']['n_videos']}"
-            lines.append(f"| {label} | {r['family']} | {r['sees']} | {'yes' if r['expert'] else 'no'} | "
-                         f"{fmt_interval(e['success'])} | {fmt_interval(e['success_specular'])} | "
-                         f"{fmt_interval(e['final_distance'], False)} | {fmt_interval(e['path_error'], False)} | "
-                         f"{e.get('expert_queries', '')} | {n} |")
-        for goal, t in goals.get(setting, {}).items():
-            if t["best"] is None:
-                continue
-            beats = ", ".join(f"{'beats' if ok else 'does not beat'} {b} ({t['baselines'][b]:.0%})"
-                              for b, ok in t["beats"].items())
-            lines += ["", f"{goal.capitalize()} goal: best from-video method `{t['best']}` {t['best_success']:.0%} = "
-                          f"{t['best_of_reference']:.2f}x `{t['reference']}` ({t['reference_success']:.0%}); {beats}."]
-            if t["best_mirror"]:
-                lines.append(f"Best mirror-system method `{t['best_mirror']}` {t['best_mirror_success']:.0%}: "
-                             f"{t['mirror_gap_points']:.0f} points below the best.")
-        lines.append("")
+        lines += setting_section(setting, table, goals.get(setting, {}), records)
     if patching:
-        lines += ["## Activation patching: does the watched state carry the watched goal?", "",
-                  "The core's final observe-mode state while watching video A, patched in as the goal of the",
-                  "goal-inference planner from another demonstration's start (B); the control patches the state of",
-                  "an unrelated video C. Distances (m) from the final fingertip to A's target; the effect is the",
-                  "control's distance minus the patched one (> 0: the state steers toward A's goal).", "",
-                  "| view | trained on | core | to A (patched from A) | to A (patched from C) | effect | success at A "
-                  "| to B's own target | n |", "|---|---|---|---|---|---|---|---|---|"]
-        for p in patching:
-            lines.append(f"| {p['view']} | {p['trained_on']} | {p['core']} | {fmt_interval(p['to_source'], False)} | "
-                         f"{fmt_interval(p['control_to_source'], False)} | {fmt_interval(p['effect'], False)} | "
-                         f"{fmt_interval(p['success_at_source'])} | {fmt_interval(p['to_host'], False)} | "
-                         f"{p['effect']['n_seeds']} x {p['effect']['n_videos']} |")
-        lines.append("")
+        lines += patching_section(patching)
     if correlations:
-        lines += ["## Does imitation track the mirror measures? (across runs)", "",
-                  "| method | runs | mirror measure | n | Pearson r [95% CI] |", "|---|---|---|---|---|"]
-        for c in correlations:
-            r = f"{c['r']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if "r" in c else "n/a (too few runs or no spread)"
-            lines.append(f"| {c['method']} | {c['runs']} | {c['mirror_measure']} | {c['n_runs']} | {r} |")
-        lines.append("")
+        lines += correlation_section(correlations)
     return "\n".join(lines)
+
+
+def setting_section(setting: str, table: dict[str, dict[str, Any]], goals: dict[str, Any],
+                    records: dict[str, dict[str, Any]]) -> list[str]:
+    """Every method's scores in one setting, then each declared goal's best method against its reference."""
+    lines = [f"## {setting}", "",
+             "| method | family | sees | expert | success | success (specular goal) | final distance (m) | "
+             "path error (m) | expert queries | n |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, e in table.items():
+        r = records[e["method"]]
+        n = f"{e['success']['n_seeds']} x {e['success']['n_videos']}"
+        lines.append(f"| {label} | {r['family']} | {r['sees']} | {'yes' if r['expert'] else 'no'} | "
+                     f"{fmt_interval(e['success'])} | {fmt_interval(e['success_specular'])} | "
+                     f"{fmt_interval(e['final_distance'], False)} | {fmt_interval(e['path_error'], False)} | "
+                     f"{e.get('expert_queries', '')} | {n} |")
+    for goal, t in goals.items():
+        if t["best"] is None:
+            continue
+        beats = ", ".join(f"{'beats' if ok else 'does not beat'} {b} ({t['baselines'][b]:.0%})"
+                          for b, ok in t["beats"].items())
+        lines += ["", f"{goal.capitalize()} goal: best from-video method `{t['best']}` {t['best_success']:.0%} = "
+                      f"{t['best_of_reference']:.2f}x `{t['reference']}` ({t['reference_success']:.0%}); {beats}."]
+        if t["best_mirror"]:
+            lines.append(f"Best mirror-system method `{t['best_mirror']}` {t['best_mirror_success']:.0%}: "
+                         f"{t['mirror_gap_points']:.0f} points below the best.")
+    return lines + [""]
+
+
+def patching_section(patching: list[dict[str, Any]]) -> list[str]:
+    """Activation patching: the distance to the patched-from video's target against the control patch's."""
+    lines = ["## Activation patching: does the watched state carry the watched goal?", "",
+             "The core's final observe-mode state while watching video A, patched in as the goal of the",
+             "goal-inference planner from another demonstration's start (B); the control patches the state of",
+             "an unrelated video C. Distances (m) from the final fingertip to A's target; the effect is the",
+             "control's distance minus the patched one (> 0: the state steers toward A's goal).", "",
+             "| view | trained on | core | to A (patched from A) | to A (patched from C) | effect | success at A "
+             "| to B's own target | n |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in patching:
+        lines.append(f"| {p['view']} | {p['trained_on']} | {p['core']} | {fmt_interval(p['to_source'], False)} | "
+                     f"{fmt_interval(p['control_to_source'], False)} | {fmt_interval(p['effect'], False)} | "
+                     f"{fmt_interval(p['success_at_source'])} | {fmt_interval(p['to_host'], False)} | "
+                     f"{p['effect']['n_seeds']} x {p['effect']['n_videos']} |")
+    return lines + [""]
+
+
+def correlation_section(correlations: list[dict[str, Any]]) -> list[str]:
+    """Each core method's success against each mirror measure, across runs."""
+    lines = ["## Does imitation track the mirror measures? (across runs)", "",
+             "| method | runs | mirror measure | n | Pearson r [95% CI] |", "|---|---|---|---|---|"]
+    for c in correlations:
+        r = f"{c['r']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if "r" in c else "n/a (too few runs or no spread)"
+        lines.append(f"| {c['method']} | {c['runs']} | {c['mirror_measure']} | {c['n_runs']} | {r} |")
+    return lines + [""]
