@@ -83,7 +83,8 @@ class ImitateConfig:
             raise UserError(f"config: policy_lr must be a positive number, got {self.policy_lr}")
         if any(a not in OTHER_APPEARANCES for a in self.appearances):
             raise UserError(f"config: appearances must name some of {', '.join(OTHER_APPEARANCES)}")
-        check_conditions(self.mirror_conditions, "config: mirror_conditions")
+        if self.mirror_conditions:  # empty: no core plans (the arm3d and tuning presets)
+            check_conditions(self.mirror_conditions, "config: mirror_conditions")
         check_seed(self.seed, "config: seed")
         if self.device not in DEVICES:
             raise UserError(f"config: device must be one of {', '.join(DEVICES)}, got {self.device!r}")

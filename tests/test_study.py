@@ -278,3 +278,12 @@ def test_the_page_shows_its_verdicts_and_plays_its_first_video_in_chromium(tiny_
     upper = slice(0, int(0.6 * fh))  # the player's controls shade the lower part of the picture
     assert np.abs(on_screen[upper] - expected[upper]).mean() < 12, np.abs(on_screen[upper] - expected[upper]).mean()
     assert expected[upper].std() > 20  # a picture with content, so the match above means something
+
+
+@pytest.mark.parametrize("name", sorted(__import__("mirrorlab.experiments.study", fromlist=["PRESETS"]).PRESETS))
+def test_every_preset_passes_its_own_validation(name):
+    """A preset the study cannot start is a defect (arm3d and tuning once named no planning cores, which the
+    imitation branch refused)."""
+    from mirrorlab.experiments.study import PRESETS
+
+    PRESETS[name].validate()
