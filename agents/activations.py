@@ -140,61 +140,98 @@ def _pooled_r2(truth: list[np.ndarray], inferred: list[np.ndarray]) -> float:
     return float(r2_score(truth_all, np.concatenate(inferred))) if len(truth_all) else float("nan")
 
 
+class _ForwardScore:
+    """The forward head's held-out pixel error with the true actions and with another held-out episode's actions
+    from the same starts, summed over batches (their ratio is `forward_action_sensitivity`; 1: the forward head
+    ignores the actions)."""
+
+    def __init__(self) -> None:
+        self.true_sum, self.true_n, self.other_sum, self.other_n = 0.0, 0, 0.0, 0
+
+    def add(self, model, actions, own, start, window, predicted, batch_size: int) -> None:
+        """One batch of held-out episodes: actions [N, T, A], own frames [N, T+1, 3, S, S], the core's forward
+        prediction with the true actions [N, T, 3, S, S]."""
+        import torch
+
+        from mirrorlab.agents.core import record
+        from mirrorlab.agents.embodied import observed_input
+        from mirrorlab.encoders.cnn import frames_as_targets
+
+        n = len(actions)
+        target = frames_as_targets(torch.from_numpy(own[:, 1:])).numpy()
+        self.true_sum += float(((predicted - target) ** 2).mean()) * n
+        self.true_n += n
+        if n >= 2:  # the same starts, each with another held-out episode's actions
+            other = record(model, np.roll(actions, 1, axis=0), observed_input(own, window), batch_size, start)
+            self.other_sum += float(((other.forward_prediction - target) ** 2).mean()) * n
+            self.other_n += n
+
+    @property
+    def mse(self) -> float:
+        return self.true_sum / self.true_n if self.true_n else float("nan")
+
+    @property
+    def sensitivity(self) -> float:
+        return (self.other_sum / self.other_n) / self.mse if self.other_n and self.true_sum else float("nan")
+
+
+def _record_babble(run, model, episodes, actions, mine, parts, babble) -> None:
+    """A batch of babbling: the self arm's own states (perform and watching itself), and the inverse head's
+    guesses on the episodes it never learnt from (`babble_scored`)."""
+    scored = np.array([babble_scored(run, e["episode_id"]) for e in episodes])
+    babble["truth"].append(actions[scored].reshape(-1, actions.shape[-1]))
+    babble["inferred"].append(mine.inverse_prediction[scored].reshape(-1, actions.shape[-1]))
+    parts["babble_ids"].append(np.array([e["episode_id"] for e in episodes], np.int64))
+    parts["babble_perform"].append(mine.perform)
+    parts["babble_self_observe"].append(mine.observe)
+    parts["babble_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
+
+
+def _record_demos(run, model, episodes, actions, own, start, mine, parts, forward: _ForwardScore,
+                  batch_size: int) -> None:
+    """A batch of demonstrations: the core performing them and watching the other arm do them, aligned by
+    (episode, timestep); the held-out ones also score the forward head."""
+    from mirrorlab.agents.core import record
+    from mirrorlab.agents.embodied import observed_input
+
+    window = tuple(run.config.observe_window)
+    watched = record(model, actions, observed_input(_frames(episodes, "observe"), window), batch_size, start)
+    ids = np.array([e["episode_id"] for e in episodes], np.int64)
+    held = np.array([i in set(run.test_episode_ids) for i in ids])
+    for key, value in (("episode_ids", ids), ("held_out", held), ("actions", actions), ("perform", watched.perform),
+                       ("observe", watched.observe), ("self_observe", mine.observe),
+                       ("inferred", watched.inverse_prediction),
+                       ("perform_distance", np.stack([e["perform"]["distance"] for e in episodes])),
+                       ("observe_distance", np.stack([e["observe"]["distance"] for e in episodes]))):
+        parts[key].append(value)
+    if held.any():
+        forward.add(model, actions[held], own[held], None if start is None else start[held], window,
+                    watched.forward_prediction[held], batch_size)
+
+
 def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cpu") -> Activations:
     """Run `run`'s core (on `device`) over every episode of `dataset` (already checked to be the run's own)."""
-    import torch
     from sklearn.metrics import r2_score
 
     from mirrorlab.agents.core import record
     from mirrorlab.agents.embodied import observed_input, perform_start
-    from mirrorlab.encoders.cnn import frames_as_targets
 
     model = run.load_core(device)
-    held = set(run.test_episode_ids)
-    demo_refs = dataset.episodes("demo")
-    babble_refs = dataset.episodes("babble")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _ARRAYS}
-    mse_sum, mse_n, shuffled_sum, shuffled_n = 0.0, 0, 0.0, 0
-    babble_truth: list[np.ndarray] = []
-    babble_inferred: list[np.ndarray] = []
-    for kind, refs in (("demo", demo_refs), ("babble", babble_refs)):
+    forward = _ForwardScore()
+    babble: dict[str, list[np.ndarray]] = {"truth": [], "inferred": []}
+    for kind in ("demo", "babble"):
+        refs = dataset.episodes(kind)
         for s in range(0, len(refs), batch_size):
             episodes = [dataset.read_episode(r) for r in refs[s:s + batch_size]]
             actions = np.stack([e["actions"] for e in episodes]).astype(np.float32)
-            window = tuple(run.config.observe_window)
             own = _frames(episodes, "perform")
             start = perform_start(model, own)
-            mine = record(model, actions, observed_input(own, window), batch_size, start)
+            mine = record(model, actions, observed_input(own, tuple(run.config.observe_window)), batch_size, start)
             if kind == "babble":
-                scored = np.array([babble_scored(run, e["episode_id"]) for e in episodes])
-                babble_truth.append(actions[scored].reshape(-1, actions.shape[-1]))
-                babble_inferred.append(mine.inverse_prediction[scored].reshape(-1, actions.shape[-1]))
-                parts["babble_ids"].append(np.array([e["episode_id"] for e in episodes], np.int64))
-                parts["babble_perform"].append(mine.perform)
-                parts["babble_self_observe"].append(mine.observe)
-                parts["babble_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
-                continue
-            watched = record(model, actions, observed_input(_frames(episodes, "observe"), window), batch_size, start)
-            ids = np.array([e["episode_id"] for e in episodes], np.int64)
-            parts["episode_ids"].append(ids)
-            parts["held_out"].append(np.array([i in held for i in ids]))
-            parts["actions"].append(actions)
-            parts["perform"].append(watched.perform)
-            parts["observe"].append(watched.observe)
-            parts["self_observe"].append(mine.observe)
-            parts["inferred"].append(watched.inverse_prediction)
-            parts["perform_distance"].append(np.stack([e["perform"]["distance"] for e in episodes]))
-            parts["observe_distance"].append(np.stack([e["observe"]["distance"] for e in episodes]))
-            mask = parts["held_out"][-1]
-            if mask.any():
-                target = frames_as_targets(torch.from_numpy(own[mask][:, 1:])).numpy()
-                mse_sum += float(((watched.forward_prediction[mask] - target) ** 2).mean()) * int(mask.sum())
-                mse_n += int(mask.sum())
-            if mask.sum() >= 2:  # the same starts, each with another held-out episode's actions
-                other = record(model, np.roll(actions[mask], 1, axis=0), observed_input(own[mask], window),
-                               batch_size, None if start is None else start[mask])
-                shuffled_sum += float(((other.forward_prediction - target) ** 2).mean()) * int(mask.sum())
-                shuffled_n += int(mask.sum())
+                _record_babble(run, model, episodes, actions, mine, parts, babble)
+            else:
+                _record_demos(run, model, episodes, actions, own, start, mine, parts, forward, batch_size)
     T, H, A = dataset.header.max_steps, model.hidden_size, dataset.header.action_dim
     empty = {"babble_ids": np.zeros(0, np.int64), "babble_perform": np.zeros((0, T, H), np.float32),
              "babble_self_observe": np.zeros((0, T, H), np.float32), "babble_distance": np.zeros((0, T + 1))}
@@ -205,13 +242,9 @@ def record_run_activations(run, dataset, batch_size: int = 16, device: str = "cp
     meta = {"run": str(run.dir), "name": run.name, "condition": run.config.condition, "seed": run.config.seed,
             "inverse_data": run.config.inverse_data, "inverse_weight": run.config.inverse_weight,
             "other_appearance": run.other_appearance, "data_fingerprint": run.data_fingerprint,
-            "data_path": str(dataset.path), "inverse_r2": inverse_r2,
-            "forward_mse": mse_sum / mse_n if mse_n else float("nan"),
-            # Action sensitivity: the forward error with another episode's actions over the error with the true
-            # ones (1: the forward head ignores the actions).
-            "forward_action_sensitivity": (shuffled_sum / shuffled_n) / (mse_sum / mse_n) if shuffled_n and mse_sum
-            else float("nan"),
+            "data_path": str(dataset.path), "inverse_r2": inverse_r2, "forward_mse": forward.mse,
+            "forward_action_sensitivity": forward.sensitivity,
             # Random actions the inverse head never learnt from: no policy to recognise, so only reading the
             # movement scores here (NaN when no babbling episode was held out of the inverse head's data).
-            "inverse_r2_babble": _pooled_r2(babble_truth, babble_inferred)}
+            "inverse_r2_babble": _pooled_r2(babble["truth"], babble["inferred"])}
     return Activations(**arrays, meta=meta)
