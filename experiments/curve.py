@@ -173,7 +173,8 @@ def curve(config: CurveConfig, out: Path, show_progress: bool = True) -> dict[st
                                                                   "forward_mse", "train_seconds")}})
     wall = time.perf_counter() - started
     atomic_write_text(out / "curve.csv", csv_text(rows, list(rows[0])))
-    atomic_write_bytes(out / "figures" / "learning_curve.png", _figure(rows))
+    if any(r["axis"] not in ("epochs", "forward") for r in rows):
+        atomic_write_bytes(out / "figures" / "learning_curve.png", _figure(rows))
     if any(r["axis"] in ("epochs", "forward") for r in rows):
         from mirrorlab.analysis.figures import forward_curve
 

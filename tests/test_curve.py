@@ -52,3 +52,10 @@ def test_curve_end_to_end(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()}
     curve(dataclasses.replace(TINY), out, show_progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()} == stamps
+
+
+def test_a_curve_of_the_forward_axes_alone_draws_only_the_forward_figure(tmp_path):
+    out = tmp_path / "curve"
+    rows = curve(dataclasses.replace(TINY, axes=("epochs",), epochs=(1,)), out, show_progress=False)["rows"]
+    assert [r["axis"] for r in rows] == ["epochs"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["forward_curve.png"]
