@@ -98,7 +98,8 @@ class Core:
     label: str
     condition: str
     observe_window: tuple[int, ...]
-    lesion: Any = None
+    lesion: Any = None           # applied inside the recurrence while it watches (agents/lesion.py)
+    perform_lesion: Any = None   # ... while it plans (None: `lesion`); a mean-ablation has a mean per mode
     _watched: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     def watch(self, videos: list[Video]):
@@ -113,6 +114,11 @@ class Core:
                 self._watched[(v.appearance, v.episode_id)] = (states[i], inferred[i])
         read = [self._watched[(v.appearance, v.episode_id)] for v in videos]
         return torch.stack([r[0] for r in read]), torch.stack([r[1] for r in read])
+
+    @property
+    def planning_lesion(self) -> Any:
+        """The lesion of the perform path, which the planners run."""
+        return self.lesion if self.perform_lesion is None else self.perform_lesion
 
 
 @dataclass
@@ -335,7 +341,8 @@ def plan_videos(kind: str, ctx: Context, goal_videos: list[Video], hosts: list[V
     starts = np.stack([task.start_frame(v) for v in hosts]) if core.model.grounded else None
     init = np.zeros((len(hosts), *hosts[0].actions.shape), np.float32) if init is None else init
     return plan_through_core(core.model, match_for(kind, core.model, goal_videos, states), init,
-                             iterations=c.plan_iterations, start_frames=starts, seed=ctx.seed, lesion=core.lesion)
+                             iterations=c.plan_iterations, start_frames=starts, seed=ctx.seed,
+                             lesion=core.planning_lesion)
 
 
 def _planner(kind: str) -> Callable[[Context], Built]:
@@ -354,7 +361,7 @@ def _planner(kind: str) -> Callable[[Context], Built]:
                 return Replay(plans[i])
             match = match_for(kind, core.model, [video], states[i:i + 1])
             return PlanningActor(core.model, match, plans[i], replan_every=c.replan_every,
-                                 replan_iterations=c.replan_iterations, seed=ctx.seed, lesion=core.lesion)
+                                 replan_iterations=c.replan_iterations, seed=ctx.seed, lesion=core.planning_lesion)
         return make, {}
     return build
 
