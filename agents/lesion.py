@@ -21,8 +21,8 @@ each set's copy of the episodes in its own block of the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -185,3 +185,87 @@ def embodied_probes(run, dataset, model: MirrorCore) -> dict[str, Probed]:
         probes["observe_babble"] = Probed(make_probe(model, "observe", observed_input(_frames(babble, "perform"),
                                                                                           window)), truth)
     return probes
+
+
+# --- imitation under lesions: the core-based methods rolled out in the env ------------------------------------
+IMITATION_MEASURES = ("success", "final_distance")
+
+
+@dataclass
+class ImitationProbe:
+    """The core-based imitation methods (`agents.imitation_methods`, per-run rows) of one core on a few test
+    videos, rolled out on the self arm with each unit set silenced. Unlike a `Probe`, nothing is shared
+    between sets but the videos: every set is a new watching, planning and closed-loop episode. A silenced
+    unit gets the value of the mode it is in (a mean-ablation has one mean while watching, another while
+    planning), so a set is one lesion of the observe path and one of the perform path."""
+
+    context: Any                 # agents.imitation_methods.Context: task, config, seed, expert
+    model: MirrorCore
+    label: str
+    condition: str
+    observe_window: tuple[int, ...]
+    methods: tuple[str, ...]     # METHODS names, all per-run (core) rows
+    k: int                       # the set size the outcome is measured at (the condition's headline k)
+    _scored: dict = field(default_factory=dict)
+    _oracle: dict = field(default_factory=dict)
+
+    def scores(self, masks: torch.Tensor, ablation: str, pools: dict, seed: int) -> dict[tuple[str, str], np.ndarray]:
+        """(method, measure) -> [S]: the mean over the test videos with each set of `masks` [S, H] silenced
+        (an empty set: the intact core). Scored once per (ablation, masks) however many outcomes ask."""
+        key = (ablation, seed, masks.numpy().tobytes())
+        if key not in self._scored:
+            rows = [self.score_set(m, ablation, pools, int(np.random.default_rng([seed, 21, s]).integers(2**62)))
+                    for s, m in enumerate(masks)]
+            self._scored[key] = {name: np.array([r[name] for r in rows]) for name in rows[0]}
+        return self._scored[key]
+
+    def score_set(self, mask: torch.Tensor, ablation: str, pools: dict, seed: int) -> dict[tuple[str, str], float]:
+        """Every method on every test video with one set silenced: mean success and final distance."""
+        from mirrorlab.agents.imitation_methods import METHODS, Core
+
+        ctx, task = self.context, self.context.task
+        lesions = {mode: UnitAblation(mask, ablation, pools.get(mode), seed=seed + i) for i, mode in enumerate(MODES)}
+        ctx.core = Core(self.model, self.label, self.condition, self.observe_window, lesion=lesions["observe"],
+                        perform_lesion=lesions["perform"])
+        out = {}
+        for method in (m for m in METHODS if m.name in self.methods):
+            make, _ = method.build(ctx)
+            scored = [task.score(v, task.rollout(v, make(v)), self.oracle_tips(v)) for v in self.videos]
+            out.update({(method.name, m): float(np.mean([s[m] for s in scored])) for m in IMITATION_MEASURES})
+        return out
+
+    @property
+    def videos(self) -> list:
+        return self.context.task.test[self.context.task.appearance]
+
+    def oracle_tips(self, video) -> np.ndarray:
+        """The demonstrator's own actions replayed on the self arm (what `score` measures trajectories against)."""
+        from mirrorlab.agents.imitation_task import Replay
+
+        if video.episode_id not in self._oracle:
+            self._oracle[video.episode_id] = self.context.task.rollout(video, Replay(video.actions))["fingertip_pos"]
+        return self._oracle[video.episode_id]
+
+    def close(self) -> None:
+        self.context.task.close()
+
+
+def imitation_probe(run, model: MirrorCore, methods: tuple[str, ...], k: int, n_videos: int,
+                    plan_iterations: int) -> ImitationProbe:
+    """A run's core on the first `n_videos` test videos of its own dataset and appearance (the imitation
+    stage's split: the second half of the held-out demonstrations), planning `plan_iterations` Adam steps."""
+    from pathlib import Path
+
+    from mirrorlab.agents.imitation_methods import METHODS, Context, ImitateConfig
+    from mirrorlab.agents.imitation_task import ImitationTask
+
+    core_rows = {m.name for m in METHODS if m.per_run}
+    if not set(methods) <= core_rows:
+        raise ValueError(f"imitation under lesions needs core methods ({', '.join(sorted(core_rows))}), got {methods}")
+    config = ImitateConfig(episodes=n_videos, appearances=(), learners=False, plan_iterations=plan_iterations,
+                           patching=False, seed=run.config.seed)
+    task = ImitationTask(Path(run.data_path), run.train_episode_ids, run.test_episode_ids, n_videos)
+    # The core methods never ask the expert (no expert): only references and learnt baselines do.
+    context = Context(task, config, run.config.seed, "cpu", expert=None)
+    return ImitationProbe(context, model, run.label, run.config.condition, tuple(run.config.observe_window),
+                          tuple(methods), k)

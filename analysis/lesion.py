@@ -35,6 +35,15 @@ MIN_SEEDS = 5
 MIN_EXCEED_FRACTION = 0.8   # 4 of 5 seeds
 
 
+def mirror_units(r, p_greater, p_less, q_fdr, alpha: float, min_abs_r: float) -> np.ndarray:
+    """Significant mirror units (upper tail, r >= min_abs_r), the largest r first: from the analysis's
+    per-unit columns alone, so a command can size its work before it loads any core."""
+    r = np.nan_to_num(np.asarray(r, float), nan=0.0)
+    units = np.flatnonzero((np.asarray(q_fdr, float) < alpha) & (r >= min_abs_r)
+                           & (np.asarray(p_greater, float) <= np.asarray(p_less, float)))
+    return units[np.argsort(-r[units], kind="stable")]
+
+
 @dataclass(frozen=True)
 class UnitTable:
     """Per-unit results of one run's analysis, each [U], and what the null is matched on."""
@@ -51,9 +60,7 @@ class UnitTable:
 
     def mirror(self, alpha: float, min_abs_r: float) -> np.ndarray:
         """Significant mirror units (upper tail, r >= min_abs_r), the largest r first."""
-        r = np.nan_to_num(np.asarray(self.r, float), nan=0.0)
-        units = np.flatnonzero(self._significant(alpha) & (r >= min_abs_r) & (self.p_greater <= self.p_less))
-        return units[np.argsort(-r[units], kind="stable")]
+        return mirror_units(self.r, self.p_greater, self.p_less, self.q_fdr, alpha, min_abs_r)
 
     def anti_mirror(self, alpha: float, min_abs_r: float) -> np.ndarray:
         """Significant anti-mirror units (lower tail, r <= -min_abs_r), the most negative r first."""
@@ -260,9 +267,10 @@ def _fmt(stat: dict[str, Any]) -> str:
 
 
 def lesion_report(summary: dict[str, list[dict[str, Any]]], outcome_names: dict[str, str], n_random: int,
-                  figures: dict[str, str]) -> str:
+                  figures: dict[str, str], notes: list[str] = ()) -> str:
     """The report section: the verdict per question first (whatever it is), then every k, then the two
-    predictions. outcome_names: outcome -> how the report names it; figures: caption -> relative path."""
+    predictions. outcome_names: outcome -> how the report names it; figures: caption -> relative path;
+    notes: lines after the rule (what an outcome measured differently)."""
     lines = ["## Do mirror units matter? Lesions inside the recurrence", "",
              "Units are silenced after every GRU step (so they stay silent and stop feeding later steps). The",
              "*effect* is the damage to an outcome (drop in R^2 or accuracy, rise in error): larger = more harm.",
@@ -271,7 +279,7 @@ def lesion_report(summary: dict[str, list[dict[str, Any]]], outcome_names: dict[
              "the inverse head weights most (a positive control), `anti_mirror` the most negative ones.",
              "**Rule**: mirror units are *necessary* for an outcome when their lesion exceeds the null's 95th",
              "percentile in >= 4 of 5 seeds and the paired interval of (effect - null mean) over seeds lies",
-             "above zero; verdicts use each condition's largest k that 4 of 5 seeds have (headline k).", "",
+             "above zero; verdicts use each condition's largest k that 4 of 5 seeds have (headline k).", *notes, "",
              "| question | outcome | group | condition | ablation | k | seeds above null p95 | effect - null mean | z | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for v in summary["verdicts"]:

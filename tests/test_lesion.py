@@ -224,7 +224,8 @@ def test_lesion_command_runs_on_analyzed_runs_and_resumes(analyzed_runs, tmp_pat
     from mirrorlab.experiments.stages.lesion import LesionConfig, lesion
 
     runs, analysis = analyzed_runs
-    config = LesionConfig(ks=(2,), workers=1)
+    # imitation on a test's budget: the open-loop inverse head, one video, two null sets
+    config = LesionConfig(ks=(2,), workers=1, imitation_methods=("inverse",), imitation_videos=1, imitation_random=2)
     first = lesion(runs, analysis, tmp_path / "out", config)
     saved = sorted((tmp_path / "out" / "runs").glob("*.json"))
     assert len(saved) == len(runs) and (tmp_path / "out" / "report.md").is_file()
@@ -239,7 +240,11 @@ def test_lesion_command_runs_on_analyzed_runs_and_resumes(analyzed_runs, tmp_pat
     again = lesion(runs, analysis, tmp_path / "out", config)       # resumes: nothing recomputed
     assert [p.stat().st_mtime_ns for p in saved] == stamps
     assert json.dumps(again["metrics"]["verdicts"]) == json.dumps(first["metrics"]["verdicts"])  # NaN == NaN here
-    assert {v["outcome"] for v in first["metrics"]["verdicts"]} == {"inverse_r2", "inverse_r2_babble", "forward_mse"}
+    assert {v["outcome"] for v in first["metrics"]["verdicts"]} == {
+        "inverse_r2", "inverse_r2_babble", "forward_mse", "imitation_success_inverse", "imitation_final_distance_inverse"}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "imitation final distance (m): inverse head, open loop" in report and "Imitation under lesions" in report
+    assert any(p.name.startswith("lesion_imitation_") for p in (tmp_path / "out" / "figures").iterdir())
 
 
 def test_an_embodied_run_trains_with_the_selectivity_term(analyzed_runs, tmp_path):
@@ -280,3 +285,109 @@ def test_the_dose_response_table_summarises_each_weight_over_seeds():
     assert [t["selectivity_weight"] for t in table] == [-1.0, 1.0] and table[1]["n_seeds"] == 3
     assert table[0]["n_mirror_fdr"]["mean"] == pytest.approx(-9.0) and table[1]["n_mirror_fdr"]["mean"] == 11.0
     assert "| -1 | 3 | -9 [" in dose_report(table) and dose_report([]) == ""
+
+
+# --- imitation under lesions: a planted core whose imitation rides on a known unit set --------------------------
+CARRIERS, IDLE = np.arange(0, 6), np.arange(6, 12)   # the tiny core's 12 units, split in two
+
+
+def planted_imitator(run_dir, methods=("inverse", "closed_loop", "latent", "goal_inference")):
+    """The tiny shared core made into a known imitator: its inverse head reads the demonstrator's actions from
+    the carriers alone (least squares on the very videos it will imitate), and the other units are idle: they
+    read no input and no other unit, and nothing reads them (no unit, no head), so no method, not even a
+    planner that matches every unit's state, can depend on them. Returns the imitation probe."""
+    from mirrorlab.agents.imitation import watch
+    from mirrorlab.agents.lesion import imitation_probe
+    from mirrorlab.agents.runs import read_run
+
+    run = read_run(run_dir)
+    model = run.load_core()
+    probe = imitation_probe(run, model, methods, 6, n_videos=3, plan_iterations=5)
+    H = model.hidden_size
+    gates = np.concatenate([IDLE + g * H for g in range(3)])
+    with torch.no_grad():
+        for gru in {id(g): g for g in (model.perform_core, model.observe_core)}.values():
+            gru.weight_hh_l0[:, IDLE] = 0
+            gru.weight_hh_l0[gates] = 0
+            gru.weight_ih_l0[gates] = 0
+        model.forward_head.expand[0].weight[:, IDLE] = 0
+        states = watch(model, np.stack([v.frames for v in probe.videos]), tuple(run.config.observe_window))[0].numpy()
+        X = np.concatenate([states[..., CARRIERS].reshape(-1, len(CARRIERS)), np.ones((states[..., 0].size, 1))], 1)
+        W = np.linalg.lstsq(X, np.concatenate([v.actions for v in probe.videos]), rcond=None)[0]
+        model.inverse_head.weight.zero_()
+        model.inverse_head.weight[:, CARRIERS] = torch.from_numpy(W[:-1].T).float()
+        model.inverse_head.bias.copy_(torch.from_numpy(W[-1]).float())
+    return probe
+
+
+PLANTED_RADIUS = 0.035   # the planted task's success radius: the planted core reaches 1 or 2 of its 3 videos
+
+
+def test_planted_imitation_breaks_when_its_carriers_are_silenced_and_not_when_idle_units_are(analyzed_runs):
+    probe = planted_imitator(analyzed_runs[0][0])
+    probe.context.task.success_radius = PLANTED_RADIUS
+    try:
+        masks = unit_masks([np.zeros(0, int), CARRIERS, IDLE], 12)
+        scores = probe.scores(masks, "zero", {}, seed=0)
+        for method in ("inverse", "closed_loop", "latent", "goal_inference"):     # idle units: nothing changes
+            for measure in ("success", "final_distance"):
+                assert scores[(method, measure)][2] == scores[(method, measure)][0], (method, measure)
+        for method in ("inverse", "closed_loop"):            # the methods that read the head: carriers break them
+            assert scores[(method, "success")][0] >= 1 / 3 and scores[(method, "success")][1] == 0, method
+            assert scores[(method, "final_distance")][1] > 1.15 * scores[(method, "final_distance")][0], method
+            # the intact row is what the method scores on its own (the imitation stage's way of rolling out)
+            assert scores[(method, "final_distance")][0] == pytest.approx(final_distances(probe, method).mean())
+        again = probe.scores(masks, "zero", {}, seed=0)                 # scored once, then read back
+        assert again is scores
+    finally:
+        probe.close()
+
+
+def test_the_imitation_outcome_is_scored_at_the_headline_k_against_its_share_of_the_null(analyzed_runs):
+    """Through `lesion_effects`: the planted carriers declared mirror units, so the null's sets can only be the
+    idle units (the other 6 of 12), whose lesion does nothing: the mirror set is above every null set."""
+    from mirrorlab.experiments.stages.lesion import IMITATION, LesionConfig, lesion_effects
+
+    probe = planted_imitator(analyzed_runs[0][0], methods=("inverse", "closed_loop"))
+    try:
+        r = np.zeros(12)
+        r[CARRIERS] = 0.9
+        table = UnitTable(r, np.full(12, 0.001), np.ones(12), np.where(r > 0, 0.001, 0.9),
+                          np.random.default_rng(0).standard_normal((12, 2)), np.arange(12.0))
+        config = LesionConfig(ks=(2, 6), imitation_random=3, ablations=("zero",))
+        result = lesion_effects({"imitation": probe}, {}, table, 0.05, 0.4, IMITATION, config, seed=0)
+    finally:
+        probe.close()
+    rows = {(row["outcome"], row["kind"], row["k"]): row["effects"] for row in result["effects"]}
+    assert {k for *_, k in rows} == {6}                              # the probe's k only, not every k
+    assert {o for o, *_ in rows} == {f"imitation_{m}_{x}" for m in ("success", "final_distance")
+                                     for x in ("inverse", "closed_loop")}        # the planners were not asked
+    distance = "imitation_final_distance_inverse"
+    null = rows[(distance, "matched_random", 6)]
+    assert len(null) == 3 and null == [0.0, 0.0, 0.0]                # 3 of the 100 sets: the idle units
+    assert compare_to_null(rows[(distance, "mirror", 6)][0], np.array(null))["exceeds"]
+    assert result["intact"][distance] > 0
+
+
+def test_imitation_config_is_checked():
+    from mirrorlab.errors import UserError
+    from mirrorlab.experiments.stages.lesion import LesionConfig
+
+    for bad, word in ((dict(imitation_methods=("bc",)), "imitation_methods"),
+                      (dict(imitation_random=101), "imitation_random"),
+                      (dict(imitation_videos=0), "imitation_videos"),
+                      (dict(imitation_planner_conditions=("nope",)), "imitation_planner_conditions")):
+        with pytest.raises(UserError, match=word):
+            LesionConfig(**bad).validate()
+    LesionConfig(imitation_methods=(), imitation_planner_conditions=()).validate()
+
+
+def final_distances(probe, method: str) -> np.ndarray:
+    """Each test video's final distance when `method` imitates it with the intact core."""
+    from mirrorlab.agents.imitation_methods import METHODS, Core
+
+    ctx, task = probe.context, probe.context.task
+    ctx.core = Core(probe.model, probe.label, probe.condition, probe.observe_window)
+    make, _ = next(m for m in METHODS if m.name == method).build(ctx)
+    return np.array([task.score(v, task.rollout(v, make(v)), probe.oracle_tips(v))["final_distance"]
+                     for v in probe.videos])

@@ -47,6 +47,16 @@ class LesionConfig:
     toy_conditions: tuple[str, ...] = ("shared", "separate", "untrained")
     selectivity_weights: tuple[float, ...] = ()  # the toy dose-response's strengths, e.g. (-1, -0.3, 0, 0.3, 1)
     workers: int = 0                         # 0: one per CPU core
+    # Imitation under lesions: the core-based methods rolled out in the env per unit set, so on a budget
+    # (sized for the small preset: README): only at each condition's headline k, the mirror set, the read-out
+    # control, the anti-mirror set and the first `imitation_random` matched-random sets, on a few test videos.
+    # Synthesis is left out by default: it costs as much as the two other planners together, and its forward
+    # head barely depends on the actions at this size (action sensitivity 1.008, README section 3).
+    imitation_methods: tuple[str, ...] = ("inverse", "closed_loop", "latent", "goal_inference")
+    imitation_planner_conditions: tuple[str, ...] = ("shared",)  # whose cores plan (as imitation's mirror_conditions)
+    imitation_videos: int = 4                # test videos per run (the imitation stage's split)
+    imitation_random: int = 20               # matched-random null sets for imitation (of the n_random)
+    imitation_plan_iterations: int = 100     # the planners' Adam steps (the small preset's imitation)
 
     def validate(self) -> None:
         from mirrorlab.agents.conditions import check_conditions
@@ -66,6 +76,23 @@ class LesionConfig:
         if any(not math.isfinite(w) for w in self.selectivity_weights):
             raise UserError(f"config: selectivity_weights must be numbers, got {list(self.selectivity_weights)}")
         resolve_workers(self.workers, "config: workers")
+        self.validate_imitation()
+
+    def validate_imitation(self) -> None:
+        from mirrorlab.agents.conditions import check_conditions
+        from mirrorlab.agents.imitation_methods import METHODS
+
+        core_rows = [m.name for m in METHODS if m.per_run]
+        if any(m not in core_rows for m in self.imitation_methods):
+            raise UserError(f"config: imitation_methods must name some of {', '.join(core_rows)} (the core-based "
+                            f"methods), got {list(self.imitation_methods)}")
+        if self.imitation_planner_conditions:
+            check_conditions(self.imitation_planner_conditions, "config: imitation_planner_conditions")
+        for name in ("imitation_videos", "imitation_plan_iterations"):
+            if getattr(self, name) < 1:
+                raise UserError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if not 2 <= self.imitation_random <= self.n_random:
+            raise UserError(f"config: imitation_random must be 2..n_random ({self.n_random}), got {self.imitation_random}")
 
 
 # --- outcomes: what a lesion is scored on --------------------------------------------------------------------
@@ -115,8 +142,57 @@ class Outcome:
         return probe_scores(probed.probe, masks, ablation, pools[probed.probe.mode], seed,
                             partial(self.score, truth=probed.truth), chunk)
 
+    def measured_on(self, probes: dict) -> bool:
+        """Whether this run has what the outcome is scored on."""
+        return self.probe in probes
 
-# A list, so later outcomes (imitation success of the core-based methods) are one more entry.
+    def chosen(self, sets: list, probes: dict, config: LesionConfig) -> list[int]:
+        """Which of the run's unit sets this outcome silences (indices into `sets`): all of them."""
+        return list(range(len(sets)))
+
+
+@dataclass(frozen=True)
+class ImitationOutcome(Outcome):
+    """Imitation of one core-based method under lesions: `measure` (success or final distance, the mean over
+    a few test videos) with each set silenced, rolled out on the self arm (`agents.lesion.ImitationProbe`).
+    An episode per set and video, so only at the headline k and against `imitation_random` null sets."""
+
+    method: str = ""
+    measure: str = "success"
+
+    def measured_on(self, probes: dict) -> bool:
+        return self.probe in probes and self.method in probes[self.probe].methods
+
+    def chosen(self, sets: list, probes: dict, config: LesionConfig) -> list[int]:
+        k = probes[self.probe].k
+        at_k = [i for i, s in enumerate(sets) if s.k == k]
+        random = [i for i in at_k if sets[i].kind == "matched_random"][:config.imitation_random]
+        return [i for i in at_k if sets[i].kind != "matched_random"] + random
+
+    def scores(self, probes: dict, masks, ablation: str, pools: dict, seed: int, chunk: int) -> np.ndarray:
+        return probes[self.probe].scores(masks, ablation, pools, seed)[(self.method, self.measure)]
+
+
+IMITATION_LABELS = {"inverse": "inverse head, open loop", "closed_loop": "inverse head, closed loop",
+                    "synthesis": "synthesis", "latent": "latent matching", "goal_inference": "goal inference"}
+
+
+def imitation_outcomes() -> list[ImitationOutcome]:
+    """One outcome per core-based method and measure: success (higher is better) and final distance."""
+    from mirrorlab.agents.imitation_methods import METHODS
+
+    return [ImitationOutcome(f"imitation_{measure}_{m.name}", "imitation", "imitation",
+                             f"imitation {label}: {IMITATION_LABELS.get(m.name, m.name)}", measure == "success",
+                             _not_a_head_score, method=m.name, measure=measure)
+            for m in METHODS if m.per_run
+            for measure, label in (("success", "success"), ("final_distance", "final distance (m)"))]
+
+
+def _not_a_head_score(*_args, **_kwargs) -> float:
+    raise TypeError("an imitation outcome is scored by rollouts (ImitationOutcome.scores), not a head's output")
+
+
+# A list: a new outcome is one more entry.
 OUTCOMES = [
     Outcome("inverse_r2", "watching", "observe", "inverse R^2, held-out demonstrations", True, r2),
     Outcome("inverse_r2_babble", "watching", "observe_babble", "inverse R^2, held-out babbling", True, r2),
@@ -124,8 +200,10 @@ OUTCOMES = [
     Outcome("toy_inverse_accuracy", "watching", "observe", "toy inverse accuracy", True, accuracy),
     Outcome("toy_inverse_loss", "watching", "observe", "toy inverse cross-entropy", False, cross_entropy),
     Outcome("toy_forward_mse", "doing", "perform", "toy forward error (MSE)", False, mse),
+    *imitation_outcomes(),
 ]
-EMBODIED = ("inverse_r2", "inverse_r2_babble", "forward_mse")
+IMITATION = tuple(o.name for o in OUTCOMES if isinstance(o, ImitationOutcome))
+EMBODIED = ("inverse_r2", "inverse_r2_babble", "forward_mse", *IMITATION)
 TOY = ("toy_inverse_accuracy", "toy_inverse_loss", "toy_forward_mse")
 
 
@@ -139,13 +217,14 @@ def lesion_effects(probes: dict, pools: dict, table: UnitTable, alpha: float, mi
     sets = choose_unit_sets(table, alpha, min_abs_r, np.random.default_rng([seed, 22]), config.ks, config.n_random)
     masks = unit_masks([np.zeros(0, int)] + [s.units for s in sets], len(table.r))  # row 0: intact
     rows, intact = [], {}
-    for outcome in (o for o in OUTCOMES if o.name in outcomes and o.probe in probes):
+    for outcome in (o for o in OUTCOMES if o.name in outcomes and o.measured_on(probes)):
+        chosen = outcome.chosen(sets, probes, config)
         for ablation in config.ablations:
-            scores = outcome.scores(probes, masks, ablation, pools, seed, config.chunk)
+            scores = outcome.scores(probes, masks[[0] + [i + 1 for i in chosen]], ablation, pools, seed, config.chunk)
             intact[outcome.name] = float(scores[0])
             damage = (scores[0] - scores[1:]) if outcome.higher_is_better else (scores[1:] - scores[0])
             grouped: dict[tuple[str, int], list[float]] = {}
-            for s, d in zip(sets, damage):
+            for s, d in zip((sets[i] for i in chosen), damage):
                 grouped.setdefault((s.kind, s.k), []).append(float(d))
             rows += [{"ablation": ablation, "outcome": outcome.name, "kind": kind, "k": k, "effects": effects}
                      for (kind, k), effects in grouped.items()]
@@ -167,8 +246,9 @@ def unit_table(r, p_greater, p_less, q_fdr, pools: dict, model) -> UnitTable:
 
 # --- jobs: one embodied run, one toy core, one dose-response cell --------------------------------------------
 def lesion_run(run_dir: str, act_path: str, unit_rows: dict[str, list[float]], alpha: float, min_abs_r: float,
-               config: LesionConfig) -> dict[str, Any]:
-    """A runner job: one analyzed embodied run's lesions on its held-out episodes."""
+               config: LesionConfig, imitation_k: int | None = None) -> dict[str, Any]:
+    """A runner job: one analyzed embodied run's lesions on its held-out episodes; with `imitation_k` (its
+    condition's headline k), also the core-based imitation methods rolled out on its test videos."""
     import torch
 
     from mirrorlab.agents.activations import load_activations
@@ -187,10 +267,31 @@ def lesion_run(run_dir: str, act_path: str, unit_rows: dict[str, list[float]], a
     pools = {m: torch.from_numpy(train[m].reshape(-1, train[m].shape[-1]).astype(np.float32))
              for m in ("perform", "observe")}
     table = unit_table(unit_rows["r"], unit_rows["p_greater"], unit_rows["p_less"], unit_rows["q_fdr"], pools, model)
-    result = lesion_effects(probes, pools, table, alpha, min_abs_r, EMBODIED, config, run.config.seed)
+    imitation = imitation_for(run, model, config, imitation_k)
+    if imitation is not None:
+        probes["imitation"] = imitation
+    try:
+        result = lesion_effects(probes, pools, table, alpha, min_abs_r, EMBODIED, config, run.config.seed)
+    finally:
+        if imitation is not None:
+            imitation.close()
     return {"group": group_key(run), "condition": run.config.condition, "seed": run.config.seed, "run": str(run.dir),
             "n_mirror": len(table.mirror(alpha, min_abs_r)), "n_anti_mirror": len(table.anti_mirror(alpha, min_abs_r)),
-            "n_units": len(table.r), **result}
+            "n_units": len(table.r), "imitation_k": imitation_k, **result}
+
+
+def imitation_for(run, model, config: LesionConfig, k: int | None):
+    """The run's imitation probe (`agents.lesion.ImitationProbe`), or None: no k, no methods, or (planners
+    only) a condition that does not plan."""
+    from mirrorlab.agents.imitation_methods import METHODS
+    from mirrorlab.agents.lesion import imitation_probe
+
+    planners = {m.name for m in METHODS if m.planner}
+    methods = tuple(m for m in config.imitation_methods
+                    if m not in planners or run.config.condition in config.imitation_planner_conditions)
+    if k is None or not methods:
+        return None
+    return imitation_probe(run, model, methods, k, config.imitation_videos, config.imitation_plan_iterations)
 
 
 def toy_core(rep: ReplicateConfig, condition: str, seed: int, selectivity_weight: float = 0.0):
@@ -296,7 +397,7 @@ def embodied_jobs(runs: list[Path], analysis: Path, config: LesionConfig) -> lis
     settings = metrics.get("analysis", {})
     alpha, min_abs_r = float(settings.get("alpha", 0.05)), float(settings.get("mirror_min_abs_r", 0.4))
     tables = read_unit_tables(analysis if analysis.is_dir() else analysis.parent)
-    jobs = []
+    checked = []
     for path in runs:
         run = read_run(path)
         entry = metrics["runs"].get(str(run.dir))
@@ -305,9 +406,25 @@ def embodied_jobs(runs: list[Path], analysis: Path, config: LesionConfig) -> lis
             raise UserError(f"--analysis {analysis}: has no activations or unit table of run {run.dir}; analyze it first")
         if not Path(entry["activations"]).is_file():
             raise UserError(f"--analysis {analysis}: activations file {entry['activations']} is missing")
-        key = f"run:{group_key(run)}:{run.config.condition}:{run.config.seed}"
-        jobs.append(Job(key, lesion_run, (str(run.dir), entry["activations"], table, alpha, min_abs_r, config), cost=2.0))
-    return jobs
+        checked.append((run, entry, table, (group_key(run), run.config.condition)))
+    k_star = headline_ks([(where, table) for *_, table, where in checked], alpha, min_abs_r, config.ks)
+    return [Job(f"run:{where[0]}:{where[1]}:{run.config.seed}", lesion_run,
+                (str(run.dir), entry["activations"], table, alpha, min_abs_r, config, k_star[where]),
+                cost=2.0 if k_star[where] is None else 2.0 + len(config.imitation_methods))
+            for run, entry, table, where in checked]
+
+
+def headline_ks(tables: list[tuple[Any, dict[str, list[float]]]], alpha: float, min_abs_r: float,
+                ks: tuple[int, ...]) -> dict[Any, int | None]:
+    """Each (group, condition)'s headline k, from the mirror-unit counts of the runs named, as the verdicts
+    find it (`analysis.lesion.headline_k`): imitation is rolled out at that k only."""
+    from mirrorlab.analysis.lesion import headline_k, mirror_units
+
+    counts: dict[Any, list[int]] = {}
+    for where, t in tables:
+        counts.setdefault(where, []).append(len(mirror_units(t["r"], t["p_greater"], t["p_less"], t["q_fdr"], alpha,
+                                                             min_abs_r)))
+    return {where: headline_k(c, ks) for where, c in counts.items()}
 
 
 def toy_jobs(config: LesionConfig) -> list[Job]:
@@ -363,6 +480,19 @@ def lesion(runs: list[Path], analysis: Path | None, out: Path, config: LesionCon
     return write_summary(out, config, results, time.perf_counter() - started)
 
 
+def imitation_note(config: LesionConfig) -> list[str]:
+    """What the imitation outcomes measured, for the report: they are smaller tests than the others."""
+    if not config.imitation_methods:
+        return []
+    return ["", f"**Imitation under lesions** ({', '.join(config.imitation_methods)}; the planners only in "
+            f"{', '.join(config.imitation_planner_conditions) or 'no'} cores): each method rolled out on the self arm "
+            f"on {config.imitation_videos} test videos per run with the set silenced (while watching with the observe "
+            "path's mean, while planning with the perform path's), at each condition's headline k only, against "
+            f"{config.imitation_random} of the matched-random sets ({config.imitation_plan_iterations} planning "
+            "steps). Success is the share of those videos reached; a core that imitates none intact cannot be "
+            "damaged on it (z n/a), so the final distance is the finer measure."]
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_")
 
@@ -383,17 +513,20 @@ def write_summary(out: Path, config: LesionConfig, results: dict[str, dict[str, 
     summary = summarise_lesions(lesioned, questions, config.ks)
     figures = {}
     for group, ablation in sorted({(c["group"], c["ablation"]) for c in summary["cells"]}):
-        path = f"figures/lesion_{_slug(group)}_{ablation}.png"
         cells = [c for c in summary["cells"] if c["group"] == group and c["ablation"] == ablation]
-        atomic_write_bytes(out / path, effects_figure(cells, names))
-        figures[f"lesion effect against k: {group}, {ablation}-ablation"] = path
+        for part, caption in (("", "lesion effect against k"), ("_imitation", "imitation under lesions (headline k)")):
+            chosen = [c for c in cells if (c["outcome"] in IMITATION) == bool(part)]
+            if chosen:
+                path = f"figures/lesion{part}_{_slug(group)}_{ablation}.png"
+                atomic_write_bytes(out / path, effects_figure(chosen, names))
+                figures[f"{caption}: {group}, {ablation}-ablation"] = path
     dose = dose_response([r for k, r in results.items() if k.startswith("dose:")])
     metrics = provenance(config)
     metrics["lesion"] = metrics.pop("config")
     metrics.update(summary, dose_response=dose, wall_time_s=wall_s,
                    runs=[{k: r[k] for k in ("group", "condition", "seed", "n_mirror", "n_anti_mirror", "n_units",
                                             "intact", "sets")} for r in lesioned])
-    section = lesion_report(summary, names, config.n_random, figures) if lesioned else ""
+    section = lesion_report(summary, names, config.n_random, figures, imitation_note(config)) if lesioned else ""
     report = "# " + (section + "\n" + dose_report(dose)).lstrip("# \n")
     atomic_write_text(out / "report.md", report)
     atomic_write_json(out / "metrics.json", metrics)
