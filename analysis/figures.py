@@ -272,7 +272,7 @@ def lesion_effects(cells: list[dict[str, Any]], outcome_names: dict[str, str]) -
     fig, axes = plt.subplots(len(outcomes), len(conditions), figsize=(3.6 * len(conditions), 2.9 * len(outcomes)),
                              squeeze=False)
     lines = [("mirror", "tab:blue", "o-", "mirror units"), ("null_mean", "0.4", "s--", "matched random (mean)"),
-             ("null_p95", "0.6", ":", "matched random (95th pct)"), ("readout_effect", "tab:green", "^-.",
+             ("null_p95", "0.6", "_:", "matched random (95th pct)"), ("readout_effect", "tab:green", "^-.",
                                                                      "top read-out (control)"),
              ("anti_mirror_effect", "tab:red", "v:", "anti-mirror")]
     for i, outcome in enumerate(outcomes):

@@ -201,12 +201,14 @@ def summarise_lesions(results: list[dict[str, Any]], questions: dict[str, str], 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["group"], r["condition"]), []).append(r)
-    combos = sorted({(row["ablation"], row["outcome"]) for r in results for row in r["effects"]})
+    order = {o: i for i, o in enumerate(questions)}   # the outcomes' own order (watching, doing, imitation)
+    combos = sorted({(row["ablation"], row["outcome"]) for r in results for row in r["effects"]
+                     if row["outcome"] in questions}, key=lambda c: (c[0], order[c[1]]))
     for (group, condition), runs in groups.items():
         k_star = headline_k([r["n_mirror"] for r in runs], ks)
         for ablation, outcome in combos:
-            if outcome not in questions:
-                continue
+            if k_star is not None and not any(outcome in r.get("intact", {}) for r in runs):
+                continue  # not measured in this condition (imitation's planners plan only in some)
             key = {"group": group, "ablation": ablation, "outcome": outcome, "question": questions[outcome],
                    "condition": condition}
             for k in ks:

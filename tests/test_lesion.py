@@ -391,3 +391,27 @@ def final_distances(probe, method: str) -> np.ndarray:
     make, _ = next(m for m in METHODS if m.name == method).build(ctx)
     return np.array([task.score(v, task.rollout(v, make(v)), probe.oracle_tips(v))["final_distance"]
                      for v in probe.videos])
+
+
+def test_verdicts_list_an_outcome_only_where_it_was_measured_in_the_outcomes_order():
+    """Imitation's planners run only in some conditions: no verdict row claims them elsewhere; a condition with
+    too few mirror units says so for every outcome; rows follow the outcomes' order, not the alphabet."""
+    from mirrorlab.analysis.lesion import summarise_lesions
+
+    def run(condition, seed, n_mirror, outcomes):
+        effects = [{"ablation": "mean", "outcome": o, "kind": kind, "k": 2, "effects": e}
+                   for o in outcomes for kind, e in (("mirror", [1.0]), ("matched_random", [0.0, 0.1, -0.1]))]
+        return {"group": "g", "condition": condition, "seed": seed, "n_mirror": n_mirror,
+                "effects": effects if n_mirror >= 2 else [], "intact": {o: 0.5 for o in outcomes}}
+
+    questions = {"inverse_r2": "watching", "forward_mse": "doing", "imitation_planner": "imitation"}
+    results = ([run("shared", s, 4, list(questions)) for s in range(5)]
+               + [run("separate", s, 4, ["inverse_r2", "forward_mse"]) for s in range(5)]
+               + [run("untrained", s, 0, []) for s in range(5)])
+    verdicts = summarise_lesions(results, questions, ks=(2,))["verdicts"]
+    rows = {c: [v["outcome"] for v in verdicts if v["condition"] == c] for c in ("shared", "separate", "untrained")}
+    assert rows["shared"] == ["inverse_r2", "forward_mse", "imitation_planner"]
+    assert rows["separate"] == ["inverse_r2", "forward_mse"]
+    assert rows["untrained"] == list(questions)
+    assert all(v["verdict"].startswith("not tested (too few") for v in verdicts if v["condition"] == "untrained")
+    assert all(v["verdict"] == "supported" for v in verdicts if v["condition"] == "shared")   # 1.0 > p95 every seed
