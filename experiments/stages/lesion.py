@@ -486,9 +486,9 @@ def imitation_note(config: LesionConfig) -> list[str]:
         return []
     return ["", f"**Imitation under lesions** ({', '.join(config.imitation_methods)}; the planners only in "
             f"{', '.join(config.imitation_planner_conditions) or 'no'} cores): each method rolled out on the self arm "
-            f"on {config.imitation_videos} test videos per run with the set silenced (while watching with the observe "
-            "path's mean, while planning with the perform path's), at each condition's headline k only, against "
-            f"{config.imitation_random} of the matched-random sets ({config.imitation_plan_iterations} planning "
+            f"on {config.imitation_videos} test videos per run with the set silenced in both modes (with the observe "
+            "path's values while watching, the perform path's while planning), at each condition's headline k only, "
+            f"against {config.imitation_random} of the matched-random sets ({config.imitation_plan_iterations} planning "
             "steps). Success is the share of those videos reached; a core that imitates none intact cannot be "
             "damaged on it (z n/a), so the final distance is the finer measure."]
 
