@@ -1,7 +1,8 @@
 """Whole paired episodes as torch tensors, read from the dataset (every read checked), batched per epoch.
 
 An item is one episode: `actions` float32 [T, A]; `perform` (and, for demo episodes, `observe`) each
-a dict of `frames` uint8 [T+1, 3, S, S] and `joint_angles`, `joint_velocities` float32 [T+1, A];
+a dict of `frames` uint8 [T+1, 3, S, S], `joint_angles`, `joint_velocities` float32 [T+1, A] and `distance`
+float32 [T+1] (fingertip to target, for agents.reward);
 `episode_id` and `index` (the item's position in its `EpisodeItems`) int64. Perform and observe of
 one item come from one stored action array, so they are aligned by construction.
 """
@@ -48,6 +49,7 @@ class EpisodeItems(Dataset):
         for side in sides_of(self.kind):
             part = {name: torch.from_numpy(np.asarray(episode[side][name], np.float32)) for name in PROPRIO}
             part["frames"] = torch.from_numpy(np.ascontiguousarray(episode[side]["frames"].transpose(0, 3, 1, 2)))
+            part["distance"] = torch.from_numpy(np.asarray(episode[side]["distance"], np.float32))  # agents.reward
             item[side] = part
         return item
 

@@ -29,6 +29,9 @@ INVERSE_DATA = ("other", "self")
 # How the perform path starts (agents.embodied); the first is the default.
 GROUNDINGS = ("start_frame_change", "start_frame", "none")
 MAX_THREADS = 256
+# Seed 002's future work as training options (agents.replay, agents.reward); the first of each is the default.
+REPLAYS = ("uniform", "surprise")
+REWARD_MODULATIONS = ("none", "self", "other")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,17 @@ class TrainConfig:
     # The selectivity dose-response: weight of a term rewarding (> 0) or penalising (< 0) each unit's
     # perform-observe correlation on demo batches (agents.training.selectivity_loss); 0: no term.
     selectivity_weight: float = 0.0
+    # Seed 002's replay at surprise (agents.replay): "surprise" hands `replay_fraction` of each epoch's batches to
+    # replays of the `replay_buffer` episodes (per kind) whose latest loss was largest, drawn in proportion to it;
+    # the number of updates stays that of "uniform" (the default: every batch from the uniform pass).
+    replay: str = "uniform"
+    replay_fraction: float = 0.25
+    replay_buffer: int = 16
+    # Seed 002's reward-modulated learning (agents.reward): each step's loss weighted by the progress towards the
+    # target of the self arm ("self") or the other arm ("other"), normalised to mean 1 over the batch and mixed
+    # with 1 by `reward_strength` (1: a step without progress teaches nothing); "none": unweighted (the default).
+    reward_modulation: str = "none"
+    reward_strength: float = 1.0
     test_fraction: float = 0.25    # held-out demo episodes (the highest ids), never trained on
     train_episodes: int = 0        # 0: every other demo episode trains; n: only the first n (learning curves)
     checkpoint_every: int = 1
@@ -107,6 +121,18 @@ class TrainConfig:
                 raise UserError(f"{where}: {name} must be a positive number, got {getattr(self, name)}")
         if not math.isfinite(self.selectivity_weight):
             raise UserError(f"{where}: selectivity_weight must be a number, got {self.selectivity_weight}")
+        if self.replay not in REPLAYS:
+            raise UserError(f"{where}: replay must be one of {', '.join(REPLAYS)}, got {self.replay!r}")
+        if not 0 < self.replay_fraction < 1:
+            raise UserError(f"{where}: replay_fraction must be in (0, 1), got {self.replay_fraction}")
+        if self.replay == "surprise" and self.replay_buffer < self.batch_size:  # a replay batch is a full batch
+            raise UserError(f"{where}: replay_buffer must be >= batch_size ({self.batch_size}), got "
+                            f"{self.replay_buffer}")
+        if self.reward_modulation not in REWARD_MODULATIONS:
+            raise UserError(f"{where}: reward_modulation must be one of {', '.join(REWARD_MODULATIONS)}, got "
+                            f"{self.reward_modulation!r}")
+        if not 0 <= self.reward_strength <= 1:
+            raise UserError(f"{where}: reward_strength must be in [0, 1], got {self.reward_strength}")
         for name in ("forward_weight", "inverse_weight"):
             if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
                 raise UserError(f"{where}: {name} must be a number >= 0, got {getattr(self, name)}")

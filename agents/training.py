@@ -21,6 +21,8 @@ import torch
 from mirrorlab.agents.batches import CachedItems, EpisodeBatches, EpisodeItems
 from mirrorlab.agents.conditions import Condition, get_condition, observe_label_order, training_loss
 from mirrorlab.agents.core import MirrorCore
+from mirrorlab.agents.replay import SurpriseReplay
+from mirrorlab.agents.reward import reward_weights, weighted_mean
 from mirrorlab.agents.runs import TrainConfig, build_core, data_signature, resolve_device, split_episodes, to_device
 from mirrorlab.config import replace_checked
 from mirrorlab.envs.toy import ToySequences
@@ -197,31 +199,11 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     if epochs > start_epoch:
         batches, label_actions = training_batches(config, data_path, record["train_episode_ids"], has_babble,
                                                   record.get("train_babble_ids"))
+        replay = surprise_replay(config, batches, state if latest is not None else None)
     bar = tqdm(range(start_epoch, epochs), desc=f"{config.condition} seed {config.seed}", unit="epoch",
                disable=not show_progress, initial=start_epoch, total=epochs)
     for epoch in bar:
-        model.train()
-        label_order = {kind: torch.from_numpy(observe_label_order(condition, len(a), config.seed, epoch))
-                       for kind, a in label_actions.items()}
-        sums: dict[str, list[float]] = {}
-        augment = torch.Generator().manual_seed(int(np.random.default_rng([config.seed, epoch, 5]).integers(2**62)))
-        for b, (kind, batch) in enumerate(batches.epoch(config.seed, epoch)):
-            labels = label_actions[kind][label_order[kind][batch["index"]]]
-            loss, parts = embodied_batch_loss(model, condition, config, kind, to_device(batch, device),
-                                              labels.to(device), augment if config.augment_shift else None)
-            if not torch.isfinite(loss):
-                _diverged(run_dir, config, f"loss is {loss.item()} at epoch {epoch} batch {b}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            try:
-                optimizer.step()
-            except RuntimeError as err:  # an lr so large the step itself overflows float32
-                if "overflow" not in str(err):
-                    raise
-                _diverged(run_dir, config, f"the update overflowed at epoch {epoch} batch {b}")
-            for k, v in parts.items():
-                sums.setdefault(k, []).append(v)
-        row = {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}}
+        row = train_epoch(model, optimizer, condition, config, batches, label_actions, replay, epoch, run_dir, device)
         history.append(row)
         for k, v in row.items():
             if k != "epoch":
@@ -230,9 +212,11 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
         if on_epoch is not None:
             on_epoch(epoch, row)
         if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == epochs:
-            atomic_torch_save(run_dir / "checkpoints" / f"epoch-{epoch + 1:04d}.pt",
-                              {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                               "history": history})
+            checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                          "history": history}
+            if replay is not None:
+                checkpoint["replay"] = replay.state_dict()
+            atomic_torch_save(run_dir / "checkpoints" / f"epoch-{epoch + 1:04d}.pt", checkpoint)
     bar.close()
     if writer is not None:
         writer.close()
@@ -242,6 +226,55 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
                "final": history[-1] if history else None, "device": device}
     atomic_write_json(run_dir / "done.json", summary)
     return summary
+
+
+def surprise_replay(config: TrainConfig, batches: EpisodeBatches, checkpoint: dict[str, Any] | None
+                    ) -> SurpriseReplay | None:
+    """The run's surprise buffers (None unless `replay="surprise"`), restored from a checkpoint when resuming."""
+    if config.replay != "surprise":
+        return None
+    replay = SurpriseReplay(batches.sources, config.batch_size, config.replay_fraction, config.replay_buffer)
+    if checkpoint is not None:
+        if "replay" not in checkpoint:
+            raise UserError("checkpoint: holds no surprise buffer, but the run replays at surprise; delete it to "
+                            "restart from the one before")
+        replay.load_state_dict(checkpoint["replay"])
+    return replay
+
+
+def train_epoch(model: MirrorCore, optimizer: torch.optim.Optimizer, condition: Condition, config: TrainConfig,
+                batches: EpisodeBatches, label_actions: dict[str, torch.Tensor], replay: SurpriseReplay | None,
+                epoch: int, run_dir: Path, device: str) -> dict[str, float]:
+    """One epoch of updates (the uniform pass, or with `replay` its replays in place of some batches); returns
+    the epoch's history row of mean losses."""
+    model.train()
+    label_order = {kind: torch.from_numpy(observe_label_order(condition, len(a), config.seed, epoch))
+                   for kind, a in label_actions.items()}
+    sums: dict[str, list[float]] = {}
+    augment = torch.Generator().manual_seed(int(np.random.default_rng([config.seed, epoch, 5]).integers(2**62)))
+    schedule = batches.epoch(config.seed, epoch)
+    if replay is not None:
+        schedule = replay.epoch(schedule, len(batches), config.seed, epoch)
+    for b, (kind, batch) in enumerate(schedule):
+        labels = label_actions[kind][label_order[kind][batch["index"]]]
+        surprise: list[torch.Tensor] | None = [] if replay is not None else None
+        loss, parts = embodied_batch_loss(model, condition, config, kind, to_device(batch, device), labels.to(device),
+                                          augment if config.augment_shift else None, episode_losses=surprise)
+        if not torch.isfinite(loss):
+            _diverged(run_dir, config, f"loss is {loss.item()} at epoch {epoch} batch {b}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        try:
+            optimizer.step()
+        except RuntimeError as err:  # an lr so large the step itself overflows float32
+            if "overflow" not in str(err):
+                raise
+            _diverged(run_dir, config, f"the update overflowed at epoch {epoch} batch {b}")
+        if surprise:
+            replay.record(kind, batch["index"], surprise[0])
+        for k, v in parts.items():
+            sums.setdefault(k, []).append(v)
+    return {"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in sums.items()}}
 
 
 def training_batches(config: TrainConfig, data_path: Path, train_ids: list[int], has_babble: bool,
@@ -260,32 +293,84 @@ def training_batches(config: TrainConfig, data_path: Path, train_ids: list[int],
 
 
 def embodied_batch_loss(model: MirrorCore, condition: Condition, config: TrainConfig, kind: str,
-                        batch: dict[str, Any], labels: torch.Tensor, augment: torch.Generator | None = None
-                        ) -> tuple[torch.Tensor, dict[str, float]]:
+                        batch: dict[str, Any], labels: torch.Tensor, augment: torch.Generator | None = None,
+                        episode_losses: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of whole episodes. The inverse head learns from the other arm's video of
     demo episodes (`inverse_data="other"`) or from the self arm's own video of every episode
     (`"self"`); babble batches train only the forward head in the first case, unless `inverse_babble`
     adds the self arm's own babbling video to the inverse head's data. With `augment` (a
-    seeded generator), the watched frames are randomly shifted by up to `augment_shift` pixels."""
+    seeded generator), the watched frames are randomly shifted by up to `augment_shift` pixels.
+    Reward modulation, or a caller that wants each episode's loss (`episode_losses`, appended to: what replay at
+    surprise ranks by), takes the per-step path (`step_batch_loss`); otherwise the loss is the batch means of
+    agents.embodied, as it was before either existed."""
     from mirrorlab.agents.embodied import forward_loss, inverse_loss
-    from mirrorlab.encoders.cnn import random_shift
 
+    if config.reward_modulation != "none" or episode_losses is not None:
+        loss, parts, per_episode = step_batch_loss(model, condition, config, kind, batch, labels, augment)
+        if episode_losses is not None:
+            episode_losses.append(per_episode)
+        return loss, parts
     f_loss = forward_loss(model, batch["actions"], batch["perform"]["frames"])
     parts = {"forward": f_loss.item()}
     i_loss = None
-    self_video = config.inverse_data == "self" or (kind == "babble" and config.inverse_babble)
-    watched = "perform" if self_video else "observe"
-    if watched in batch and (kind == "demo" or self_video):
-        frames = random_shift(batch[watched]["frames"], config.augment_shift, augment) if augment else \
-            batch[watched]["frames"]
+    frames = inverse_frames(config, kind, batch, augment)
+    if frames is not None:
         i_loss = inverse_loss(model, frames, labels, tuple(config.observe_window))
         parts["inverse"] = i_loss.item()
     loss = training_loss(condition, f_loss, i_loss, config.forward_weight, config.inverse_weight)
+    return _with_selectivity(model, config, batch, loss, parts), parts
+
+
+def inverse_frames(config: TrainConfig, kind: str, batch: dict[str, Any], augment: torch.Generator | None
+                   ) -> torch.Tensor | None:
+    """The video the inverse head learns from in this batch (randomly shifted with `augment`), or None."""
+    from mirrorlab.encoders.cnn import random_shift
+
+    self_video = config.inverse_data == "self" or (kind == "babble" and config.inverse_babble)
+    watched = "perform" if self_video else "observe"
+    if watched not in batch or not (kind == "demo" or self_video):
+        return None
+    frames = batch[watched]["frames"]
+    return random_shift(frames, config.augment_shift, augment) if augment else frames
+
+
+def _with_selectivity(model: MirrorCore, config: TrainConfig, batch: dict[str, Any], loss: torch.Tensor,
+                      parts: dict[str, float]) -> torch.Tensor:
+    """The loss plus the dose-response's selectivity term on demo batches (recorded in `parts`)."""
     if config.selectivity_weight and "observe" in batch:
         term = embodied_selectivity(model, batch, tuple(config.observe_window))
         parts["selectivity"] = term.item()
         loss = loss + config.selectivity_weight * term
-    return loss, parts
+    return loss
+
+
+def step_batch_loss(model: MirrorCore, condition: Condition, config: TrainConfig, kind: str,
+                    batch: dict[str, Any], labels: torch.Tensor, augment: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """embodied_batch_loss from each (episode, step)'s squared error, so each step can be weighted by its reward
+    (agents.reward) and each episode's loss read off (agents.replay). The errors are agents.embodied's
+    forward_loss and inverse_loss before their mean (a test holds the unweighted means equal to them). Returns
+    the loss, its logged parts (unweighted means) and each episode's surprise [B] (its own loss, unweighted)."""
+    from mirrorlab.agents.embodied import observed_input, perform_start
+    from mirrorlab.encoders.cnn import frames_as_targets
+
+    own = batch["perform"]["frames"]
+    predicted = model.perform(batch["actions"], perform_start(model, own)).prediction
+    f_steps = (predicted - frames_as_targets(own[:, 1:])).square().flatten(2).mean(2)
+    weights = reward_weights(batch, config.reward_modulation, config.reward_strength)
+    parts = {"forward": f_steps.mean().item()}
+    i_steps = i_loss = None
+    frames = inverse_frames(config, kind, batch, augment)
+    if frames is not None:
+        inferred = model.observe(observed_input(frames, tuple(config.observe_window))).prediction
+        i_steps = (inferred - labels).square().mean(2)
+        i_loss = weighted_mean(i_steps, weights)
+        parts["inverse"] = i_steps.mean().item()
+    loss = training_loss(condition, weighted_mean(f_steps, weights), i_loss, config.forward_weight,
+                         config.inverse_weight)
+    surprise = training_loss(condition, f_steps.detach().mean(1), None if i_steps is None else
+                             i_steps.detach().mean(1), config.forward_weight, config.inverse_weight)
+    return _with_selectivity(model, config, batch, loss, parts), parts, surprise
 
 
 def embodied_selectivity(model: MirrorCore, batch: dict[str, Any], observe_window: tuple[int, ...]) -> torch.Tensor:
