@@ -127,3 +127,17 @@ def test_bad_replay_options_are_one_clear_line(fields, message):
     with pytest.raises(UserError, match=message) as err:
         dataclasses.replace(TINY_TRAIN, **fields).validate()
     assert "\n" not in str(err.value)
+
+
+def test_runs_of_seed_002_options_are_labelled_apart():
+    from types import SimpleNamespace
+
+    from mirrorlab.agents.runs import run_label
+
+    def run(**options):
+        return SimpleNamespace(name="shared__seed0", config=dataclasses.replace(TINY_TRAIN, **options))
+
+    assert run_label(run()) == "shared"
+    assert run_label(run(replay="surprise")) == "shared+surprise"
+    assert run_label(run(reward_modulation="other")) == "shared+reward_other"
+    assert run_label(run(replay="surprise", reward_modulation="self")) == "shared+surprise+reward_self"
