@@ -179,18 +179,7 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
         return read_json(run_dir / "done.json", "run summary")
     model = build_core(config, record["data"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    latest = _latest_checkpoint(run_dir)
-    if latest is not None:
-        state = load_torch(latest, "checkpoint")
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch, history = int(state["epoch"]), list(state["history"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise UserError(f"{latest}: not a checkpoint of this run ({type(err).__name__}: {str(err)[:120]}); "
-                            "delete it to restart from the one before") from None
+    start_epoch, history, state = _resume(run_dir, model, optimizer)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.json").is_file():
         atomic_write_json(run_dir / "config.json", record)
@@ -199,7 +188,7 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
     if epochs > start_epoch:
         batches, label_actions = training_batches(config, data_path, record["train_episode_ids"], has_babble,
                                                   record.get("train_babble_ids"))
-        replay = surprise_replay(config, batches, state if latest is not None else None)
+        replay = surprise_replay(config, batches, state)
     bar = tqdm(range(start_epoch, epochs), desc=f"{config.condition} seed {config.seed}", unit="epoch",
                disable=not show_progress, initial=start_epoch, total=epochs)
     for epoch in bar:
@@ -226,6 +215,22 @@ def train_run(config: TrainConfig, data_path: str | Path, run_dir: str | Path, s
                "final": history[-1] if history else None, "device": device}
     atomic_write_json(run_dir / "done.json", summary)
     return summary
+
+
+def _resume(run_dir: Path, model: MirrorCore, optimizer: torch.optim.Optimizer
+            ) -> tuple[int, list[dict[str, float]], dict[str, Any] | None]:
+    """Load the run's last checkpoint into model and optimizer, if any: (epochs done, history, the checkpoint)."""
+    latest = _latest_checkpoint(run_dir)
+    if latest is None:
+        return 0, [], None
+    state = load_torch(latest, "checkpoint")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["epoch"]), list(state["history"]), state
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise UserError(f"{latest}: not a checkpoint of this run ({type(err).__name__}: {str(err)[:120]}); "
+                        "delete it to restart from the one before") from None
 
 
 def surprise_replay(config: TrainConfig, batches: EpisodeBatches, checkpoint: dict[str, Any] | None
