@@ -1,4 +1,4 @@
-"""Replay at surprise (seed 002's future work: "store hidden states at surprise events and replay them"): a
+"""Replay at surprise (the paper's future work: "store hidden states at surprise events and replay them"): a
 buffer of the training episodes the core predicted worst, replayed in proportion to how badly.
 
 An episode's *surprise* is its own term of the training loss (forward_weight x its forward error + inverse_weight

@@ -1,4 +1,4 @@
-"""Reward-modulated learning (seed 002's "dopamine analogues"): how much each training step of an episode teaches.
+"""Reward-modulated learning (the paper's "dopamine analogues"): how much each training step of an episode teaches.
 
 The reward of step t is the progress an arm makes towards its target with action a_t, rectified:
 max(0, distance_t - distance_{t+1}) (metres; `distance` is stored per side of every paired episode). Step t

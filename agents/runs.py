@@ -319,7 +319,7 @@ def run_label(run) -> str:
     arm's babbling, `@w<weight>` for an inverse weight other than 1, `@fw<weight>` for a forward weight other than
     the default, `@sel<weight>` for a selectivity term, `-ungrounded` for the action-only perform path and
     `-wholeframe` for a forward head that redraws the whole frame, `+surprise` / `+reward_self` / `+reward_other` for
-    seed 002's replay and reward options, so runs that learnt differently are scored
+    the replay and reward options, so runs that learnt differently are scored
     apart rather than pooled (the untrained core has no loss, so no training mark)."""
     label = run.name.split("__")[0]
     if run.config.perform_grounding != GROUNDINGS[0]:
@@ -334,7 +334,7 @@ def run_label(run) -> str:
         label += f"@fw{run.config.forward_weight:g}"
     if run.config.selectivity_weight:
         label += f"@sel{run.config.selectivity_weight:g}"
-    replay = getattr(run.config, "replay", REPLAYS[0])  # seed 002's options (a config-like record may lack them)
+    replay = getattr(run.config, "replay", REPLAYS[0])  # the replay and reward options (a config-like record may lack them)
     if replay != REPLAYS[0]:
         label += f"+{replay}"
     reward = getattr(run.config, "reward_modulation", REWARD_MODULATIONS[0])

@@ -1,4 +1,4 @@
-"""A training variant against its control, seed by seed: seed 002's replay at surprise and reward-modulated
+"""A training variant against its control, seed by seed: the paper's replay at surprise and reward-modulated
 learning are judged so (same data, same initialisation, same number of updates; only the option differs).
 
 Each metric's difference (variant minus control) is taken per seed and summarised by its mean and 95% interval

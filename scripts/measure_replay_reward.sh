@@ -3,10 +3,10 @@
 # section 7), at the reduced scale measured there: one dataset (planar arm, identical-looking other arm, scripted
 # demonstrator, 32 px, 100 paired + 60 babbling episodes), 10 epochs, the shared condition, seeds 0-4, the four
 # variants of one seed trained one after another so that machine load falls on all alike.
-# Usage: bash scripts/measure_seed002.sh OUT   (on 2 busy cores: 25 min of training, 11 min of analysis, 30-40 of
+# Usage: bash scripts/measure_replay_reward.sh OUT   (on 2 busy cores: 25 min of training, 11 min of analysis, 30-40 of
 # imitation)
 set -euo pipefail
-OUT=${1:?usage: measure_seed002.sh OUT}
+OUT=${1:?usage: measure_replay_reward.sh OUT}
 ML=${MIRRORLAB:-.venv/bin/mirrorlab}
 export MUJOCO_GL=${MUJOCO_GL:-egl} OMP_NUM_THREADS=1
 mkdir -p "$OUT/configs"
