@@ -1,5 +1,5 @@
 #!/bin/bash
-# Seed 002's replay at surprise and reward-modulated learning against uniform, unmodulated training (README,
+# The paper's replay at surprise and reward-modulated learning against uniform, unmodulated training (README,
 # section 7), at the reduced scale measured there: one dataset (planar arm, identical-looking other arm, scripted
 # demonstrator, 32 px, 100 paired + 60 babbling episodes), 10 epochs, the shared condition, seeds 0-4, the four
 # variants of one seed trained one after another so that machine load falls on all alike.
