@@ -163,14 +163,14 @@ PRESETS = {
                          train=TrainConfig(inverse_babble=True),
                          imitate=ImitateConfig(episodes=10, learners=False, mirror_conditions=())),
     # The published arm (ViperX 300s, ALOHA's arm; 5 joints, 100-step episodes) on the general learner, sized for
-    # about 30 min on 2 shared CPU cores. The scripted controller demonstrates (97/100 held-out targets): SAC on
-    # 5 joints would cost more than the whole budget (the 4-joint arm's 40,000 steps took 950 s) for no better
-    # reach. 90 + 60 training episodes of 100 steps are as many frames as medium's 150 + 135 of 50. The other
-    # arm: identical, and 0.8x links (morphology: a smaller arm of the same make, as Trossen's WidowX is to the
-    # ViperX); recolouring is left to the imitation test's held-out colour, a mirrored ViperX is no real arm.
-    # Shared and untrained cores only (separate, forward-only and shuffled cores would double the training).
+    # about 30 min on 2 CPU cores. The scripted controller demonstrates (97/100 held-out targets): SAC on 5
+    # joints would cost more than the whole budget (the 4-joint arm's 40,000 steps took 950 s) for no better
+    # reach. 90 + 60 training episodes of 100 steps are as many frames as medium's 150 + 135 of 50; a run costs
+    # about 6.5 CPU-s an epoch. The identical-looking other arm only, shared and untrained cores: a second
+    # appearance (0.8x links, a smaller arm of the same make) or separate / forward-only / shuffled cores would
+    # each double the training (README); the imitation test adds a held-out colour.
     "viperx": StudyConfig(toy=False, seeds=(0, 1, 2, 3, 4), conditions=("shared", "untrained"),
-                          appearances=("identical", "morphology"), views=("third_person",),
+                          appearances=("identical",), views=("third_person",),
                           collect=CollectConfig(env_id="mirrorlab/ViperXReach-v0", episodes=120, babble=80),
                           train=TrainConfig(inverse_babble=True),
                           imitate=ImitateConfig(episodes=10, learners=False, mirror_conditions=("shared",),
