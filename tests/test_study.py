@@ -174,7 +174,7 @@ def test_plan_covers_conditions_appearances_weights_and_the_self_video_transfer_
 def test_study_runs_every_stage_and_resumes(tiny_study):
     out, report = tiny_study
     text = report.read_text()
-    assert "demonstrator: the scripted controller, not the SB3 policy" in text  # the small preset's fallback, said
+    assert "demonstrator: the scripted controller (an operational-space reach" in text  # the scripted fallback, said
     for link in ("analysis/report.md", "imitation/report.md", "lesion/report.md", "spillover/report.md",
                  "videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4",
                  "videos/other_view_identical.mp4"):

@@ -308,8 +308,8 @@ def describe_demonstrator(config: StudyConfig, folder: Path) -> str:
                 f"{success['success_rate']:.0%} success on {success['n_episodes']} held-out targets (final "
                 f"distance {success['final_distance_mean'] * 1000:.1f} mm)")
     if config.collect.demonstrator == SCRIPTED:
-        return ("the scripted controller, not the SB3 policy: the small preset's shortcut; the medium and "
-                "full presets train SAC")
+        return ("the scripted controller (an operational-space reach on the simulator's state), not an SB3 "
+                "policy: the small and viperx presets use it; medium, arm3d and full train SAC")
     return f"the checkpoint {config.collect.demonstrator}"
 
 
