@@ -132,9 +132,8 @@ def _policy(w, content) -> str:
     return str(folder)
 
 
-def _huge_activations(w) -> str:
-    """A copy of the analysis whose run's activations file declares a member of 10^12 float32."""
-    import io
+def _activations_with(w, member: str, npy: bytes) -> str:
+    """A copy of the analysis whose run's activations file has `member` replaced by the bytes `npy`."""
     import zipfile
 
     copy = w["root"] / "analysis_copy"
@@ -144,35 +143,30 @@ def _huge_activations(w) -> str:
     entry = json.loads(metrics)["runs"][str(w["run"])]["activations"]
     with zipfile.ZipFile(entry) as src:
         members = {name: src.read(name) for name in src.namelist()}
-    npy = io.BytesIO()
-    np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
-    npy.write(bytes(64))
-    members["perform.npy"] = npy.getvalue()
+    members[member] = npy
     with zipfile.ZipFile(entry, "w") as dst:
         for name, data in members.items():
             dst.writestr(name, data)
     return str(copy)
+
+
+def _huge_activations(w) -> str:
+    """A copy of the analysis whose run's activations file declares a member of 10^12 float32."""
+    import io
+
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
+    npy.write(bytes(64))
+    return _activations_with(w, "perform.npy", npy.getvalue())
 
 
 def _activations_meta(w, meta: str) -> str:
     """A copy of the analysis whose run's activations carry `meta` as their metadata."""
     import io
-    import zipfile
 
-    copy = w["root"] / "analysis_copy"
-    shutil.copytree(w["analysis"], copy)
-    metrics = (copy / "metrics.json").read_text().replace(str(w["analysis"]), str(copy))
-    (copy / "metrics.json").write_text(metrics)
-    entry = json.loads(metrics)["runs"][str(w["run"])]["activations"]
-    with zipfile.ZipFile(entry) as src:
-        members = {name: src.read(name) for name in src.namelist()}
     npy = io.BytesIO()
     np.save(npy, np.array(meta))
-    members["meta.npy"] = npy.getvalue()
-    with zipfile.ZipFile(entry, "w") as dst:
-        for name, data in members.items():
-            dst.writestr(name, data)
-    return str(copy)
+    return _activations_with(w, "meta.npy", npy.getvalue())
 
 
 def _cfg(w, name: str, content: str | bytes) -> str:
