@@ -5,9 +5,10 @@ decoder) predicts the self arm's frame after the action, in pixels. With `ground
 (the default) the GRU starts from the self arm's own first frame, seen by the same CNN as the observe path
 (the still frame stacked as a window: the arm at rest) and projected to the hidden state, and the forward
 head's output is added to that frame: it predicts how the picture changes from where the arm started. The
-start pose is random, so a forward model that does not see it can only predict a blurred mean frame, whose
-error barely depends on the actions; and a head that must redraw the whole scene spends its updates on pixels
-that never move (measured: README, "The forward model"). `grounding="start_frame"` sets only the start
+start pose is random (+-0.1 rad a joint), which only the start frame tells; and a head that adds to that
+frame need not redraw the pixels that never move. Measured (README, "The forward model"): both help, but less
+than the forward loss weight; with position actions the actions themselves say where the arm goes, so even
+the ungrounded head becomes action-sensitive once trained. `grounding="start_frame"` sets only the start
 state; `grounding="none"` is the action-only path of the paper. Pixels rather than a
 stop-gradient target embedding because a pixel target is fixed: nothing can collapse, in any
 condition (with forward-only training the CNN gets no gradient at all, just as the toy's observe

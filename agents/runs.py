@@ -29,7 +29,7 @@ INVERSE_DATA = ("other", "self")
 # How the perform path starts (agents.embodied); the first is the default.
 GROUNDINGS = ("start_frame_change", "start_frame", "none")
 MAX_THREADS = 256
-# Seed 002's future work as training options (agents.replay, agents.reward); the first of each is the default.
+# The paper's future work as training options (agents.replay, agents.reward); the first of each is the default.
 REPLAYS = ("uniform", "surprise")
 REWARD_MODULATIONS = ("none", "self", "other")
 
@@ -70,7 +70,7 @@ class TrainConfig:
     # The selectivity dose-response: weight of a term rewarding (> 0) or penalising (< 0) each unit's
     # perform-observe correlation on demo batches (agents.training.selectivity_loss); 0: no term.
     selectivity_weight: float = 0.0
-    # Seed 002's replay at surprise (agents.replay): "surprise" hands `replay_fraction` of each epoch's batches to
+    # The paper's replay at surprise (agents.replay): "surprise" hands `replay_fraction` of each epoch's batches to
     # replays of the `replay_buffer` episodes (per kind) whose latest loss was largest, drawn in proportion to it;
     # the number of updates stays that of "uniform" (the default: every batch from the uniform pass).
     replay: str = "uniform"
