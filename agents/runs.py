@@ -76,7 +76,7 @@ class TrainConfig:
     replay: str = "uniform"
     replay_fraction: float = 0.25
     replay_buffer: int = 16
-    # Seed 002's reward-modulated learning (agents.reward): each step's loss weighted by the progress towards the
+    # The paper's reward-modulated learning (agents.reward): each step's loss weighted by the progress towards the
     # target of the self arm ("self") or the other arm ("other"), normalised to mean 1 over the batch and mixed
     # with 1 by `reward_strength` (1: a step without progress teaches nothing); "none": unweighted (the default).
     reward_modulation: str = "none"
