@@ -35,7 +35,7 @@ def group_key(run: Run) -> str:
     c = run.config
     selectivity = f", selectivity={c.selectivity_weight:g}" if c.selectivity_weight else ""
     forward = f", forward_weight={c.forward_weight:g}" if c.forward_weight != TrainConfig.forward_weight else ""
-    # Seed 002's training options (agents.replay, agents.reward) name their group only when they are on.
+    # The replay and reward training options (agents.replay, agents.reward) name their group only when they are on.
     replay = f", replay=surprise({c.replay_fraction:g}, {c.replay_buffer})" if c.replay == "surprise" else ""
     reward = f", reward={c.reward_modulation}({c.reward_strength:g})" if c.reward_modulation != "none" else ""
     return (f"{run.watched}, inverse_data={c.inverse_source}, inverse_weight={c.inverse_weight:g}{forward}, "
