@@ -38,6 +38,10 @@ from mirrorlab.files import (
 from mirrorlab.provenance import provenance
 
 
+FORWARD_AXES = ("epochs", "forward")  # scored by the forward head's action sensitivity too
+CURVE_AXES = ("train_episodes", "frame_size", "window") + FORWARD_AXES
+
+
 @dataclass(frozen=True)
 class CurveConfig:
     """The base setting and the values each axis takes."""
@@ -60,12 +64,10 @@ class CurveConfig:
                                                        ("start_frame_change", 1.0), ("none", 10.0))
     forward_train_episodes: int = 45
     forward_epochs: int = 80
-    axes: tuple[str, ...] = ("train_episodes", "frame_size", "window", "epochs", "forward")
+    axes: tuple[str, ...] = CURVE_AXES
     seeds: tuple[int, ...] = (0,)
     workers: int = 0
 
-
-CURVE_AXES = ("train_episodes", "frame_size", "window", "epochs", "forward")
 
 
 def plan(config: CurveConfig) -> list[dict[str, Any]]:
@@ -173,9 +175,9 @@ def curve(config: CurveConfig, out: Path, show_progress: bool = True) -> dict[st
                                                                   "forward_mse", "train_seconds")}})
     wall = time.perf_counter() - started
     atomic_write_text(out / "curve.csv", csv_text(rows, list(rows[0])))
-    if any(r["axis"] not in ("epochs", "forward") for r in rows):
+    if any(r["axis"] not in FORWARD_AXES for r in rows):
         atomic_write_bytes(out / "figures" / "learning_curve.png", _figure(rows))
-    if any(r["axis"] in ("epochs", "forward") for r in rows):
+    if any(r["axis"] in FORWARD_AXES for r in rows):
         from mirrorlab.analysis.figures import forward_curve
 
         atomic_write_bytes(out / "figures" / "forward_curve.png", forward_curve(rows))
