@@ -167,6 +167,34 @@ def check_frame_size(frame_size: Any) -> int:
     return int(frame_size)
 
 
+def _check_arguments(*, actor, other_appearance, obs_mode, camera, render_mode, visible_targets, action_mode,
+                     render_supersample, position_scale, position_kp, position_kv, reward_dist_weight,
+                     reward_control_weight, init_noise, success_radius, observe_target) -> None:
+    """MirrorReachEnv's constructor arguments, each checked with one clear error naming it."""
+    _check_choice("actor", actor, ARMS)
+    _check_choice("other_appearance", other_appearance, OTHER_APPEARANCES)
+    _check_choice("obs_mode", obs_mode, OBS_MODES)
+    _check_choice("camera", camera, CAMERAS)
+    _check_choice("render_mode", render_mode, RENDER_MODES)
+    _check_choice("visible_targets", visible_targets, VISIBLE_TARGETS)
+    _check_choice("action_mode", action_mode, ACTION_MODES)
+    if isinstance(render_supersample, bool) or not isinstance(render_supersample, (int, np.integer)) \
+            or not 1 <= render_supersample <= 8:
+        raise ValueError(f"render_supersample must be an int in 1..8; got {render_supersample!r}")
+    for name, value in (("position_scale", position_scale), ("position_kp", position_kp),
+                        ("position_kv", position_kv)):
+        if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive number; got {value!r}")
+    for name, value, low in (("reward_dist_weight", reward_dist_weight, 0.0),
+                             ("reward_control_weight", reward_control_weight, 0.0),
+                             ("init_noise", init_noise, 0.0), ("success_radius", success_radius, None)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and (value > 0 if low is None else value >= low)):
+            raise ValueError(f"{name} must be a finite number {'> 0' if low is None else '>= 0'}; got {value!r}")
+    if not isinstance(observe_target, bool):
+        raise ValueError(f"observe_target must be True or False; got {observe_target!r}")
+
+
 class MirrorReachEnv(gym.Env):
     """Two arms at a table; `actor` reaches for its target. See the module docstring."""
 
@@ -180,29 +208,13 @@ class MirrorReachEnv(gym.Env):
                  success_radius: float = 0.02, init_noise: float = 0.1, observe_target: bool = True,
                  visible_targets: str = "both", action_mode: str = "position", position_scale: float = 0.1,
                  position_kp: float | None = None, position_kv: float | None = None, render_supersample: int = 1):
-        _check_choice("actor", actor, ARMS)
-        _check_choice("other_appearance", other_appearance, OTHER_APPEARANCES)
-        _check_choice("obs_mode", obs_mode, OBS_MODES)
         camera = f"{actor}_view" if camera is None else camera
-        _check_choice("camera", camera, CAMERAS)
-        _check_choice("render_mode", render_mode, RENDER_MODES)
-        _check_choice("visible_targets", visible_targets, VISIBLE_TARGETS)
-        _check_choice("action_mode", action_mode, ACTION_MODES)
-        if isinstance(render_supersample, bool) or not isinstance(render_supersample, (int, np.integer)) \
-                or not 1 <= render_supersample <= 8:
-            raise ValueError(f"render_supersample must be an int in 1..8; got {render_supersample!r}")
-        for name, value in (("position_scale", position_scale), ("position_kp", position_kp),
-                            ("position_kv", position_kv)):
-            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
-        for name, value, low in (("reward_dist_weight", reward_dist_weight, 0.0),
-                                 ("reward_control_weight", reward_control_weight, 0.0),
-                                 ("init_noise", init_noise, 0.0), ("success_radius", success_radius, None)):
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                    and (value > 0 if low is None else value >= low)):
-                raise ValueError(f"{name} must be a finite number {'> 0' if low is None else '>= 0'}; got {value!r}")
-        if not isinstance(observe_target, bool):
-            raise ValueError(f"observe_target must be True or False; got {observe_target!r}")
+        _check_arguments(actor=actor, other_appearance=other_appearance, obs_mode=obs_mode, camera=camera,
+                         render_mode=render_mode, visible_targets=visible_targets, action_mode=action_mode,
+                         render_supersample=render_supersample, position_scale=position_scale,
+                         position_kp=position_kp, position_kv=position_kv, reward_dist_weight=reward_dist_weight,
+                         reward_control_weight=reward_control_weight, init_noise=init_noise,
+                         success_radius=success_radius, observe_target=observe_target)
         frame_size = check_frame_size(frame_size)
         if isinstance(frame_skip, bool) or not isinstance(frame_skip, (int, np.integer)) or frame_skip < 1:
             raise ValueError(f"frame_skip must be an int >= 1; got {frame_skip!r}")
@@ -218,18 +230,26 @@ class MirrorReachEnv(gym.Env):
         self.action_mode, self.position_scale = action_mode, float(position_scale)
         self.render_supersample = int(render_supersample)
 
+        self._build_physics(position_kp, position_kv)
+        self._define_spaces()
+        mujoco.mj_forward(self.model, self.data)
+
+    def _build_physics(self, position_kp: float | None, position_kv: float | None) -> None:
+        """The two-arm scene compiled for this env's appearance, actuators and frame size, its physics accessors,
+        the hidden targets' geoms made invisible, and the renderer cache."""
         spec = self.arm_spec
-        self.model = build_scene(spec, other_appearance, offscreen_size=max(512, frame_size * self.render_supersample),
-                                 action_mode=action_mode, position_kp=position_kp, position_kv=position_kv).compile()
+        self.model = build_scene(spec, self.other_appearance,
+                                 offscreen_size=max(512, self.frame_size * self.render_supersample),
+                                 action_mode=self.action_mode, position_kp=position_kp, position_kv=position_kv).compile()
         self.data = mujoco.MjData(self.model)
         for arm in ARMS:  # a hidden target is still there (success is measured against it), just not drawn
-            if visible_targets not in ("both", arm):
+            if self.visible_targets not in ("both", arm):
                 self.model.geom_rgba[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"{arm}_target_geom"), 3] = 0
         self.n_joints = spec.n_joints
         self.planar = spec.planar
         self.target_dim = 2 if self.planar else 3
         self.physics = TwoArmPhysics(self.model, self.data, spec.joints,
-                                     mirrored={"other": other_appearance == "mirrored"},
+                                     mirrored={"other": self.other_appearance == "mirrored"},
                                      planar=self.planar)
         self.dt = self.model.opt.timestep * self.frame_skip
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
@@ -239,16 +259,17 @@ class MirrorReachEnv(gym.Env):
         self._frame_cache: tuple[tuple[str, int], np.ndarray] | None = None
         self._idle_pose = self._init_qpos.copy()
 
+    def _define_spaces(self) -> None:
+        """Actions: one position (or torque) command per joint in [-1, 1]; observations by `obs_mode`."""
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_joints,), np.float32)
-        state_dim = 2 * self.n_joints + (2 * self.target_dim if observe_target else 0)
+        state_dim = 2 * self.n_joints + (2 * self.target_dim if self.observe_target else 0)
         state_space = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
-        pixel_space = spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)
+        pixel_space = spaces.Box(0, 255, (self.frame_size, self.frame_size, 3), np.uint8)
         self.observation_space = {
             "state": state_space,
             "pixels": pixel_space,
             "both": spaces.Dict({"state": state_space, "pixels": pixel_space}),
-        }[obs_mode]
-        mujoco.mj_forward(self.model, self.data)
+        }[self.obs_mode]
 
     # --- episode --------------------------------------------------------------------------
     def sample_target(self, rng: np.random.Generator) -> np.ndarray:
