@@ -97,13 +97,38 @@ def observed_input(frames, observe_window: tuple[int, ...]):
     return frames[..., index, :, :, :]
 
 
-def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor) -> torch.Tensor:
-    """actions [B, T, A]; perform_frames [B, T+1, 3, S, S] uint8 (frame 0 before the first action)."""
+def forward_prediction(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the forward head's prediction, its target), both [B, T, 3, S, S]: actions [B, T, A]; perform_frames
+    [B, T+1, 3, S, S] uint8 (frame 0 before the first action). The one place the forward objective is defined:
+    its batch mean (`forward_loss`) and its per-step errors (`forward_step_errors`) both come from here."""
     predicted = model.perform(actions, perform_start(model, perform_frames)).prediction
-    return F.mse_loss(predicted, frames_as_targets(perform_frames[:, 1:]))
+    return predicted, frames_as_targets(perform_frames[:, 1:])
+
+
+def forward_loss(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(*forward_prediction(model, actions, perform_frames))
+
+
+def forward_step_errors(model: MirrorCore, actions: torch.Tensor, perform_frames: torch.Tensor) -> torch.Tensor:
+    """Each (episode, step)'s mean squared pixel error [B, T] (reward modulation and replay weigh steps)."""
+    predicted, target = forward_prediction(model, actions, perform_frames)
+    return (predicted - target).square().flatten(2).mean(2)
+
+
+def inverse_prediction(model: MirrorCore, watched_frames: torch.Tensor, observe_window: tuple[int, ...]
+                       ) -> torch.Tensor:
+    """The inverse head's actions [B, T, A] from watched_frames [B, T+1, 3, S, S], the frames of whichever arm
+    it learns from: the one place the inverse objective's input is built."""
+    return model.observe(observed_input(watched_frames, observe_window)).prediction
 
 
 def inverse_loss(model: MirrorCore, watched_frames: torch.Tensor, labels: torch.Tensor,
                  observe_window: tuple[int, ...]) -> torch.Tensor:
-    """watched_frames [B, T+1, 3, S, S]: the frames of whichever arm the inverse head learns from."""
-    return F.mse_loss(model.observe(observed_input(watched_frames, observe_window)).prediction, labels)
+    return F.mse_loss(inverse_prediction(model, watched_frames, observe_window), labels)
+
+
+def inverse_step_errors(model: MirrorCore, watched_frames: torch.Tensor, labels: torch.Tensor,
+                        observe_window: tuple[int, ...]) -> torch.Tensor:
+    """Each (episode, step)'s mean squared action error [B, T]."""
+    return (inverse_prediction(model, watched_frames, observe_window) - labels).square().mean(2)

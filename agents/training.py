@@ -354,21 +354,18 @@ def step_batch_loss(model: MirrorCore, condition: Condition, config: TrainConfig
                     ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """embodied_batch_loss from each (episode, step)'s squared error, so each step can be weighted by its reward
     (agents.reward) and each episode's loss read off (agents.replay). The errors are agents.embodied's
-    forward_loss and inverse_loss before their mean (a test holds the unweighted means equal to them). Returns
+    forward_step_errors and inverse_step_errors, the same objectives as forward_loss and inverse_loss before
+    their mean (a test holds the unweighted means equal to them). Returns
     the loss, its logged parts (unweighted means) and each episode's surprise [B] (its own loss, unweighted)."""
-    from mirrorlab.agents.embodied import observed_input, perform_start
-    from mirrorlab.encoders.cnn import frames_as_targets
+    from mirrorlab.agents.embodied import forward_step_errors, inverse_step_errors
 
-    own = batch["perform"]["frames"]
-    predicted = model.perform(batch["actions"], perform_start(model, own)).prediction
-    f_steps = (predicted - frames_as_targets(own[:, 1:])).square().flatten(2).mean(2)
+    f_steps = forward_step_errors(model, batch["actions"], batch["perform"]["frames"])
     weights = reward_weights(batch, config.reward_modulation, config.reward_strength)
     parts = {"forward": f_steps.mean().item()}
     i_steps = i_loss = None
     frames = inverse_frames(config, kind, batch, augment)
     if frames is not None:
-        inferred = model.observe(observed_input(frames, tuple(config.observe_window))).prediction
-        i_steps = (inferred - labels).square().mean(2)
+        i_steps = inverse_step_errors(model, frames, labels, tuple(config.observe_window))
         i_loss = weighted_mean(i_steps, weights)
         parts["inverse"] = i_steps.mean().item()
     loss = training_loss(condition, weighted_mean(f_steps, weights), i_loss, config.forward_weight,
