@@ -51,7 +51,8 @@ class LesionConfig:
     # (sized for the small preset: README): only at each condition's headline k, the mirror set, the read-out
     # control, the anti-mirror set and the first `imitation_random` matched-random sets, on a few test videos.
     # Synthesis is left out by default: it costs as much as the two other planners together, and its forward
-    # head barely depends on the actions at this size (action sensitivity 1.008, README section 3).
+    # head barely depends on the actions after the small preset's 10 epochs (action sensitivity 1.01, README
+    # section 3, "The forward model").
     imitation_methods: tuple[str, ...] = ("inverse", "closed_loop", "latent", "goal_inference")
     imitation_planner_conditions: tuple[str, ...] = ("shared",)  # whose cores plan (as imitation's mirror_conditions)
     imitation_videos: int = 4                # test videos per run (the imitation stage's split)
