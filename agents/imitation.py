@@ -63,9 +63,12 @@ def episode_windows(frames: np.ndarray, window: tuple[int, ...] = TRACK_WINDOW) 
 
 def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, lr: float = 1e-3,
                      batch_size: int = 64, seed: int = 0, augment_shift: int = 2,
-                     policy: FramePolicy | None = None, device: str = "cpu") -> FramePolicy:
+                     policy: FramePolicy | None = None, device: str = "cpu",
+                     after_epoch: Callable[[int, FramePolicy], None] | None = None) -> FramePolicy:
     """Regress actions [M, A] on windows [M, K, 3, S, S] (uint8); a given policy is trained further.
-    Random shifts (DrQ) of each window, the same for its frames, as the core's training uses."""
+    Random shifts (DrQ) of each window, the same for its frames, as the core's training uses.
+    `after_epoch(epoch, policy)` sees the policy after each epoch (the fit's learning curve: one fit of
+    E epochs shows every shorter fit, since nothing in the fit depends on E)."""
     if windows.shape[0] != actions.shape[0] or windows.shape[0] == 0:
         raise ValueError(f"windows {windows.shape} and actions {actions.shape} must pair up and be non-empty")
     if policy is None:
@@ -76,7 +79,7 @@ def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, l
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(np.ascontiguousarray(windows)), torch.as_tensor(actions, dtype=torch.float32)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.from_numpy(rng.permutation(len(x)))
         for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size]
@@ -85,6 +88,9 @@ def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, l
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1, policy.eval())
+            policy.train()
     return policy.eval()
 
 

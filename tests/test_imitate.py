@@ -58,6 +58,22 @@ def test_frame_windows_and_a_policy_that_reads_motion_from_them(tiny_dataset):
     assert residual < 0.6 * actions.var()
 
 
+def test_a_fits_learning_curve_watches_without_changing_the_fit():
+    """`after_epoch` sees the policy after every epoch, and the fit ends with the very weights it has
+    without the callback (scripts/policy_fit_curve.py reads every shorter fit off one long one)."""
+    rng = np.random.default_rng(0)
+    windows = rng.integers(0, 255, (40, 3, 3, 16, 16), dtype=np.uint8)
+    actions = rng.uniform(-1, 1, (40, 2)).astype(np.float32)
+    seen = []
+    watched = fit_frame_policy(windows, actions, epochs=3, seed=1,
+                               after_epoch=lambda e, p: seen.append((e, p.training, next(p.parameters()).sum().item())))
+    plain = fit_frame_policy(windows, actions, epochs=3, seed=1)
+    assert [e for e, _, _ in seen] == [1, 2, 3] and not any(training for _, training, _ in seen)
+    assert len({round(total, 6) for _, _, total in seen}) == 3  # the weights move between epochs
+    for a, b in zip(watched.state_dict().values(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_dagger_counts_queries_and_fixes_the_states_the_learner_visits():
     """BC sees only the expert's own states (x in [0, 0.4]); the learner's rollouts start elsewhere
     (x in [1, 2]) where the expert does something BC cannot extrapolate. DAgger adds the learner's
