@@ -190,9 +190,34 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
     timings = json.loads((out / "timings.json").read_text())
     assert {"collect", "train", "analyze", "imitate", "lesion", "spillover", "videos"} <= set(timings["stages_s"])
     model = out / "runs" / "third_person" / "identical" / "shared__seed0" / "model.pt"
-    stamp = model.stat().st_mtime_ns
+    metrics = out / "analysis" / "metrics.json"
+    stamps = model.stat().st_mtime_ns, metrics.stat().st_mtime_ns
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
-    assert model.stat().st_mtime_ns == stamp  # finished runs are not retrained
+    assert model.stat().st_mtime_ns == stamps[0]  # finished runs are not retrained
+    assert metrics.stat().st_mtime_ns == stamps[1]  # ... nor analysed again
+
+
+def test_a_resumed_study_analyses_again_whatever_changed_since(tiny_study):
+    """The analysis is kept only for the same runs and settings, every run finished before it."""
+    import os
+
+    from mirrorlab.experiments.stages.measurement import analysis_is_current
+
+    out, _ = tiny_study
+    runs = [r for _, _, r in run_plan(TINY_STUDY, out)]
+    settings = TINY_STUDY.analyze
+    assert analysis_is_current(out / "analysis", runs, settings)
+    assert not analysis_is_current(out / "analysis", runs[:-1], settings)  # another run set
+    assert not analysis_is_current(out / "analysis", runs, dataclasses.replace(settings, n_permutations=7))
+    assert not analysis_is_current(out / "nowhere", runs, settings)
+    done = runs[0] / "done.json"
+    before = done.stat()
+    later = (out / "analysis" / "metrics.json").stat().st_mtime_ns + 10**9
+    os.utime(done, ns=(later, later))  # retrained after the analysis
+    try:
+        assert not analysis_is_current(out / "analysis", runs, settings)
+    finally:
+        os.utime(done, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def test_fresh_deletes_only_a_study_folder(tmp_path):

@@ -10,6 +10,8 @@ dataset's `other_appearance`, the inverse data and the loss weight; seeds give t
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import time
 from pathlib import Path
@@ -177,6 +179,31 @@ def analyze(runs: list[Path], out: Path, settings: MeasureSettings, force: bool 
     write_outputs(out, embodied_outputs(metrics, cells))
     atomic_write_json(out / "metrics.json", metrics)
     return {"metrics": metrics, "report": out / "report.md"}
+
+
+def analysis_is_current(out: Path, runs: list[Path], settings: MeasureSettings) -> bool:
+    """Whether `out` already holds this analysis: of exactly these runs, with these settings, every run
+    finished before it and every activations file in place. A resumed study keeps such an analysis rather
+    than measuring again (at `medium`, minutes); anything else (a run retrained since, another run set,
+    other settings, a missing file) is analysed afresh."""
+    path = out / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        metrics = read_analysis(out)
+    except UserError:
+        return False
+    recorded = metrics["runs"]
+    if set(recorded) != {str(r) for r in runs}:
+        return False
+    if metrics.get("analysis") != json.loads(json.dumps(dataclasses.asdict(settings))):
+        return False
+    written = path.stat().st_mtime_ns
+    for run in runs:
+        done, acts = Path(run) / "done.json", recorded[str(run)].get("activations")
+        if not done.is_file() or done.stat().st_mtime_ns > written or not acts or not Path(acts).exists():
+            return False
+    return True
 
 
 def read_analysis(analysis: Path) -> dict[str, Any]:

@@ -400,7 +400,7 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
     branch of the tree; returns each stage's report (and the videos)."""
     from mirrorlab.experiments.stages.imitation import imitate
     from mirrorlab.experiments.stages.lesion import lesion
-    from mirrorlab.experiments.stages.measurement import analyze
+    from mirrorlab.experiments.stages.measurement import analysis_is_current, analyze
     from mirrorlab.experiments.stages.spillover import spillover
 
     clock = StageClock(log, {} if timings is None else timings)
@@ -411,9 +411,13 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
     train_all(config, plan, data_dirs, **run_opts)
     clock.lap("train")
     runs, analysis_dir = [r for _, _, r in plan], out / "analysis"
-    parts: dict[str, Any] = {"analysis": analyze(runs, analysis_dir, config.analyze, force=True,
-                                                 workers=resolve_workers(config.workers), device=config.device,
-                                                 **run_opts)["report"]}
+    if analysis_is_current(analysis_dir, runs, config.analyze):  # a resumed study measures each run once
+        log(f"analyze: kept {analysis_dir} (these runs and settings, analysed after every run finished)")
+        parts: dict[str, Any] = {"analysis": analysis_dir / "report.md"}
+    else:
+        parts = {"analysis": analyze(runs, analysis_dir, config.analyze, force=True,
+                                     workers=resolve_workers(config.workers), device=config.device,
+                                     **run_opts)["report"]}
     clock.lap("analyze")
     parts["imitation"] = imitate(runs, out / "imitation", run_settings(config, "imitate"), analysis=analysis_dir,
                                  force=True, **run_opts)["report"]
