@@ -70,6 +70,13 @@ class ArmModel:
     is removed (its body welded to its parent). The scene's base frame has forward = +y and up = +z:
     `mount_yaw` turns the file's frame onto it and `sagittal_axis` is the axis of the file's frame that
     the mirrored appearance reflects. `tip_body`/`tip_pos` add the fingertip site where the file has none.
+
+    Cameras: each arm's `*_view` sits at `camera_pos` looking at `camera_lookat` (its base frame), fovy 45.
+    `third_person` is in the self arm's base at `third_person_pos` (default: the self camera's
+    place), aimed at `third_person_aim` given in the *other* arm's base frame (default: `camera_lookat`, the
+    point the other's own camera looks at), with `third_person_fovy`. An arm whose links rise well above its
+    workspace (the ViperX) needs its own: from the self camera's place its own raised links fill the bottom
+    of the frame and the other's leave the top (`envs/framing.py` measures this; tests/test_framing.py).
     """
 
     name: str
@@ -85,11 +92,15 @@ class ArmModel:
     camera_lookat: tuple[float, float, float]
     workspace: Workspace
     planar: bool = False
+    third_person_pos: tuple[float, float, float] | None = None
+    third_person_aim: tuple[float, float, float] | None = None
+    third_person_fovy: float = THIRD_PERSON_FOVY
     mount_yaw: float = 0.0
     sagittal_axis: int = 0
     tip_body: str | None = None
     tip_pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
     drop_bodies: tuple[str, ...] = ()
+    drop_sites: tuple[str, ...] = ()
     package: str | None = None
     source: str = "built for mirrorlab"
 
@@ -129,7 +140,9 @@ ARM3D = ArmModel(
 
 # Trossen Robotics' ViperX 300s (6 hinges; the ALOHA arm). Its wrist rotation is welded: with no gripper
 # attached (the ALOHA gripper's meshes would cost ~150k triangles a frame), it moves nothing in view; the
-# gripper's frame (`right_hand`: its inertia and wrist camera) goes with it. The fingertip is the flange.
+# gripper's frame (`right_hand`: its inertia and wrist camera) goes with it. The fingertip is the flange. The
+# file's two marker sites go too: `right/gripper` would float, drawn, 15 cm beyond the flange where no gripper
+# is, and `right_center` is a red marker at the base's origin.
 # Gains and torque limits are the file's own (its `position` defaults and motor ctrlranges).
 VX300S = ArmModel(
     name="vx300s", file="robots/vx300s/robot.xml", package="robosuite_models", root_body="base",
@@ -139,7 +152,9 @@ VX300S = ArmModel(
     morphology_scale=(1.0, 0.8, 0.8, 1.0, 1.0), camera_pos=(0.0, -0.15, 0.95), camera_lookat=(0.0, 0.3, 0.12),
     workspace=Workspace(center=(0.0, 0.0, 0.127), radius=(0.25, 0.50), azimuth=(-math.pi / 2, math.pi / 2),
                         elevation=(-0.15, 0.6)),
+    third_person_pos=(0.0, 0.05, 1.4), third_person_aim=(0.0, 0.05, 0.2), third_person_fovy=40.0,
     mount_yaw=math.pi / 2, sagittal_axis=1, tip_body="right/gripper_link", drop_bodies=("right_hand",),
+    drop_sites=("right_center", "right/gripper"),
     source="Trossen Robotics ViperX 300s (BSD-3-Clause), as redistributed in robosuite_models 1.0.0 (MIT)")
 
 ARM_MODELS = {arm.name: arm for arm in (PLANAR, ARM3D, VX300S)}
@@ -157,6 +172,8 @@ def load_arm_spec(arm: ArmModel) -> "mujoco.MjSpec":
         spec.delete(joint)
     for body in [b for b in spec.bodies if b.name in arm.drop_bodies]:
         spec.delete(body)
+    for site in [s for s in spec.sites if s.name in arm.drop_sites]:
+        spec.delete(site)
     for geom in [g for g in spec.geoms if g.contype or g.conaffinity]:
         spec.delete(geom)
     for element in [*spec.actuators, *spec.excludes]:
@@ -255,11 +272,12 @@ def _look_at_xyaxes(pos, lookat, up=(0.0, 0.0, 1.0)) -> np.ndarray:
 
 
 def third_person_lookat(arm: ArmModel) -> tuple[float, float, float]:
-    """Where the `third_person` camera looks, in the self arm's base frame: the point the other arm's own
-    camera looks at (its workspace), seen from across the table."""
+    """Where the `third_person` camera looks, in the self arm's base frame: the arm's `third_person_aim` in
+    the other's base frame (by default the point the other arm's own camera looks at: its workspace), seen
+    from across the table."""
     other_in_self = np.subtract(BASE_POS["other"], BASE_POS["self"])
     turn = BASE_YAW["other"] - BASE_YAW["self"]
-    x, y, z = arm.camera_lookat
+    x, y, z = arm.camera_lookat if arm.third_person_aim is None else arm.third_person_aim
     return (float(other_in_self[0] + math.cos(turn) * x - math.sin(turn) * y),
             float(other_in_self[1] + math.sin(turn) * x + math.cos(turn) * y), float(z))
 
@@ -300,10 +318,11 @@ def arm_copy(arm: ArmModel, role: str, other_appearance: str = "identical") -> "
 
 def _add_arm_cameras(base, arm: ArmModel, role: str) -> None:
     """The arm camera `{role}_view` in the arm's base; the self base also carries `third_person`: the other
-    arm watched from the self arm's own camera position."""
+    arm watched from the self arm's side of the table (by default from its own camera position)."""
     _add_camera(base, f"{role}_view", arm.camera_pos, arm.camera_lookat, 45.0, arm.mount_yaw)
     if role == "self":
-        _add_camera(base, "third_person", arm.camera_pos, third_person_lookat(arm), THIRD_PERSON_FOVY, arm.mount_yaw)
+        pos = arm.camera_pos if arm.third_person_pos is None else arm.third_person_pos
+        _add_camera(base, "third_person", pos, third_person_lookat(arm), arm.third_person_fovy, arm.mount_yaw)
 
 
 def _add_actuators(spec, arm: ArmModel, action_mode: str, kp: tuple[float, ...], kv: float) -> None:
