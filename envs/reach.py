@@ -14,8 +14,9 @@ no gripper is attached (its meshes would cost more to draw than the arm), so the
 
 The scene holds both arms facing each other across the table, one target per arm, and four
 named cameras: `self_view` and `other_view` (each fixed to its arm's base, framing that arm and
-its workspace), `third_person` (the other arm's workspace seen from the self arm's camera position,
-across the table: how one watches another) and `scene` (the whole table). `step(action)` drives the arm named by `actor`;
+its workspace), `third_person` (the other arm's workspace seen from the self arm's side of the
+table, from its camera position or, on the ViperX, from above its base: how one watches another)
+and `scene` (the whole table). `step(action)` drives the arm named by `actor`;
 the idle arm starts at rest and holds its pose (the arms are gravity-compensated
 and never touch anything: the scene has no contacts).
 
