@@ -135,12 +135,11 @@ def build_handover(ctx: "Context", settings: HandoverSettings = SETTINGS) -> "Bu
     """The `handover` method: DAgger's tracking policy as an ensemble that hands over control, at DAgger's
     expert-query budget (`dagger_iterations`, `dagger_episodes`), on DAgger's videos with its fit and refit
     epochs."""
-    from mirrorlab.agents.imitation import TrackingActor, episode_windows, fit_frame_policy
+    from mirrorlab.agents.imitation import TrackingActor, fit_frame_policy, step_windows
 
     task, c = ctx.task, ctx.config
     videos = ctx.learner_videos
-    windows = episode_windows(np.stack([v.frames for v in videos]))
-    flat, labels = windows.reshape(-1, *windows.shape[2:]), np.concatenate([v.actions for v in videos])
+    flat, labels = step_windows(np.stack([v.frames for v in videos]), [v.actions for v in videos])
 
     def member(k: int, x: np.ndarray, y: np.ndarray, policy, iteration: int):
         return fit_frame_policy(x, y, epochs=c.policy_epochs if policy is None else c.refit_epochs, lr=c.policy_lr,

@@ -61,6 +61,13 @@ def episode_windows(frames: np.ndarray, window: tuple[int, ...] = TRACK_WINDOW) 
     return frames[:, index].transpose(0, 1, 2, 5, 3, 4)
 
 
+def step_windows(frames: np.ndarray, actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Episodes' frames [N, T+1, S, S, 3] and actions (N arrays [T, A]) -> one training pair per step: windows
+    [N*T, K, 3, S, S] and actions [N*T, A], as every frame policy is fitted (BC, BCO, DAgger, handover)."""
+    windows = episode_windows(frames)
+    return windows.reshape(-1, *windows.shape[2:]), np.concatenate(actions)
+
+
 def fit_frame_policy(windows: np.ndarray, actions: np.ndarray, *, epochs: int, lr: float = 1e-3,
                      batch_size: int = 64, seed: int = 0, augment_shift: int = 2,
                      policy: FramePolicy | None = None, device: str = "cpu",

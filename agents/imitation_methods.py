@@ -239,9 +239,10 @@ def _what_then_how(ctx: Context) -> Built:
 
 def _demonstrations(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     """Video windows [M, 3, 3, S, S] of the learners' videos and the demonstrator's actions [M, A]."""
+    from mirrorlab.agents.imitation import step_windows
+
     videos = ctx.learner_videos
-    windows = _video_windows(videos)
-    return windows.reshape(-1, *windows.shape[2:]), np.concatenate([v.actions for v in videos])
+    return step_windows(np.stack([v.frames for v in videos]), [v.actions for v in videos])
 
 
 def _bc(ctx: Context) -> Built:
@@ -250,11 +251,10 @@ def _bc(ctx: Context) -> Built:
 
 
 def _babble_idm(ctx: Context):
-    from mirrorlab.agents.imitation import episode_windows
+    from mirrorlab.agents.imitation import step_windows
 
-    frames = np.stack([e["perform"]["frames"] for e in ctx.task.babble])
-    windows = episode_windows(frames)
-    return windows.reshape(-1, *windows.shape[2:]), np.concatenate([e["actions"] for e in ctx.task.babble])
+    babble = ctx.task.babble
+    return step_windows(np.stack([e["perform"]["frames"] for e in babble]), [e["actions"] for e in babble])
 
 
 def _bco(ctx: Context) -> Built:

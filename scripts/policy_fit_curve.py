@@ -27,14 +27,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mirrorlab.agents.imitation import episode_windows, fit_frame_policy  # noqa: E402
+from mirrorlab.agents.imitation import fit_frame_policy, step_windows  # noqa: E402
 from mirrorlab.agents.runs import TrainConfig, split_episodes  # noqa: E402
 from mirrorlab.envs.paired import PairedDataset  # noqa: E402
-
-
-def flat_windows(frames: list[np.ndarray], actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    windows = episode_windows(np.stack(frames))
-    return windows.reshape(-1, *windows.shape[2:]), np.concatenate(actions).astype(np.float32)
 
 
 def r2_after_epochs(train: tuple[np.ndarray, np.ndarray], held: tuple[np.ndarray, np.ndarray], epochs: int,
@@ -74,9 +69,10 @@ def main() -> None:
         demo = {i: data.read_episode(demos[i]) for i in train_ids + held_ids}
         b_train, b_held = split_episodes(list(babbles), fraction, "babble")
         babble = {i: data.read_episode(babbles[i]) for i in b_train + b_held}
-    bc = [flat_windows([demo[i]["observe"]["frames"] for i in ids], [demo[i]["actions"] for i in ids])
+    # The same training pairs as the imitation stage's BC and BCO (agents.imitation.step_windows).
+    bc = [step_windows(np.stack([demo[i]["observe"]["frames"] for i in ids]), [demo[i]["actions"] for i in ids])
           for ids in (train_ids, held_ids)]
-    idm = [flat_windows([babble[i]["perform"]["frames"] for i in ids], [babble[i]["actions"] for i in ids])
+    idm = [step_windows(np.stack([babble[i]["perform"]["frames"] for i in ids]), [babble[i]["actions"] for i in ids])
            for ids in (b_train, b_held)]
     curves = {}
     for name, (train, held) in {"bc": bc, "bco_inverse_dynamics": idm}.items():
