@@ -5,7 +5,10 @@ cells, the study's training runs, imitate's datasets) hands them here as `Job`s.
 module-level function and its arguments (so it can travel to a spawned process or a Ray worker) and a
 `key` that names its result. Results come back to *this* process, which saves each one as it arrives
 (`on_result`), so whatever finished before a kill is on disk; the caller resumes by passing
-`done`: the jobs whose results are already saved are skipped.
+`done`: the jobs whose results are already saved are skipped. `SavedResults` is that bookkeeping for a
+command's output folder: one JSON file per job, reused only when it was made with the same config and
+after every input it was computed from, so a resumed command (or study) never keeps a stale result and
+never redoes a current one.
 
 Local workers are spawned (never forked: MuJoCo's GL contexts and torch's threads do not survive a
 fork), run one BLAS/torch thread each (oversubscribed threads spin: tens of times slower on 2 cores),
@@ -19,6 +22,7 @@ at hand, as `ray start --head` itself does (Ray >= 2.5x turns it on whenever ~/.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
@@ -27,10 +31,12 @@ import socket
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from mirrorlab.errors import UserError
+from mirrorlab.files import atomic_write_json, read_json
 
 MAX_WORKERS = 256
 
@@ -43,6 +49,56 @@ class Job:
     fn: Callable[..., Any]
     args: tuple = field(default=())
     cost: float = 1.0
+
+
+@dataclass(frozen=True)
+class SavedResults:
+    """The per-job results of one resumable command in `out/<folder>/`, beside the config in `out/config.json`.
+
+    A saved result counts as done only when it is newer than every input its job read (run folders'
+    `done.json`, an analysis's `metrics.json`: `inputs(job)`), so results computed from runs that were
+    retrained or re-analysed since are computed again rather than mixed with fresh ones.
+    """
+
+    out: Path
+    what: str                                            # names the results in messages ("imitation result")
+    inputs: Callable[[Job], Sequence[Path]] = lambda _job: ()
+    folder: str = "runs"
+
+    def path(self, key: str) -> Path:
+        return self.out / self.folder / ("".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in key) + ".json")
+
+    def done(self, job: Job) -> bool:
+        path = self.path(job.key)
+        if not path.is_file():
+            return False
+        made = path.stat().st_mtime_ns
+        return all(Path(p).is_file() and Path(p).stat().st_mtime_ns < made for p in self.inputs(job))
+
+    def save(self, job: Job, result: Any) -> None:
+        atomic_write_json(self.path(job.key), result)
+
+    def load(self, job: Job) -> Any:
+        return read_json(self.path(job.key), self.what)
+
+
+def config_changes(out: Path, config: Any) -> list[str]:
+    """The fields (workers aside: they never change a number) in which the dataclass `config` differs from
+    the one an earlier run of the command recorded in `out/config.json`; [] when none is recorded."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return []
+    before = read_json(path, "config").get("config", {})
+    now = json.loads(json.dumps(asdict(config), default=str))
+    return sorted(k for k in set(before) | set(now) if k != "workers" and before.get(k) != now.get(k))
+
+
+def check_resumed_config(out: Path, config: Any, command: str) -> None:
+    """A resumed command must have the config of the one it continues: one line naming what changed."""
+    changed = config_changes(out, config)
+    if changed:
+        raise UserError(f"--out {out}: holds a {command} run with another config ({', '.join(changed)}); "
+                        "use another --out or --force")
 
 
 def resolve_workers(workers: int, where: str = "--workers") -> int:

@@ -1,7 +1,10 @@
 """Imitation from video (mirrorlab.agents.imitation and the imitate stage): the task only in the video."""
 
 import csv
+import dataclasses
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,8 +250,22 @@ def test_imitate_scores_every_method_with_the_task_only_in_the_video(analyzed_ru
     assert len(list(csv.DictReader((out / "imitation.csv").open()))) == len(rows)
     assert "| dagger | baseline |" in (out / "report.md").read_text()
     assert (out / "figures" / "success_by_method.png").read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(UserError, match="already holds results"):
+    # Resumed: every job's saved rows are newer than its runs and the analysis, so nothing is recomputed and
+    # the summary is the same; a run retrained since makes its jobs stale; another config is refused.
+    saved = sorted((out / "jobs").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in saved]
+    again = imitate(runs, out, TINY, analysis, show_progress=False)
+    assert [p.stat().st_mtime_ns for p in saved] == stamps and len(saved) == 1
+    assert json.dumps(again["rows"]) == json.dumps(rows) and json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
+    done, before = Path(runs[0]) / "done.json", (Path(runs[0]) / "done.json").stat()
+    os.utime(done)
+    try:
         imitate(runs, out, TINY, analysis, show_progress=False)
+    finally:
+        os.utime(done, ns=(before.st_atime_ns, before.st_mtime_ns))  # the fixture is shared
+    assert saved[0].stat().st_mtime_ns > stamps[0]
+    with pytest.raises(UserError, match=r"another config \(episodes\)"):
+        imitate(runs, out, dataclasses.replace(TINY, episodes=2), analysis, show_progress=False)
 
 
 def test_mirrored_demonstrations_are_scored_at_both_declared_goals():

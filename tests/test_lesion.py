@@ -2,6 +2,8 @@
 the selectivity term, and the `lesion` command, on planted cores whose answer is known."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,6 +242,13 @@ def test_lesion_command_runs_on_analyzed_runs_and_resumes(analyzed_runs, tmp_pat
     again = lesion(runs, analysis, tmp_path / "out", config)       # resumes: nothing recomputed
     assert [p.stat().st_mtime_ns for p in saved] == stamps
     assert json.dumps(again["metrics"]["verdicts"]) == json.dumps(first["metrics"]["verdicts"])  # NaN == NaN here
+    done, before = Path(runs[0]) / "done.json", (Path(runs[0]) / "done.json").stat()
+    os.utime(done)                                                 # a run retrained since: its lesions only, again
+    try:
+        lesion(runs, analysis, tmp_path / "out", config)
+    finally:
+        os.utime(done, ns=(before.st_atime_ns, before.st_mtime_ns))  # the fixture is shared
+    assert sum(p.stat().st_mtime_ns != s for p, s in zip(saved, stamps)) == 1
     assert {v["outcome"] for v in first["metrics"]["verdicts"]} == {
         "inverse_r2", "inverse_r2_babble", "forward_mse", "imitation_success_inverse", "imitation_final_distance_inverse"}
     report = (tmp_path / "out" / "report.md").read_text()

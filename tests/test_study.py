@@ -191,10 +191,13 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
     assert {"collect", "train", "analyze", "imitate", "lesion", "spillover", "videos"} <= set(timings["stages_s"])
     model = out / "runs" / "third_person" / "identical" / "shared__seed0" / "model.pt"
     metrics = out / "analysis" / "metrics.json"
-    stamps = model.stat().st_mtime_ns, metrics.stat().st_mtime_ns
+    saved = sorted([*(out / "imitation" / "jobs").glob("*.json"), *(out / "lesion" / "runs").glob("*.json")])
+    assert len(saved) == 3 + 3  # imitation: one job per dataset (one seed); lesions: the headline runs
+    stamps = model.stat().st_mtime_ns, metrics.stat().st_mtime_ns, [p.stat().st_mtime_ns for p in saved]
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
     assert model.stat().st_mtime_ns == stamps[0]  # finished runs are not retrained
     assert metrics.stat().st_mtime_ns == stamps[1]  # ... nor analysed again
+    assert [p.stat().st_mtime_ns for p in saved] == stamps[2]  # ... nor imitated or lesioned again
 
 
 def test_a_resumed_study_analyses_again_whatever_changed_since(tiny_study):

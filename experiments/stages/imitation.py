@@ -4,7 +4,9 @@ Having watched the other arm reach, can the learner do the same, and does its mi
 task, the videos and the declared goals are `agents.imitation_task`; the methods, one record each, are
 `agents.imitation_methods`; the statistics are `analysis.imitation`. This stage only orchestrates: one
 runner job per (dataset, seed) rolls out every method for that seed (nothing is computed once and copied
-to other seeds), then the rows are summarised, written and reported.
+to other seeds), then the rows are summarised, written and reported. Each job's rows are saved as it
+finishes (`jobs/`), so a killed command or study resumes where it stopped (at `medium`, the stage is
+an hour).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mirrorlab.agents.overimitation import detour_pairs, overimitation_rows
 from mirrorlab.agents.runs import Run, read_run, resolve_device
 from mirrorlab.analysis.across_runs import MIRROR_MEASURES, correlate_across_runs
 from mirrorlab.errors import UserError
-from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.runner import Job, SavedResults, check_resumed_config, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.measurement import mirror_measures_by_run, run_activations
 from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, csv_text
 from mirrorlab.provenance import provenance
@@ -148,16 +150,22 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     resolve_workers(config.workers, "config: workers")
     by_data = check_runs(runs, analysis)
     mirror = mirror_measures_by_run(analysis, MIRROR_MEASURES)
-    claim_output_dir(out, "imitate", force=force)
+    if not force:
+        check_resumed_config(out, config, "imitate")
+    claim_output_dir(out, "imitate", resume=not force, force=force)
+    atomic_write_json(out / "config.json", provenance(config))
     started = time.perf_counter()
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     jobs = [Job(f"{d}#seed{seed}", imitate_dataset,
                 (d, [str(r.dir) for r in group if r.config.seed == seed], config, seed),
                 cost=sum(r.config.seed == seed for r in group))
             for d, group in by_data.items() for seed in sorted({r.config.seed for r in group})]
+    saved = saved_results(out, analysis)
     with tqdm(total=len(jobs), desc="imitate", unit="job", disable=not show_progress) as bar:
-        run_jobs(jobs, lambda job, rows: (results.__setitem__(job.key, rows), bar.update(1)),
-                 workers=resolve_workers(config.workers), ray_address=ray_address)
+        run_jobs(jobs, lambda job, result: (saved.save(job, {"runs": job.args[1], **result}), bar.update(1)),
+                 workers=resolve_workers(config.workers), ray_address=ray_address,
+                 done=lambda job: saved.done(job) and saved.load(job).get("runs") == job.args[1],
+                 on_skip=lambda _: bar.update(1))
+    results = {job.key: saved.load(job) for job in jobs}
     # In submission order: rows do not depend on timing.
     rows = [row for job in jobs for row in results[job.key]["rows"]]
     patches = [row for job in jobs for row in results[job.key]["patching"]]
@@ -190,6 +198,13 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
         report += "\n" + overimitation.report(metrics["overimitation"], METHOD_RECORDS)
     atomic_write_text(out / "report.md", report)
     return {"metrics": metrics, "report": out / "report.md", "rows": rows, "patching": patches}
+
+
+def saved_results(out: Path, analysis: Path) -> SavedResults:
+    """One job's rows per (dataset, seed) under `jobs/`, stale once one of its runs or the analysis is newer."""
+    metrics = analysis / "metrics.json" if analysis.is_dir() else analysis
+    return SavedResults(out, "imitation result", lambda job: [*(Path(r) / "done.json" for r in job.args[1]), metrics],
+                        folder="jobs")
 
 
 def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]]) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ import numpy as np
 from mirrorlab.agents.lesion import ABLATIONS
 from mirrorlab.analysis.lesion import K_VALUES, MIN_NULL_SETS, UnitTable
 from mirrorlab.errors import UserError
-from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.runner import Job, SavedResults, check_resumed_config, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.replication import ReplicateConfig
-from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, read_json
+from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir
 from mirrorlab.provenance import provenance
 
 
@@ -438,21 +437,11 @@ def toy_jobs(config: LesionConfig) -> list[Job]:
     return jobs
 
 
-def _result_path(out: Path, key: str) -> Path:
-    return out / "runs" / ("".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in key) + ".json")
-
-
-def check_config(out: Path, config: LesionConfig) -> None:
-    """A resumed lesion study must have the config of the one it continues (workers aside)."""
-    path = out / "config.json"
-    if not path.is_file():
-        return
-    before = read_json(path, "lesion config").get("config", {})
-    now = json.loads(json.dumps(dataclasses.asdict(config)))
-    changed = sorted(k for k in set(before) | set(now) if k != "workers" and before.get(k) != now.get(k))
-    if changed:
-        raise UserError(f"--out {out}: holds a lesion study with another config ({', '.join(changed)}); "
-                        "use another --out or --force")
+def saved_results(out: Path, analysis: Path | None) -> SavedResults:
+    """One result per run or toy core under `runs/`; a run's is stale once the run or the analysis is newer."""
+    metrics = None if analysis is None else (analysis / "metrics.json" if analysis.is_dir() else analysis)
+    return SavedResults(out, "lesion result", lambda job: [Path(job.args[0]) / "done.json", metrics]
+                        if job.key.startswith("run:") else [])
 
 
 def lesion(runs: list[Path], analysis: Path | None, out: Path, config: LesionConfig, force: bool = False,
@@ -469,15 +458,16 @@ def lesion(runs: list[Path], analysis: Path | None, out: Path, config: LesionCon
                         "selectivity_weights in the config)")
     jobs = (embodied_jobs(runs, analysis, config) if runs else []) + toy_jobs(config)
     if not force:
-        check_config(out, config)
+        check_resumed_config(out, config, "lesion")
     claim_output_dir(out, "lesion", resume=not force, force=force)
     atomic_write_json(out / "config.json", provenance(config))
     started = time.perf_counter()
+    saved = saved_results(out, analysis)
     with tqdm(total=len(jobs), desc="lesion", unit="job", disable=not show_progress) as bar:
-        run_jobs(jobs, lambda job, result: (atomic_write_json(_result_path(out, job.key), result), bar.update(1)),
+        run_jobs(jobs, lambda job, result: (saved.save(job, result), bar.update(1)),
                  workers=resolve_workers(config.workers), ray_address=ray_address,
-                 done=lambda job: _result_path(out, job.key).is_file(), on_skip=lambda _: bar.update(1))
-    results = {job.key: read_json(_result_path(out, job.key), "lesion result") for job in jobs}
+                 done=saved.done, on_skip=lambda _: bar.update(1))
+    results = {job.key: saved.load(job) for job in jobs}
     return write_summary(out, config, results, time.perf_counter() - started)
 
 

@@ -17,7 +17,7 @@ from mirrorlab.agents.conditions import CONDITIONS, check_conditions
 from mirrorlab.agents.demonstrator import SCRIPTED, DemoTrainConfig
 from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
-from mirrorlab.experiments.runner import Job, resolve_workers, run_jobs
+from mirrorlab.experiments.runner import Job, config_changes, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
@@ -419,12 +419,16 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
                                      workers=resolve_workers(config.workers), device=config.device,
                                      **run_opts)["report"]}
     clock.lap("analyze")
-    parts["imitation"] = imitate(runs, out / "imitation", run_settings(config, "imitate"), analysis=analysis_dir,
-                                 force=True, **run_opts)["report"]
+    # Imitation and lesions keep each job's saved result that is newer than its runs and the analysis (an
+    # hour each at `medium`); a stage whose settings changed starts again.
+    settings = run_settings(config, "imitate")
+    parts["imitation"] = imitate(runs, out / "imitation", settings, analysis=analysis_dir,
+                                 force=bool(config_changes(out / "imitation", settings)), **run_opts)["report"]
     clock.lap("imitate")
     if config.lesion is not None:
-        parts["lesion"] = lesion(headline_runs(config, plan), analysis_dir, out / "lesion",
-                                 run_settings(config, "lesion"), force=True, **run_opts)["report"]
+        settings = run_settings(config, "lesion")
+        parts["lesion"] = lesion(headline_runs(config, plan), analysis_dir, out / "lesion", settings,
+                                 force=bool(config_changes(out / "lesion", settings)), **run_opts)["report"]
         clock.lap("lesion")
     if config.spillover is not None:
         parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", config.spillover, force=True)["report"]
