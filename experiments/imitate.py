@@ -5,7 +5,9 @@ other arm; the methods (oracle, random, the core's inverse head open and closed 
 mirror system's forward model, BCO and BCO(alpha), BC, DAgger, and a goal-given reference), what each
 sees, and the scores are described in `mirrorlab.experiments.stages.imitation`. The runs must have been analyzed (`--analysis`, the output of
 `mirrorlab analyze`): their recorded activations and mirror measures are read from there.
-Output: imitation.csv, metrics.json, report.md.
+Resumable: rerunning with the same config continues, keeping every (dataset, seed) job saved after its runs
+and the analysis were last written.
+Output: imitation.csv, metrics.json, report.md, config.json, jobs/ (one result per job).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="run folders of `mirrorlab train` (any conditions; runs of one dataset share its episodes)")
     p.add_argument("--analysis", type=Path, required=True, help="the output folder of `mirrorlab analyze` for these runs")
     p.add_argument("--episodes", type=int, default=None, help="held-out episodes per dataset (default: 20)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (imitation.csv, metrics.json, report.md)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (an earlier imitation there resumes)")
     p.add_argument("--no-learners", action="store_true", help="skip BC, DAgger, BCO and BCO(alpha)")
     p.add_argument("--workers", type=int, default=None,
                    help="(dataset, seed) jobs scored in parallel (default: 1; 0: one per core)")
