@@ -38,10 +38,30 @@ def run_gru(gru: nn.GRU, inputs: torch.Tensor, state: torch.Tensor | None, lesio
     return torch.stack(outputs, 1), state
 
 
-@dataclass
 class CoreOutput:
-    hidden: torch.Tensor      # [B, T, H]: the activations analyzed for mirror units
-    prediction: torch.Tensor  # forward head (perform) or inverse head (observe) output, [B, T, *]
+    """A run of the core: its states and its head's output.
+
+    The head runs when `prediction` is first read, not before: a reader of the states alone (latent matching
+    and goal inference plan through hundreds of perform runs per video) never pays for the forward head,
+    whose frame decoder costs about 20x the GRU's forward and backward pass together (a 32-px frame per
+    step). The values are the same either way: the head is a function of the states only, and it runs in the
+    gradient mode of the call that made the states (a prediction read under `no_grad` still trains).
+    """
+
+    def __init__(self, hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.hidden = hidden  # [B, T, H]: the activations analyzed for mirror units
+        self._head: Callable[[torch.Tensor], torch.Tensor] | None = head
+        self._grad = torch.is_grad_enabled()
+        self._prediction: torch.Tensor | None = None
+
+    @property
+    def prediction(self) -> torch.Tensor:
+        """Forward head (perform) or inverse head (observe) output, [B, T, *]."""
+        if self._head is not None:
+            with torch.set_grad_enabled(self._grad):
+                self._prediction = self._head(self.hidden)
+            self._head = None
+        return self._prediction
 
 
 class MirrorCore(nn.Module):
@@ -92,13 +112,14 @@ class MirrorCore(nn.Module):
         (`prediction_base`): many lesions of one core on the same episodes encode (CNN, action encoder) once
         (agents/lesion.py)."""
         hidden, _ = run_gru(self.perform_core, encoded, state, lesion)
-        prediction = self.forward_head(hidden)
-        return CoreOutput(hidden, prediction if base is None else prediction + base[:, None])
+        if base is None:
+            return CoreOutput(hidden, self.forward_head)
+        return CoreOutput(hidden, lambda h: self.forward_head(h) + base[:, None])
 
     def observe_encoded(self, encoded: torch.Tensor, lesion: Lesion | None = None) -> CoreOutput:
         """The observe path from already encoded sensory input [B, T, D]."""
         hidden, _ = run_gru(self.observe_core, encoded, None, lesion)
-        return CoreOutput(hidden, self.inverse_head(hidden))
+        return CoreOutput(hidden, self.inverse_head)
 
     def observe_step(self, sensory: torch.Tensor, state: torch.Tensor | None, lesion: Lesion | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
