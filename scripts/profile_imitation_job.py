@@ -32,7 +32,11 @@ def main() -> int:
     if not config_path.is_file():
         print(f"study: {args.study} has no config.json (not a study folder)", file=sys.stderr)
         return 2
-    preset = json.loads(config_path.read_text()).get("preset", "medium")
+    preset = json.loads(config_path.read_text()).get("preset")
+    if preset not in PRESETS:
+        print(f"study: {args.study} was not run from a preset (its imitation settings are in its config.json); "
+              f"expected one of {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
     runs = sorted(str(p) for p in (args.study / "runs" / args.dataset).glob(f"*__seed{args.seed}"))
     if not runs:
         print(f"--dataset {args.dataset}: no runs of seed {args.seed} under {args.study / 'runs'}", file=sys.stderr)
