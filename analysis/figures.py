@@ -300,3 +300,25 @@ def lesion_effects(cells: list[dict[str, Any]], outcome_names: dict[str, str]) -
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
     return png(fig)
+
+
+def dose_response(table: list[dict[str, Any]], measures: list[tuple[str, str]]) -> bytes:
+    """Each measure against the selectivity term's weight (mean and 95% interval over seeds), one panel each."""
+    cols = min(4, len(measures))
+    rows = -(-len(measures) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(measures):]:
+        ax.set_visible(False)
+    weights = np.array([t["selectivity_weight"] for t in table])
+    for ax, (name, label) in zip(axes.flat, measures):
+        mean = np.array([t[name]["mean"] for t in table])
+        lo = np.array([t[name]["ci95"][0] for t in table])
+        hi = np.array([t[name]["ci95"][1] for t in table])
+        ax.plot(weights, mean, "o-", color="tab:blue", ms=4)
+        ax.fill_between(weights, np.where(np.isfinite(lo), lo, mean), np.where(np.isfinite(hi), hi, mean),
+                        color="tab:blue", alpha=0.2)
+        ax.axvline(0, color="0.8", lw=0.8)
+        ax.set_xlabel("selectivity weight (< 0 penalises, > 0 rewards mirroring)", fontsize=7)
+        ax.set_title(label, fontsize=9)
+    fig.tight_layout()
+    return png(fig)

@@ -311,32 +311,3 @@ def lesion_report(summary: dict[str, list[dict[str, Any]]], outcome_names: dict[
     lines.append("")
     lines += [f"![{caption}]({path})" for caption, path in figures.items()]
     return "\n".join(lines + [""])
-
-
-DOSE_MEASURES = (("n_mirror_fdr", "significant mirror units"), ("n_anti_mirror_fdr", "anti-mirror units"),
-                 ("mean_r", "mean r"), ("inverse_accuracy", "inverse accuracy"), ("forward_mse", "forward MSE"))
-
-
-def dose_response(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """rows: one per (selectivity_weight, seed) -> one per weight, each measure as mean_ci95 over seeds."""
-    weights = sorted({r["selectivity_weight"] for r in rows})
-    return [{"selectivity_weight": w, "n_seeds": sum(r["selectivity_weight"] == w for r in rows),
-             **{m: mean_ci95([r[m] for r in rows if r["selectivity_weight"] == w]) for m, _ in DOSE_MEASURES}}
-            for w in weights]
-
-
-def dose_report(table: list[dict[str, Any]]) -> str:
-    """The dose-response section: every measure against the selectivity term's weight."""
-    if not table:
-        return ""
-    lines = ["## Selectivity dose-response (toy world, shared core)", "",
-             "Trained with an extra term, weight x (minus the mean per-unit perform-observe r of each batch):",
-             "weight > 0 rewards mirror-like units, < 0 penalises them, 0 is the paper's protocol. Measured on",
-             "held-out sequences; mean [95% CI] over seeds. If mirror units carried watching, fewer of them",
-             "(negative weights) would come with a lower inverse accuracy.", "",
-             "| weight | seeds | " + " | ".join(label for _, label in DOSE_MEASURES) + " |",
-             "|---|---|" + "---|" * len(DOSE_MEASURES)]
-    for row in table:
-        lines.append(f"| {row['selectivity_weight']:g} | {row['n_seeds']} | "
-                     + " | ".join(_fmt(row[m]) for m, _ in DOSE_MEASURES) + " |")
-    return "\n".join(lines + [""])

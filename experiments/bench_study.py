@@ -37,6 +37,7 @@ STAGES = [
     Rule("imitate", "experiments/stages/imitation.py", "imitate"),
     Rule("spillover", "experiments/stages/spillover.py", "spillover"),
     Rule("lesion", "experiments/stages/lesion.py"),
+    Rule("dose", "experiments/stages/dose.py", "dose"),
     Rule("videos", "experiments/stages/episode_video.py"),
     Rule("report and page", "experiments/stages/page.py"),
 ]

@@ -8,14 +8,15 @@
    subset of conditions on the other appearances, and the mirror measures of all runs (`analyze`,
    which also records every run's activations), each pixel R^2 beside its state ceiling.
 3. Imitation from video by every run, with its baselines (`imitate`); lesions of the headline runs
-   (`lesion`); the value-spillover test (`spillover`); one perform-vs-observe video per appearance (`video`).
+   (`lesion`); the selectivity dose-response on the arm (`dose`: off unless the preset or a config file turns
+   it on; `medium` does); the value-spillover test (`spillover`); one perform-vs-observe video per appearance (`video`).
 4. report.md and index.html (`report`): the claim verdicts first, then every section.
 Each stage keeps what it finished: rerunning the command resumes where it stopped. The training runs
 (and collection shards, analyses, imitation datasets) go through the one runner, so `--ray-address`
 spreads them over a cluster as `sweep` does its cells. The wall time of every stage is printed.
 
 The config is one tree (`StudyConfig`): the plan (seeds, conditions, appearances, views, inverse_weights)
-and one branch per stage (demonstrator, collect, train, analyze, imitate, lesion, spillover, video).
+and one branch per stage (demonstrator, collect, train, analyze, imitate, lesion, dose, spillover, video).
 `--preset` picks a built-in tree; `--config FILE.toml` changes any field of it, a branch as a table:
 
     seeds = [0, 1]
@@ -24,6 +25,8 @@ and one branch per stage (demonstrator, collect, train, analyze, imitate, lesion
     [imitate]
     episodes = 4
     [lesion]           # or `lesion = false` to skip the stage
+    [dose]             # or `dose = true` for its defaults
+    weights = [-0.3, 0.3]
 
 then the flags below change it again. The study's config.json holds the whole tree.
 """

@@ -286,7 +286,7 @@ def test_a_retrained_toy_core_is_the_replications_core():
 
 
 def test_the_dose_response_table_summarises_each_weight_over_seeds():
-    from mirrorlab.analysis.lesion import dose_report, dose_response
+    from mirrorlab.analysis.dose import dose_report, dose_response
 
     rows = [{"selectivity_weight": w, "seed": s, "n_mirror_fdr": 10 * w + s, "n_anti_mirror_fdr": 0, "mean_r": w,
              "inverse_accuracy": 0.9, "forward_mse": 0.1} for w in (-1.0, 1.0) for s in (0, 1, 2)]

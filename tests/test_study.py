@@ -11,6 +11,7 @@ import pytest
 from mirrorlab.agents.collection import CollectConfig
 from mirrorlab.agents.runs import TrainConfig
 from mirrorlab.errors import UserError
+from mirrorlab.experiments.stages.dose import DoseConfig
 from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
@@ -23,7 +24,8 @@ TINY_STUDY = StudyConfig(toy=False, seeds=(0,), conditions=("shared", "untrained
                          train=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "test_fraction": 0.25}),
                          imitate=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
                                                bco_iterations=1, plan_iterations=5, replan_iterations=2),
-                         video=VideoConfig(size=64), workers=1, self_video_inverse=True, lesion=LesionConfig(ks=(2,)))
+                         video=VideoConfig(size=64), workers=1, self_video_inverse=True, lesion=LesionConfig(ks=(2,)),
+                         dose=DoseConfig(weights=(-1.0, 1.0), imitation_methods=("inverse",), imitation_videos=2))
 
 
 def toml_text(tree: dict) -> str:
@@ -104,6 +106,8 @@ def test_a_config_file_can_skip_a_stage_or_restore_one_a_preset_skips(tmp_path):
     ("[demonstrator]\nenv_id = \"mirrorlab/Arm3DReach-v0\"\n[collect]\ndemonstrator = \"sac\"\n",
      "config: demonstrator.env_id 'mirrorlab/Arm3DReach-v0' is not collect.env_id"),
     ("train = 3\n", "train: expected a table of its keys, got 3"),
+    ("[dose]\nweights = [0.0, 0.3]\n", "config: dose.weights must be distinct nonzero numbers"),
+    ("conditions = [\"separate\"]\ndose = true\n", "config: dose needs the shared condition"),
     ("spillover = 3\n", "spillover: expected a table of its keys, or false to skip the stage"),
 ])
 def test_a_config_file_is_checked_key_by_key_in_the_tree(tmp_path, text, expected):
@@ -176,7 +180,7 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
     out, report = tiny_study
     text = report.read_text()
     assert "demonstrator: the scripted controller (an operational-space reach" in text  # the scripted fallback, said
-    for link in ("analysis/report.md", "imitation/report.md", "lesion/report.md", "spillover/report.md",
+    for link in ("analysis/report.md", "imitation/report.md", "lesion/report.md", "dose/report.md", "spillover/report.md",
                  "videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4",
                  "videos/other_view_identical.mp4"):
         assert link in text and (out / link).is_file(), link
@@ -188,16 +192,20 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
                               for w in (a, "held_out_color")}
     assert "inverse [shared_selfvideo]" in imitation["third_person | trained on identical -> watching identical"]
     timings = json.loads((out / "timings.json").read_text())
-    assert {"collect", "train", "analyze", "imitate", "lesion", "spillover", "videos"} <= set(timings["stages_s"])
+    assert {"collect", "train", "analyze", "imitate", "lesion", "dose", "spillover", "videos"} <= set(timings["stages_s"])
     model = out / "runs" / "third_person" / "identical" / "shared__seed0" / "model.pt"
     metrics = out / "analysis" / "metrics.json"
-    saved = sorted([*(out / "imitation" / "jobs").glob("*.json"), *(out / "lesion" / "runs").glob("*.json")])
-    assert len(saved) == 3 + 3  # imitation: one job per dataset (one seed); lesions: the headline runs
+    saved = sorted([*(out / "imitation" / "jobs").glob("*.json"), *(out / "lesion" / "runs").glob("*.json"),
+                    *(out / "dose" / "results").glob("*.json"),
+                    out / "dose" / "runs" / "w-1" / "shared__seed0" / "model.pt"])
+    # imitation: one job per dataset (one seed); lesions: the headline runs; the dose-response: the shared core at
+    # weights 0, -1 and 1, and the core it trained at -1
+    assert len(saved) == 3 + 3 + 3 + 1
     stamps = model.stat().st_mtime_ns, metrics.stat().st_mtime_ns, [p.stat().st_mtime_ns for p in saved]
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
     assert model.stat().st_mtime_ns == stamps[0]  # finished runs are not retrained
     assert metrics.stat().st_mtime_ns == stamps[1]  # ... nor analysed again
-    assert [p.stat().st_mtime_ns for p in saved] == stamps[2]  # ... nor imitated or lesioned again
+    assert [p.stat().st_mtime_ns for p in saved] == stamps[2]  # ... nor imitated, lesioned or dosed again
 
 
 def test_a_resumed_study_analyses_again_whatever_changed_since(tiny_study):
@@ -242,7 +250,8 @@ def test_the_page_links_only_files_that_exist_and_puts_the_verdicts_first(tiny_s
     assert {"videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4"} <= set(links)
     assert any(link.endswith(".png") for link in links)
     assert all((out / link).is_file() for link in links), [link for link in links if not (out / link).is_file()]
-    order = [page.index(marker) for marker in ('id="verdicts"', 'id="embodied"', 'id="imitation"', 'id="spillover"')]
+    order = [page.index(marker) for marker in ('id="verdicts"', 'id="embodied"', 'id="imitation"', 'id="lesion"',
+                                               'id="dose"', 'id="spillover"')]
     assert order == sorted(order)
     assert "units shown: unit" in page and "<script" not in page
     (out / "index.html").unlink()

@@ -492,7 +492,8 @@ def write_summary(out: Path, config: LesionConfig, results: dict[str, dict[str, 
                   ) -> dict[str, Any]:
     """metrics.json, report.md and one figure per (group, ablation), from every saved result."""
     from mirrorlab.analysis.figures import lesion_effects as effects_figure
-    from mirrorlab.analysis.lesion import dose_report, dose_response, lesion_report, summarise_lesions
+    from mirrorlab.analysis.dose import dose_report, dose_response
+    from mirrorlab.analysis.lesion import lesion_report, summarise_lesions
 
     from mirrorlab.agents.conditions import CONDITIONS
 

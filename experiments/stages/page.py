@@ -20,6 +20,8 @@ SECTIONS = (  # (anchor, title, folder)
     ("toy", "The paper's toy experiment, replicated with its nulls", "replicate"),
     ("embodied", "The embodied study: mirror measures of the core on held-out paired episodes", "analysis"),
     ("imitation", "Imitation from video", "imitation"),
+    ("lesion", "Do mirror units matter? Lesions inside the recurrence", "lesion"),
+    ("dose", "Do fewer mirror units make imitation worse? The selectivity dose-response on the arm", "dose"),
     ("spillover", "Value spillover from self to other", "spillover"),
 )
 

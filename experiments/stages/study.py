@@ -18,6 +18,7 @@ from mirrorlab.agents.demonstrator import SCRIPTED, DemoTrainConfig
 from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, config_changes, resolve_workers, run_jobs
+from mirrorlab.experiments.stages.dose import DoseConfig
 from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
@@ -61,6 +62,10 @@ class StudyConfig:
     # Do mirror units matter? Unit sets silenced inside the recurrence of the headline runs (the first view, the
     # first appearance: every condition). None: skipped (a config file says `lesion = false`).
     lesion: LesionConfig | None = field(default_factory=lambda: LesionConfig(ks=(2, 4, 8)))
+    # Do fewer mirror units make imitation worse? Shared cores of the headline dataset trained with the
+    # selectivity term at each weight, measured and imitated (experiments/stages/dose.py). None: skipped (the
+    # default: it trains a run per weight and seed; `dose = true` in a config file runs it).
+    dose: DoseConfig | None = None
     spillover: SpilloverConfig | None = field(default_factory=SpilloverConfig)  # value spillover, on every run
     video: VideoConfig = field(default_factory=lambda: VideoConfig(size=192))
     # How the study runs, not what it computes: every stage's jobs use them.
@@ -77,6 +82,8 @@ class StudyConfig:
             if branch is not None:
                 within(name, branch.validate)
         check_planned(self)
+        if self.dose is not None and "shared" not in self.conditions:
+            raise UserError("config: dose needs the shared condition in `conditions` (its weight-0 cores)")
         self._check_demonstrator_acts_in_the_arm_collected()
 
     def _validate_plan(self) -> None:
@@ -109,7 +116,7 @@ class StudyConfig:
 
 
 # The stage branches of the tree, in the order the stages run.
-BRANCHES = ("demonstrator", "collect", "train", "analyze", "imitate", "lesion", "spillover", "video")
+BRANCHES = ("demonstrator", "collect", "train", "analyze", "imitate", "lesion", "dose", "spillover", "video")
 # Fields of a branch that the study sets per dataset or run (from the plan) or for every stage (workers,
 # device): the top-level key that sets each.
 PLANNED = {
@@ -118,6 +125,7 @@ PLANNED = {
               "inverse_data": "self_video_inverse"},
     "imitate": {"workers": "workers", "device": "device"},
     "lesion": {"workers": "workers"},
+    "dose": {"workers": "workers"},
 }
 
 
@@ -158,7 +166,7 @@ PRESETS = {
                           train=TrainConfig(inverse_babble=True),
                           imitate=ImitateConfig(episodes=20, mirror_conditions=("shared",), policy_epochs=10,
                                                 refit_epochs=3),
-                          lesion=LesionConfig()),
+                          lesion=LesionConfig(), dose=DoseConfig()),
     # The 3-D arm, identical-looking other arm, 5 seeds, on the general learner (the inverse head also learns
     # from the self arm's babbling, as in medium), a short imitation test (no learnt baselines).
     "arm3d": StudyConfig(toy=False, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
@@ -398,6 +406,7 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
              timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Collect, train, analyze, imitate, lesion, spillover and videos in order, each stage given its own
     branch of the tree; returns each stage's report (and the videos)."""
+    from mirrorlab.experiments.stages.dose import dose
     from mirrorlab.experiments.stages.imitation import imitate
     from mirrorlab.experiments.stages.lesion import lesion
     from mirrorlab.experiments.stages.measurement import analysis_is_current, analyze
@@ -430,6 +439,13 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
         parts["lesion"] = lesion(headline_runs(config, plan), analysis_dir, out / "lesion", settings,
                                  force=bool(config_changes(out / "lesion", settings)), **run_opts)["report"]
         clock.lap("lesion")
+    if config.dose is not None:
+        where = scenario_dir(config.views[0], config.appearances[0])
+        base = [run for w, tc, run in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"
+                and tc.inverse_weight == config.inverse_weights[0]]
+        parts["dose"] = dose(base, data_dirs[where], out / "dose", run_settings(config, "dose"), config.analyze,
+                             device=config.device, **run_opts)["report"]
+        clock.lap("dose")
     if config.spillover is not None:
         parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", config.spillover, force=True)["report"]
         clock.lap("spillover")
@@ -498,6 +514,11 @@ def report_lines(config: StudyConfig, out: Path, parts: dict[str, Any], timings:
         lines += ["## Part 3b: do mirror units matter? Lesions inside the recurrence", "",
                   f"[Report]({parts['lesion'].relative_to(out)}): the significant mirror units, anti-mirror units, the",
                   "top read-out units and matched-random sets silenced at every step; effects on watching and doing.", ""]
+    if "dose" in parts:
+        lines += ["## Part 3c: do fewer mirror units make imitation worse? The selectivity dose-response", "",
+                  f"[Report]({parts['dose'].relative_to(out)}): shared cores trained with a term rewarding or",
+                  "penalising per-unit perform-observe correlation; mirror units, watching and imitation against it.",
+                  ""]
     if "spillover" in parts:
         lines += ["## Part 4: value spillover from self to other", "",
                   f"[Report]({parts['spillover'].relative_to(out)}): value learnt on the self arm's own video, applied "
