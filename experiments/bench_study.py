@@ -38,6 +38,7 @@ STAGES = [
     Rule("spillover", "experiments/stages/spillover.py", "spillover"),
     Rule("lesion", "experiments/stages/lesion.py"),
     Rule("dose", "experiments/stages/dose.py", "dose"),
+    Rule("variants", "experiments/stages/variants.py", "variants"),
     Rule("videos", "experiments/stages/episode_video.py"),
     Rule("report and page", "experiments/stages/page.py"),
 ]

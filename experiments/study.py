@@ -9,14 +9,16 @@
    which also records every run's activations), each pixel R^2 beside its state ceiling.
 3. Imitation from video by every run, with its baselines (`imitate`); lesions of the headline runs
    (`lesion`); the selectivity dose-response on the arm (`dose`: off unless the preset or a config file turns
-   it on; `medium` does); the value-spillover test (`spillover`); one perform-vs-observe video per appearance (`video`).
+   it on; `medium` does); seed 002's training variants (`variants`: replay at surprise, reward-modulated
+   learning; likewise); the value-spillover test (`spillover`); one perform-vs-observe video per appearance (`video`).
 4. report.md and index.html (`report`): the claim verdicts first, then every section.
 Each stage keeps what it finished: rerunning the command resumes where it stopped. The training runs
 (and collection shards, analyses, imitation datasets) go through the one runner, so `--ray-address`
 spreads them over a cluster as `sweep` does its cells. The wall time of every stage is printed.
 
 The config is one tree (`StudyConfig`): the plan (seeds, conditions, appearances, views, inverse_weights)
-and one branch per stage (demonstrator, collect, train, analyze, imitate, lesion, dose, spillover, video).
+and one branch per stage (demonstrator, collect, train, analyze, imitate, lesion, dose, variants, spillover,
+video).
 `--preset` picks a built-in tree; `--config FILE.toml` changes any field of it, a branch as a table:
 
     seeds = [0, 1]

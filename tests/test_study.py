@@ -15,6 +15,7 @@ from mirrorlab.experiments.stages.dose import DoseConfig
 from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
+from mirrorlab.experiments.stages.variants import VariantsConfig
 from mirrorlab.experiments.study import StudyConfig, run_plan, study
 from tests.conftest import TINY_TRAIN
 
@@ -25,7 +26,9 @@ TINY_STUDY = StudyConfig(toy=False, seeds=(0,), conditions=("shared", "untrained
                          imitate=ImitateConfig(episodes=2, policy_epochs=2, dagger_iterations=1, dagger_episodes=1,
                                                bco_iterations=1, plan_iterations=5, replan_iterations=2),
                          video=VideoConfig(size=64), workers=1, self_video_inverse=True, lesion=LesionConfig(ks=(2,)),
-                         dose=DoseConfig(weights=(-1.0, 1.0), imitation_methods=("inverse",), imitation_videos=2))
+                         dose=DoseConfig(weights=(-1.0, 1.0), imitation_methods=("inverse",), imitation_videos=2),
+                         variants=VariantsConfig(variants=("reward_modulation=self",), imitation_methods=("inverse",),
+                                                 imitation_videos=2))
 
 
 def toml_text(tree: dict) -> str:
@@ -108,6 +111,10 @@ def test_a_config_file_can_skip_a_stage_or_restore_one_a_preset_skips(tmp_path):
     ("train = 3\n", "train: expected a table of its keys, got 3"),
     ("[dose]\nweights = [0.0, 0.3]\n", "config: dose.weights must be distinct nonzero numbers"),
     ("conditions = [\"separate\"]\ndose = true\n", "config: dose needs the shared condition"),
+    ("[variants]\nvariants = [\"replay=sometimes\"]\n", "config: variants.variants: replay must be one of uniform, surprise"),
+    ("[variants]\nvariants = [\"epochs=3\"]\n", "config: variants.variants: epochs is the same for a variant and its"),
+    ("[variants]\nvariants = [\"replay\"]\n", "config: variants.variants: expected key=value pairs"),
+    ("[variants]\nvariants = [\"colour=red\"]\n", "config: variants.variants: unknown key 'colour'"),
     ("spillover = 3\n", "spillover: expected a table of its keys, or false to skip the stage"),
 ])
 def test_a_config_file_is_checked_key_by_key_in_the_tree(tmp_path, text, expected):
@@ -180,7 +187,8 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
     out, report = tiny_study
     text = report.read_text()
     assert "demonstrator: the scripted controller (an operational-space reach" in text  # the scripted fallback, said
-    for link in ("analysis/report.md", "imitation/report.md", "lesion/report.md", "dose/report.md", "spillover/report.md",
+    for link in ("analysis/report.md", "imitation/report.md", "lesion/report.md", "dose/report.md",
+                 "variants/report.md", "spillover/report.md",
                  "videos/third_person_identical.mp4", "videos/third_person_mirrored.mp4",
                  "videos/other_view_identical.mp4"):
         assert link in text and (out / link).is_file(), link
@@ -192,15 +200,20 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
                               for w in (a, "held_out_color")}
     assert "inverse [shared_selfvideo]" in imitation["third_person | trained on identical -> watching identical"]
     timings = json.loads((out / "timings.json").read_text())
-    assert {"collect", "train", "analyze", "imitate", "lesion", "dose", "spillover", "videos"} <= set(timings["stages_s"])
+    assert {"collect", "train", "analyze", "imitate", "lesion", "dose", "variants", "spillover", "videos"} <= \
+        set(timings["stages_s"])
     model = out / "runs" / "third_person" / "identical" / "shared__seed0" / "model.pt"
     metrics = out / "analysis" / "metrics.json"
     saved = sorted([*(out / "imitation" / "jobs").glob("*.json"), *(out / "lesion" / "runs").glob("*.json"),
-                    *(out / "dose" / "results").glob("*.json"),
-                    out / "dose" / "runs" / "w-1" / "shared__seed0" / "model.pt"])
+                    *(out / "dose" / "results").glob("*.json"), *(out / "variants" / "results").glob("*.json"),
+                    out / "dose" / "runs" / "w-1" / "shared__seed0" / "model.pt",
+                    out / "variants" / "runs" / "reward_modulation_self" / "shared__seed0" / "model.pt"])
     # imitation: one job per dataset (one seed); lesions: the headline runs; the dose-response: the shared core at
-    # weights 0, -1 and 1, and the core it trained at -1
-    assert len(saved) == 3 + 3 + 3 + 1
+    # weights 0, -1 and 1; the variants: the shared core and its variant; and two cores they trained
+    assert len(saved) == 3 + 3 + 3 + 2 + 2
+    variants = json.loads((out / "variants" / "metrics.json").read_text())
+    assert set(variants["comparisons"]) == {"reward_modulation_self"}
+    assert {c["variant"] for c in variants["cores"]} == {"control", "reward_modulation_self"}
     stamps = model.stat().st_mtime_ns, metrics.stat().st_mtime_ns, [p.stat().st_mtime_ns for p in saved]
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
     assert model.stat().st_mtime_ns == stamps[0]  # finished runs are not retrained
@@ -251,7 +264,7 @@ def test_the_page_links_only_files_that_exist_and_puts_the_verdicts_first(tiny_s
     assert any(link.endswith(".png") for link in links)
     assert all((out / link).is_file() for link in links), [link for link in links if not (out / link).is_file()]
     order = [page.index(marker) for marker in ('id="verdicts"', 'id="embodied"', 'id="imitation"', 'id="lesion"',
-                                               'id="dose"', 'id="spillover"')]
+                                               'id="dose"', 'id="variants"', 'id="spillover"')]
     assert order == sorted(order)
     assert "units shown: unit" in page and "<script" not in page
     (out / "index.html").unlink()

@@ -22,6 +22,7 @@ SECTIONS = (  # (anchor, title, folder)
     ("imitation", "Imitation from video", "imitation"),
     ("lesion", "Do mirror units matter? Lesions inside the recurrence", "lesion"),
     ("dose", "Do fewer mirror units make imitation worse? The selectivity dose-response on the arm", "dose"),
+    ("variants", "Seed 002's future work: replay at surprise and reward-modulated learning", "variants"),
     ("spillover", "Value spillover from self to other", "spillover"),
 )
 

@@ -19,6 +19,7 @@ from mirrorlab.agents.runs import DEVICES, TrainConfig, check_seed
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, config_changes, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.dose import DoseConfig
+from mirrorlab.experiments.stages.variants import VariantsConfig
 from mirrorlab.experiments.stages.episode_video import VideoConfig
 from mirrorlab.experiments.stages.imitation import ImitateConfig
 from mirrorlab.experiments.stages.lesion import LesionConfig
@@ -66,6 +67,9 @@ class StudyConfig:
     # selectivity term at each weight, measured and imitated (experiments/stages/dose.py). None: skipped (the
     # default: it trains a run per weight and seed; `dose = true` in a config file runs it).
     dose: DoseConfig | None = None
+    # Seed 002's future work: replay at surprise and reward-modulated learning, each trained as a variant of the
+    # headline shared cores and compared with them seed by seed (experiments/stages/variants.py). None: skipped.
+    variants: VariantsConfig | None = None
     spillover: SpilloverConfig | None = field(default_factory=SpilloverConfig)  # value spillover, on every run
     video: VideoConfig = field(default_factory=lambda: VideoConfig(size=192))
     # How the study runs, not what it computes: every stage's jobs use them.
@@ -82,8 +86,11 @@ class StudyConfig:
             if branch is not None:
                 within(name, branch.validate)
         check_planned(self)
-        if self.dose is not None and "shared" not in self.conditions:
-            raise UserError("config: dose needs the shared condition in `conditions` (its weight-0 cores)")
+        for name in ("dose", "variants"):
+            if getattr(self, name) is not None and "shared" not in self.conditions:
+                raise UserError(f"config: {name} needs the shared condition in `conditions` (its control cores)")
+        if self.dose is not None and self.train.selectivity_weight:
+            raise UserError("config: dose needs train.selectivity_weight 0 (the study's shared runs are its weight 0)")
         self._check_demonstrator_acts_in_the_arm_collected()
 
     def _validate_plan(self) -> None:
@@ -116,7 +123,8 @@ class StudyConfig:
 
 
 # The stage branches of the tree, in the order the stages run.
-BRANCHES = ("demonstrator", "collect", "train", "analyze", "imitate", "lesion", "dose", "spillover", "video")
+BRANCHES = ("demonstrator", "collect", "train", "analyze", "imitate", "lesion", "dose", "variants", "spillover",
+            "video")
 # Fields of a branch that the study sets per dataset or run (from the plan) or for every stage (workers,
 # device): the top-level key that sets each.
 PLANNED = {
@@ -126,6 +134,7 @@ PLANNED = {
     "imitate": {"workers": "workers", "device": "device"},
     "lesion": {"workers": "workers"},
     "dose": {"workers": "workers"},
+    "variants": {"workers": "workers"},
 }
 
 
@@ -166,7 +175,7 @@ PRESETS = {
                           train=TrainConfig(inverse_babble=True),
                           imitate=ImitateConfig(episodes=20, mirror_conditions=("shared",), policy_epochs=10,
                                                 refit_epochs=3),
-                          lesion=LesionConfig(), dose=DoseConfig()),
+                          lesion=LesionConfig(), dose=DoseConfig(), variants=VariantsConfig()),
     # The 3-D arm, identical-looking other arm, 5 seeds, on the general learner (the inverse head also learns
     # from the self arm's babbling, as in medium), a short imitation test (no learnt baselines).
     "arm3d": StudyConfig(toy=False, seeds=(0, 1, 2, 3, 4), appearances=("identical",),
@@ -384,6 +393,14 @@ def headline_runs(config: StudyConfig, plan: list[tuple[Path, TrainConfig, Path]
     return [run for where, _, run in plan if where == scenario_dir(config.views[0], config.appearances[0])]
 
 
+def headline_shared_runs(config: StudyConfig, plan: list[tuple[Path, TrainConfig, Path]]) -> list[Path]:
+    """The shared cores of the first view and appearance (inverse head on the other's video, the first inverse
+    weight), one per seed: the controls the dose-response and the training variants retrain."""
+    where = scenario_dir(config.views[0], config.appearances[0])
+    return [run for w, tc, run in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"
+            and tc.inverse_weight == config.inverse_weights[0]]
+
+
 def write_videos(config: StudyConfig, out: Path, plan: list[tuple[Path, TrainConfig, Path]],
                  data_dirs: dict[Path, Path], analysis_dir: Path) -> list[Path]:
     """One perform-vs-observe video per dataset, of its first shared core (inverse head on the other's video)."""
@@ -411,6 +428,7 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
     from mirrorlab.experiments.stages.lesion import lesion
     from mirrorlab.experiments.stages.measurement import analysis_is_current, analyze
     from mirrorlab.experiments.stages.spillover import spillover
+    from mirrorlab.experiments.stages.variants import variants
 
     clock = StageClock(log, {} if timings is None else timings)
     run_opts = {"show_progress": show_progress, "ray_address": ray_address}
@@ -439,13 +457,12 @@ def embodied(config: StudyConfig, out: Path, demonstrator: str, show_progress: b
         parts["lesion"] = lesion(headline_runs(config, plan), analysis_dir, out / "lesion", settings,
                                  force=bool(config_changes(out / "lesion", settings)), **run_opts)["report"]
         clock.lap("lesion")
-    if config.dose is not None:
-        where = scenario_dir(config.views[0], config.appearances[0])
-        base = [run for w, tc, run in plan if w == where and tc.condition == "shared" and tc.inverse_data == "other"
-                and tc.inverse_weight == config.inverse_weights[0]]
-        parts["dose"] = dose(base, data_dirs[where], out / "dose", run_settings(config, "dose"), config.analyze,
-                             device=config.device, **run_opts)["report"]
-        clock.lap("dose")
+    headline = data_dirs[scenario_dir(config.views[0], config.appearances[0])]
+    for name, stage in (("dose", dose), ("variants", variants)):
+        if getattr(config, name) is not None:
+            parts[name] = stage(headline_shared_runs(config, plan), headline, out / name, run_settings(config, name),
+                                config.analyze, device=config.device, **run_opts)["report"]
+            clock.lap(name)
     if config.spillover is not None:
         parts["spillover"] = spillover(runs, analysis_dir, out / "spillover", config.spillover, force=True)["report"]
         clock.lap("spillover")
@@ -519,6 +536,10 @@ def report_lines(config: StudyConfig, out: Path, parts: dict[str, Any], timings:
                   f"[Report]({parts['dose'].relative_to(out)}): shared cores trained with a term rewarding or",
                   "penalising per-unit perform-observe correlation; mirror units, watching and imitation against it.",
                   ""]
+    if "variants" in parts:
+        lines += ["## Part 3d: seed 002's future work: replay at surprise, reward-modulated learning", "",
+                  f"[Report]({parts['variants'].relative_to(out)}): shared cores retrained with each option, compared",
+                  "with the study's own seed by seed: mirror units, watching and imitation.", ""]
     if "spillover" in parts:
         lines += ["## Part 4: value spillover from self to other", "",
                   f"[Report]({parts['spillover'].relative_to(out)}): value learnt on the self arm's own video, applied "
