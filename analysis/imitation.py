@@ -212,9 +212,10 @@ def patching_section(patching: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
-def correlation_section(correlations: list[dict[str, Any]]) -> list[str]:
-    """Each core method's success against each mirror measure, across runs."""
-    lines = ["## Does imitation track the mirror measures? (across runs)", "",
+def correlation_section(correlations: list[dict[str, Any]],
+                        title: str = "Does imitation track the mirror measures? (across runs)") -> list[str]:
+    """Each core method's score (success; overimitation) against each mirror measure, across runs."""
+    lines = [f"## {title}", "",
              "| method | runs | mirror measure | n | Pearson r [95% CI] |", "|---|---|---|---|---|"]
     for c in correlations:
         r = f"{c['r']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" if "r" in c else "n/a (too few runs or no spread)"

@@ -162,3 +162,22 @@ def test_imitate_with_overimitation_scores_every_method_on_the_detour_pairs(anal
     table = metrics["overimitation"]["other_view | trained on identical"]
     assert table["oracle"]["overimitation"]["mean"] == pytest.approx(1.0)
     assert "## Overimitation" in (tmp_path / "imitation" / "report.md").read_text()
+    assert "Does overimitation track the mirror measures?" in (tmp_path / "imitation" / "report.md").read_text()
+    assert {c["method"] for c in metrics["mirror_vs_overimitation"]} >= {"inverse", "latent", "goal_inference"}
+
+
+def test_overimitation_against_the_mirror_measures_uses_trained_runs_and_their_own_videos():
+    from mirrorlab.analysis.across_runs import MIRROR_MEASURES
+    from mirrorlab.experiments.stages.imitation import correlate_with_mirroring
+
+    mirror = {f"run{i}": {m: float(i) for m in MIRROR_MEASURES} for i in range(6)}
+    mirror["untrained"] = {m: 0.0 for m in MIRROR_MEASURES}
+    rows = [{"method": "latent", "run": f"run{i}", "core": "shared", "appearance": "identical",
+             "trained_on": "identical", "overimitation": 0.1 * i + 0.01 * video, "success": 0.0}
+            for i in range(6) for video in (0, 1)]
+    rows += [{**rows[0], "run": "untrained", "core": "untrained", "overimitation": 9.0},        # left out: untrained
+             {**rows[0], "appearance": "held_out_color", "overimitation": -9.0}]               # ... another look
+    planted = correlate_with_mirroring(rows, mirror, "overimitation")
+    assert len(planted) == len(MIRROR_MEASURES)
+    assert all(c["n_runs"] == 6 and c["r"] == pytest.approx(1.0) for c in planted)
+    assert all("r" not in c for c in correlate_with_mirroring(rows, mirror))  # success has no spread: no r

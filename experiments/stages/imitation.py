@@ -180,6 +180,7 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
     metrics["patching"] = stats.patching_summary(patches, config.bootstrap, config.seed)
     if detours:
         metrics["overimitation"] = overimitation.summarise(detours, config.bootstrap, config.seed)
+        metrics["mirror_vs_overimitation"] = correlate_with_mirroring(detours, mirror, "overimitation")
     metrics["wall_time_s"] = time.perf_counter() - started
     atomic_write_text(out / "imitation.csv", csv_text(rows, ["view", "trained_on", "appearance", "method", "core",
                                                              "seed", "run", "episode_id", *stats.SCORES,
@@ -195,7 +196,9 @@ def imitate(runs: list[Path], out: Path, config: ImitateConfig, analysis: Path, 
         atomic_write_text(out / "overimitation.csv", csv_text(detours, ["view", "trained_on", "appearance", "method",
                                                                         "core", "seed", "run", "episode_id",
                                                                         *overimitation.SCORES, "data"]))
-        report += "\n" + overimitation.report(metrics["overimitation"], METHOD_RECORDS)
+        report += "\n" + overimitation.report(metrics["overimitation"], METHOD_RECORDS) + "\n" + "\n".join(
+            stats.correlation_section(metrics["mirror_vs_overimitation"],
+                                      "Does overimitation track the mirror measures? (across runs)"))
     atomic_write_text(out / "report.md", report)
     return {"metrics": metrics, "report": out / "report.md", "rows": rows, "patching": patches}
 
@@ -207,16 +210,17 @@ def saved_results(out: Path, analysis: Path) -> SavedResults:
                         folder="jobs")
 
 
-def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """Across trained runs, each core method's mean success on its dataset's own videos against each mirror
-    measure (training itself improves both, so untrained cores are left out)."""
+def correlate_with_mirroring(rows: list[dict[str, Any]], mirror: dict[str, dict[str, float]], score: str = "success"
+                             ) -> list[dict[str, Any]]:
+    """Across trained runs, each core method's mean `score` (success; a detour's overimitation) on its dataset's
+    own videos against each mirror measure (training itself improves both, so untrained cores are left out)."""
     out = []
     for method in sorted({r["method"] for r in rows if r.get("run")}):
         per_run: dict[str, list[float]] = {}
         for r in rows:
             if r["method"] == method and r.get("run") and r["appearance"] == r["trained_on"] and \
                     not r["core"].startswith("untrained"):
-                per_run.setdefault(r["run"], []).append(r["success"])
+                per_run.setdefault(r["run"], []).append(r[score])
         means = {run: float(np.mean(v)) for run, v in per_run.items()}
         for measure in MIRROR_MEASURES:
             out.append({"method": method, "runs": "trained runs", **correlate_across_runs(means, mirror, measure)})
