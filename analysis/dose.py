@@ -7,13 +7,14 @@ each weight is compared with weight 0 paired by seed (`analysis.variants.compare
 
 The question the dose-response answers (Leavitt & Morcos 2021 asked it of class selectivity): do fewer
 mirror units make watching or imitation worse, and do more make them better? For each side (the most
-negative weight: fewer; the most positive: more) and each outcome:
-- *not testable* when the term did not move the mirror-unit count that way (its paired interval does not
-  exclude zero on that side);
-- *supported* when the outcome moves the same way (worse with fewer, better with more: its paired interval
-  excludes zero on that side);
-- *contradicted* when it moves the other way;
-- *not supported* otherwise (the count moved, the outcome did not).
+negative weights: fewer; the positive ones: more) and each outcome, over the weights of that sign that moved
+the mirror-unit count that way (paired interval excluding zero):
+- *not testable* when no weight did;
+- *supported* when at every one of them the outcome moves the predicted way (worse with fewer, better with
+  more; its paired interval excludes zero), and at no weight of the other sign does it move that same way
+  (an outcome that falls whichever way the term pushes the units shows the term's cost, not mirroring's);
+- *contradicted* when at every one of them it moves the other way;
+- *not supported* otherwise.
 """
 
 from __future__ import annotations
@@ -45,34 +46,44 @@ def dose_response(rows: list[dict[str, Any]], measures=TOY_MEASURES) -> list[dic
 
 
 def dose_verdicts(rows: list[dict[str, Any]], outcomes: list[tuple[str, str, bool]]) -> list[dict[str, Any]]:
-    """Per side ("fewer": the most negative weight, "more": the most positive) and outcome (name, label,
-    higher_is_better): the paired comparison with weight 0 of the mirror-unit count and of the outcome, and
-    the verdict (module docstring). Sides without a weight, or without weight-0 rows, give nothing."""
-    weights = sorted({r["selectivity_weight"] for r in rows})
+    """Per side ("fewer": the negative weights, "more": the positive ones) and outcome (name, label,
+    higher_is_better): each weight's paired comparison with weight 0, of the mirror-unit count and of the
+    outcome, and the side's verdict (module docstring). Without weight-0 rows there is nothing to compare."""
+    weights = sorted({r["selectivity_weight"] for r in rows} - {0})
     control = [r for r in rows if r["selectivity_weight"] == 0]
     if not control:
         return []
-    sides = [("fewer", weights[0], -1)] if weights[0] < 0 else []
-    sides += [("more", weights[-1], 1)] if weights[-1] > 0 else []
+    names = (MIRROR, *(name for name, _, _ in outcomes))
+    compared = {w: compare_variant([r for r in rows if r["selectivity_weight"] == w], control, names)
+                for w in weights}
     out = []
-    for side, weight, sign in sides:
-        variant = [r for r in rows if r["selectivity_weight"] == weight]
-        names = (MIRROR, *(name for name, _, _ in outcomes))
-        compared = compare_variant(variant, control, names)
-        mirror_moved = _moved(compared[MIRROR]["difference"], sign)
+    for side, sign in (("fewer", -1), ("more", 1)):
+        own = [w for w in weights if np.sign(w) == sign]
+        if not own:
+            continue
+        moved = [w for w in own if _moved(compared[w][MIRROR]["difference"], sign)]
+        others = [w for w in weights if np.sign(w) == -sign]
         for name, label, higher_is_better in outcomes:
-            difference = compared[name]["difference"]
             better = sign if higher_is_better else -sign  # the side an outcome moves if mirror units help it
-            if not mirror_moved:
-                verdict = "not testable"
-            elif _moved(difference, better):
-                verdict = "supported"
-            elif _moved(difference, -better):
-                verdict = "contradicted"
+            helped = [w for w in moved if _moved(compared[w][name]["difference"], better)]
+            hurt = [w for w in moved if _moved(compared[w][name]["difference"], -better)]
+            # moved the predicted way at a weight of the other sign too: the term's own effect, not mirroring
+            both = [w for w in others if _moved(compared[w][name]["difference"], better)]
+            if not moved:
+                verdict, why = "not testable", "the term did not move the mirror-unit count this way"
+            elif len(helped) == len(moved) and not both:
+                verdict, why = "supported", "at every such weight"
+            elif len(helped) == len(moved):
+                verdict, why = "not supported", (f"it moves the same way at weight {both[0]:g} too, where mirror "
+                                                 "units move the other way: the term's own cost")
+            elif len(hurt) == len(moved):
+                verdict, why = "contradicted", "at every such weight"
             else:
-                verdict = "not supported"
-            out.append({"side": side, "weight": weight, "outcome": name, "label": label,
-                        "mirror": compared[MIRROR]["difference"], "difference": difference, "verdict": verdict})
+                verdict, why = "not supported", (f"moved as predicted at {len(helped)} of {len(moved)} weights "
+                                                 "that moved mirror units")
+            out.append({"side": side, "outcome": name, "label": label, "verdict": verdict, "why": why,
+                        "by_weight": [{"weight": w, "mirror": compared[w][MIRROR]["difference"],
+                                       "difference": compared[w][name]["difference"]} for w in own]})
     return out
 
 
@@ -108,13 +119,16 @@ def dose_report(table: list[dict[str, Any]], measures=TOY_MEASURES, setting: str
         lines.append(f"| {row['selectivity_weight']:g} | {row['n_seeds']} | "
                      + " | ".join(_fmt(row[m]) for m, _ in measures) + " |")
     if verdicts:
-        lines += ["", "### Verdicts (each extreme weight against weight 0, paired by seed)", "",
-                  "*Supported*: the outcome is worse with fewer mirror units (better with more), its paired 95%",
-                  "interval excluding 0; *contradicted*: it moves the other way; *not supported*: mirror units moved,",
-                  "the outcome did not; *not testable*: the term did not move the mirror-unit count that way.", "",
-                  "| question | weight | mirror units, change [95% CI] | outcome | change [95% CI] | seeds | verdict |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "### Verdicts (each weight against weight 0, paired by seed)", "",
+                  "*Supported*: at every weight of that sign that moved the mirror-unit count (paired 95% interval",
+                  "excluding 0), the outcome is worse with fewer mirror units (better with more), its interval",
+                  "excluding 0, and it does not move the same way at a weight of the other sign (that would be the",
+                  "term's own cost, whichever way it pushes the units); *contradicted*: it moves the other way at every",
+                  "such weight; *not testable*: no weight of that sign moved the count that way.", "",
+                  "| question | outcome | per weight: mirror units -> outcome, change [95% CI] | seeds | verdict |",
+                  "|---|---|---|---|---|"]
         for v in verdicts:
-            lines.append(f"| {QUESTIONS[v['side']]} | {v['weight']:g} | {_fmt(v['mirror'])} | {v['label']} | "
-                         f"{_fmt(v['difference'])} | {v['difference']['n']} | **{v['verdict']}** |")
+            per = "; ".join(f"{b['weight']:g}: {_fmt(b['mirror'])} -> {_fmt(b['difference'])}" for b in v["by_weight"])
+            lines.append(f"| {QUESTIONS[v['side']]} | {v['label']} | {per} | {v['by_weight'][0]['difference']['n']} | "
+                         f"**{v['verdict']}** ({v['why']}) |")
     return "\n".join(lines + [""])

@@ -46,10 +46,31 @@ def test_a_term_that_does_not_move_mirror_units_tests_nothing():
 def test_the_comparison_is_paired_by_seed_and_computed_by_hand():
     planted = rows(mirror_step=10, imitation_step=0.2)
     fewer = next(v for v in dose_verdicts(planted, OUTCOMES) if v["side"] == "fewer" and v["outcome"] == "imitation")
+    (at,) = fewer["by_weight"]
     # paired by seed the seed noise cancels: every difference is exactly -0.2, so the interval is [-0.2, -0.2]
-    assert fewer["difference"]["mean"] == pytest.approx(-0.2) and fewer["difference"]["n"] == 5
-    assert fewer["difference"]["ci95"] == pytest.approx([-0.2, -0.2])
-    assert fewer["mirror"]["mean"] == pytest.approx(-10.0) and fewer["weight"] == -1.0
+    assert at["difference"]["mean"] == pytest.approx(-0.2) and at["difference"]["n"] == 5
+    assert at["difference"]["ci95"] == pytest.approx([-0.2, -0.2])
+    assert at["mirror"]["mean"] == pytest.approx(-10.0) and at["weight"] == -1.0
+
+
+def test_an_outcome_that_falls_whichever_way_the_term_pushes_is_the_terms_cost_not_mirrorings():
+    planted = rows(mirror_step=10, imitation_step=0.2)
+    for r in planted:  # a cost of the term's strength: imitation falls by 0.2 at both -1 and +1
+        r["imitation"] = 0.5 - 0.2 * abs(r["selectivity_weight"])
+    verdicts = {v["side"]: v for v in dose_verdicts(planted, OUTCOMES[:1])}
+    assert verdicts["fewer"]["verdict"] == "not supported" and "own cost" in verdicts["fewer"]["why"]
+    assert verdicts["more"]["verdict"] == "contradicted"
+
+
+def test_a_side_is_supported_only_when_every_weight_that_moved_mirror_units_moved_the_outcome():
+    planted = rows(mirror_step=10, imitation_step=0.2)
+    half = [{**r, "selectivity_weight": -0.5, "imitation": 0.5 + 0.1 * (r["seed"] % 2 - 0.5)}  # units move, no change
+            for r in planted if r["selectivity_weight"] == -1.0]
+    for r in half:
+        r["n_mirror_fdr"] -= 5
+    fewer = next(v for v in dose_verdicts(planted + half, OUTCOMES[:1]) if v["side"] == "fewer")
+    assert [b["weight"] for b in fewer["by_weight"]] == [-1.0, -0.5]
+    assert fewer["verdict"] == "not supported" and "1 of 2" in fewer["why"]
 
 
 def test_without_weight_zero_or_an_extreme_there_is_no_verdict():
@@ -66,5 +87,5 @@ def test_the_arm_report_shows_every_weight_and_each_verdict():
     text = dose_report(table, measures, "the arm", dose_verdicts(planted, OUTCOMES[:1]))
     assert "## Selectivity dose-response (the arm)" in text
     assert "| -1 | 5 | 10 [" in text and "| 1 | 5 | 30 [" in text
-    assert "| do fewer mirror units make it worse? | -1 | -10 [-10, -10] | imitation success | -0.2 [-0.2, -0.2] | 5 | " \
-           "**supported** |" in text
+    assert "| do fewer mirror units make it worse? | imitation success | -1: -10 [-10, -10] -> -0.2 [-0.2, -0.2] | 5 | " \
+           "**supported** (at every such weight) |" in text

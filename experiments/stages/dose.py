@@ -71,8 +71,8 @@ def write_summary(out: Path, config: DoseConfig, rows: list[dict[str, Any]], wal
     n_videos = sorted({int(r["n_videos"]) for r in rows})
     notes = [f"Each core imitates {', '.join(map(str, n_videos))} test videos of its dataset "
              f"({', '.join(config.imitation_methods)}; rolled out on the self arm); success is the share reached.",
-             f"Stage wall time {wall_s:.0f} s ({len(rows)} cores: those trained here, or kept from an earlier run, "
-             "and the study's own; every one measured and imitated)."]
+             f"This invocation's wall time: {wall_s:.0f} s for {len(rows)} cores (the study's own and those trained "
+             "here; cores, analysis and imitation finished by an earlier invocation are kept, not redone)."]
     report = dose_report(table, measures, "the arm, shared cores of the study's headline dataset", verdicts, notes)
     atomic_write_text(out / "report.md", report + "\n![The dose-response: mirror units, watching and imitation "
                       "against the selectivity weight](figures/dose_response.png)\n")

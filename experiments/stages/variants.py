@@ -227,8 +227,8 @@ def variants(base_runs: list[Path], data_path: Path, out: Path, config: Variants
              "the self arm). A measure *rises* or *falls* when its paired 95% interval over seeds excludes 0.", "",
              *(f"- `{label}`: {', '.join(f'{k} = {v!r}' for k, v in c.items())}" for label, c in changes.items()), "",
              *variant_table(comparisons, {**DIGITS, **{m: 3 for m in imitation}}), "",
-             f"Stage wall time {wall_s:.0f} s ({len(rows) - len(control)} cores trained, or kept from an earlier "
-             "run, and every core measured and imitated)."]
+             f"This invocation's wall time: {wall_s:.0f} s for {len(rows)} cores (the study's own and those trained "
+             "here; cores, analysis and imitation finished by an earlier invocation are kept, not redone)."]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     metrics = provenance(config)
     metrics["variants"] = metrics.pop("config")
