@@ -322,3 +322,26 @@ def dose_response(table: list[dict[str, Any]], measures: list[tuple[str, str]]) 
         ax.set_title(label, fontsize=9)
     fig.tight_layout()
     return png(fig)
+
+
+def variant_effects(comparisons: dict[str, dict[str, dict[str, Any]]], measures: list[tuple[str, str]]) -> bytes:
+    """Each variant's paired difference from its control (mean and 95% interval over seeds), one panel per
+    measure; comparisons: variant -> analysis.variants.compare_variant's result."""
+    cols = min(4, len(measures))
+    rows = -(-len(measures) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(measures):]:
+        ax.set_visible(False)
+    names = list(comparisons)
+    for ax, (measure, label) in zip(axes.flat, measures):
+        diffs = [comparisons[n][measure]["difference"] for n in names]
+        mean = np.array([d["mean"] for d in diffs])
+        lo = np.array([d["ci95"][0] for d in diffs])
+        hi = np.array([d["ci95"][1] for d in diffs])
+        err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
+        ax.bar(range(len(names)), mean, yerr=err, color="tab:blue", capsize=3)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"{label}: variant - control", fontsize=8)
+    fig.tight_layout()
+    return png(fig)

@@ -214,6 +214,7 @@ def test_study_runs_every_stage_and_resumes(tiny_study):
     variants = json.loads((out / "variants" / "metrics.json").read_text())
     assert set(variants["comparisons"]) == {"reward_modulation_self"}
     assert {c["variant"] for c in variants["cores"]} == {"control", "reward_modulation_self"}
+    assert (out / "variants" / "figures" / "variants.png").is_file() and (out / "dose" / "figures").is_dir()
     stamps = model.stat().st_mtime_ns, metrics.stat().st_mtime_ns, [p.stat().st_mtime_ns for p in saved]
     study(TINY_STUDY, out, show_progress=False, log=lambda _: None)
     assert model.stat().st_mtime_ns == stamps[0]  # finished runs are not retrained

@@ -15,7 +15,7 @@ A stage's folder (`OUT/variants/`, `OUT/dose/`) holds `runs/<label>/` (the new c
 cores alone, so adding a variant leaves the study's own analysis, and the imitation and lesions measured from
 it, as they were), `results/` (one imitation result per core, saved as it arrives, kept while newer than its
 run and the analysis; all dropped when the branch's settings change, while the cores, which `train_run`
-checks against their config, are kept), `metrics.json`, `report.md`.
+checks against their config, are kept), `metrics.json`, `report.md`, `figures/`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mirrorlab.agents.runs import TrainConfig
 from mirrorlab.errors import UserError
 from mirrorlab.experiments.runner import Job, SavedResults, config_changes, resolve_workers, run_jobs
 from mirrorlab.experiments.stages.measurement import AnalyzeConfig
-from mirrorlab.files import atomic_write_json, atomic_write_text, claim_output_dir, read_json
+from mirrorlab.files import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_output_dir, read_json
 from mirrorlab.provenance import provenance
 
 # What a variant may not change: the study plans them (condition, seed) or they would change the data or the
@@ -205,6 +205,7 @@ def variants(base_runs: list[Path], data_path: Path, out: Path, config: Variants
              analyze_settings: AnalyzeConfig, device: str = "cpu", show_progress: bool = False,
              ray_address: str | None = None) -> dict[str, Any]:
     """The `variants` stage: every variant against its control, paired by seed; metrics.json and report.md."""
+    from mirrorlab.analysis.figures import variant_effects
     from mirrorlab.analysis.variants import compare_variant, variant_table
 
     config.validate()
@@ -229,6 +230,12 @@ def variants(base_runs: list[Path], data_path: Path, out: Path, config: Variants
              *variant_table(comparisons, {**DIGITS, **{m: 3 for m in imitation}}), "",
              f"This invocation's wall time: {wall_s:.0f} s for {len(rows)} cores (the study's own and those trained "
              "here; cores, analysis and imitation finished by an earlier invocation are kept, not redone)."]
+    shown = [("n_mirror_fdr", "significant mirror units"), ("inverse_r2", "inverse R^2, demonstrations"),
+             ("inverse_r2_babble", "inverse R^2, own babbling"), *((n, label) for n, label, _ in
+                                                                    imitation_measures(config.imitation_methods))]
+    atomic_write_bytes(out / "figures" / "variants.png", variant_effects(comparisons, shown))
+    lines += ["", "![Each variant minus its control, paired by seed: mirror units, watching and imitation]"
+              "(figures/variants.png)"]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     metrics = provenance(config)
     metrics["variants"] = metrics.pop("config")
