@@ -329,7 +329,7 @@ def variant_effects(comparisons: dict[str, dict[str, dict[str, Any]]], measures:
     measure; comparisons: variant -> analysis.variants.compare_variant's result."""
     cols = min(4, len(measures))
     rows = -(-len(measures) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
     for ax in axes.flat[len(measures):]:
         ax.set_visible(False)
     names = list(comparisons)
@@ -342,6 +342,7 @@ def variant_effects(comparisons: dict[str, dict[str, dict[str, Any]]], measures:
         ax.bar(range(len(names)), mean, yerr=err, color="tab:blue", capsize=3)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
-        ax.set_title(f"{label}: variant - control", fontsize=8)
+        ax.set_title(label.replace(": ", ":\n", 1), fontsize=8)
+        ax.set_ylabel("variant - control (paired)", fontsize=7)
     fig.tight_layout()
     return png(fig)
